@@ -1,0 +1,343 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/slatehq/slate/consumer/sink"
+	"github.com/slatehq/slate/internal/kafkaconf"
+	"github.com/slatehq/slate/schema"
+)
+
+// ErrConfig is wrapped by every configuration error of [New].
+var ErrConfig = errors.New("consumer: invalid config")
+
+// DeadLetterPublisher writes a record, as it was read, to a dead-letter
+// topic and returns after the broker acknowledged it. *producer.Producer
+// implements it.
+type DeadLetterPublisher interface {
+	PublishRaw(ctx context.Context, topic string, key, value []byte, headers []schema.Header) error
+}
+
+// Dead-letter headers, added to the record's own headers.
+const (
+	HeaderDLQError     = "slate_dlq_error"
+	HeaderDLQStage     = "slate_dlq_stage"
+	HeaderDLQTopic     = "slate_dlq_origin_topic"
+	HeaderDLQPartition = "slate_dlq_origin_partition"
+	HeaderDLQOffset    = "slate_dlq_origin_offset"
+	HeaderDLQGroup     = "slate_dlq_group"
+)
+
+type config struct {
+	brokers    string
+	group      string
+	topics     []string
+	registry   schema.Registry
+	batchSize  int
+	linger     time.Duration
+	backoff    time.Duration
+	maxBackoff time.Duration
+	kafka      kafka.ConfigMap
+	dlq        DeadLetterPublisher
+	log        *slog.Logger
+}
+
+// Option configures [New].
+type Option func(*config)
+
+// WithBrokers sets the bootstrap servers. Required.
+func WithBrokers(b string) Option { return func(c *config) { c.brokers = b } }
+
+// WithGroup sets the consumer group id. Required.
+func WithGroup(g string) Option { return func(c *config) { c.group = g } }
+
+// WithTopics sets the topics to consume. Required.
+func WithTopics(t ...string) Option { return func(c *config) { c.topics = append(c.topics, t...) } }
+
+// WithRegistry sets the schema registry used to decode envelopes. Required.
+func WithRegistry(r schema.Registry) Option { return func(c *config) { c.registry = r } }
+
+// WithBatch bounds a batch by count and by how long the first record of a
+// batch may wait for more (defaults 500 and 20ms).
+func WithBatch(size int, linger time.Duration) Option {
+	return func(c *config) { c.batchSize, c.linger = size, linger }
+}
+
+// WithBackoff sets the first and the largest wait between retries of a
+// failed batch (defaults 100ms and 10s); waits grow exponentially with
+// jitter.
+func WithBackoff(first, max time.Duration) Option {
+	return func(c *config) { c.backoff, c.maxBackoff = first, max }
+}
+
+// WithKafkaConfig passes librdkafka settings through; they override
+// slate's defaults.
+func WithKafkaConfig(cm kafka.ConfigMap) Option {
+	return func(c *config) {
+		for k, v := range cm {
+			c.kafka[k] = v
+		}
+	}
+}
+
+// WithDeadLetter sends undecodable records to <topic>.dlq through p.
+func WithDeadLetter(p DeadLetterPublisher) Option { return func(c *config) { c.dlq = p } }
+
+// WithLogger sets the logger; the default discards.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
+
+// Consumer runs a [Handler] over a consumer group's share of its topics.
+type Consumer struct {
+	cfg   config
+	h     Handler
+	codec *schema.Codec
+}
+
+// New validates the configuration. Nothing connects until [Consumer.Run].
+func New(h Handler, opts ...Option) (*Consumer, error) {
+	cfg := config{
+		batchSize:  500,
+		linger:     20 * time.Millisecond,
+		backoff:    100 * time.Millisecond,
+		maxBackoff: 10 * time.Second,
+		kafka:      kafka.ConfigMap{},
+		log:        slog.New(slog.DiscardHandler),
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	switch {
+	case h == nil:
+		return nil, fmt.Errorf("%w: handler is nil", ErrConfig)
+	case cfg.brokers == "":
+		return nil, fmt.Errorf("%w: brokers is empty (WithBrokers)", ErrConfig)
+	case cfg.group == "":
+		return nil, fmt.Errorf("%w: group is empty (WithGroup)", ErrConfig)
+	case len(cfg.topics) == 0:
+		return nil, fmt.Errorf("%w: no topics (WithTopics)", ErrConfig)
+	case cfg.registry == nil:
+		return nil, fmt.Errorf("%w: no schema registry (WithRegistry)", ErrConfig)
+	case cfg.batchSize < 1:
+		return nil, fmt.Errorf("%w: batch size %d, need at least 1", ErrConfig, cfg.batchSize)
+	case cfg.backoff <= 0 || cfg.maxBackoff < cfg.backoff:
+		return nil, fmt.Errorf("%w: backoff %s..%s", ErrConfig, cfg.backoff, cfg.maxBackoff)
+	}
+	codec, err := schema.NewCodec(cfg.registry)
+	if err != nil {
+		return nil, err
+	}
+	return &Consumer{cfg: cfg, h: h, codec: codec}, nil
+}
+
+// Run joins the group and handles batches until ctx ends, then leaves the
+// group and returns nil. Offsets are committed only after the handler
+// succeeded for every record up to them. It returns an error only when the
+// client cannot be created or subscribed.
+func (c *Consumer) Run(ctx context.Context) error {
+	cm, err := kafkaconf.Consumer(c.cfg.brokers, c.cfg.group, c.cfg.kafka)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	kc, err := kafka.NewConsumer(cm)
+	if err != nil {
+		return fmt.Errorf("consumer: create: %w", err)
+	}
+	defer kc.Close()
+	if err := kc.SubscribeTopics(c.cfg.topics, nil); err != nil {
+		return fmt.Errorf("consumer: subscribe %v: %w", c.cfg.topics, err)
+	}
+	c.cfg.log.Info("consumer started", "group", c.cfg.group, "topics", c.cfg.topics)
+	for ctx.Err() == nil {
+		msgs := c.poll(ctx, kc)
+		if len(msgs) == 0 {
+			continue
+		}
+		if !c.process(ctx, kc, msgs) {
+			break
+		}
+	}
+	c.cfg.log.Info("consumer stopped", "group", c.cfg.group)
+	return nil
+}
+
+// poll collects up to batchSize records, waiting at most linger after the
+// first one.
+func (c *Consumer) poll(ctx context.Context, kc *kafka.Consumer) []*kafka.Message {
+	var msgs []*kafka.Message
+	var deadline time.Time
+	for len(msgs) < c.cfg.batchSize && ctx.Err() == nil {
+		wait := 100 * time.Millisecond
+		if len(msgs) > 0 {
+			wait = time.Until(deadline)
+			if wait <= 0 {
+				break
+			}
+		}
+		switch e := kc.Poll(max(1, int(wait.Milliseconds()))).(type) {
+		case *kafka.Message:
+			if e.TopicPartition.Error != nil {
+				c.cfg.log.Warn("consume error", "err", e.TopicPartition.Error)
+				continue
+			}
+			if len(msgs) == 0 {
+				deadline = time.Now().Add(c.cfg.linger)
+			}
+			msgs = append(msgs, e)
+		case kafka.Error:
+			c.cfg.log.Warn("kafka client error", "group", c.cfg.group, "err", e, "code", e.Code())
+		case nil:
+			if len(msgs) > 0 {
+				return msgs
+			}
+		}
+	}
+	return msgs
+}
+
+// process decodes, handles and commits one batch. It returns false when
+// ctx ended before the batch was done (nothing of it is committed then).
+func (c *Consumer) process(ctx context.Context, kc *kafka.Consumer, msgs []*kafka.Message) bool {
+	start := time.Now()
+	for _, m := range msgs {
+		recordsTotal.WithLabelValues(c.cfg.group, *m.TopicPartition.Topic).Inc()
+	}
+	// settled[i]: record i was decoded into events, or dead-lettered; a
+	// retry after a transient failure does not repeat either.
+	settled := make([]bool, len(msgs))
+	events := make([]sink.Event, 0, len(msgs))
+	for attempt := 0; ; attempt++ {
+		err := c.decode(ctx, msgs, settled, &events)
+		if err == nil && len(events) > 0 {
+			err = c.h.Handle(ctx, events)
+		}
+		if err == nil {
+			break
+		}
+		handlerRetries.WithLabelValues(c.cfg.group).Inc()
+		c.cfg.log.Warn("batch failed, retrying", "group", c.cfg.group, "attempt", attempt+1, "records", len(msgs), "err", err)
+		if !sleep(ctx, backoff(c.cfg.backoff, c.cfg.maxBackoff, attempt)) {
+			return false
+		}
+	}
+	now := time.Now()
+	batchSeconds.WithLabelValues(c.cfg.group).Observe(now.Sub(start).Seconds())
+	for i := range events {
+		freshness.WithLabelValues(c.cfg.group, events[i].Topic).Observe(now.Sub(events[i].Time).Seconds())
+	}
+	c.commit(kc, msgs)
+	return true
+}
+
+// decode appends the envelopes of the records not yet settled to events, in
+// offset order, and dead-letters the poison ones. It stops at the first
+// transient failure (registry or dead-letter topic unreachable).
+func (c *Consumer) decode(ctx context.Context, msgs []*kafka.Message, settled []bool, events *[]sink.Event) error {
+	for i, m := range msgs {
+		if settled[i] {
+			continue
+		}
+		env, err := c.codec.Decode(ctx, m.Value)
+		switch {
+		case err == nil:
+			*events = append(*events, sink.Event{Envelope: env, Topic: *m.TopicPartition.Topic,
+				Partition: m.TopicPartition.Partition, Offset: int64(m.TopicPartition.Offset)})
+		case errors.Is(err, schema.ErrDecode):
+			if perr := c.poison(ctx, m, err); perr != nil {
+				return perr
+			}
+		default:
+			return err
+		}
+		settled[i] = true
+	}
+	return nil
+}
+
+// poison logs, counts and dead-letters an undecodable record. It fails if
+// the dead-letter write failed, so the batch is retried rather than the
+// record lost.
+func (c *Consumer) poison(ctx context.Context, m *kafka.Message, cause error) error {
+	topic := *m.TopicPartition.Topic
+	decodeErrors.WithLabelValues(c.cfg.group, topic).Inc()
+	c.cfg.log.Error("undecodable record", "group", c.cfg.group, "topic", topic,
+		"partition", m.TopicPartition.Partition, "offset", int64(m.TopicPartition.Offset), "err", cause)
+	if c.cfg.dlq == nil {
+		return nil
+	}
+	hs := make([]schema.Header, 0, len(m.Headers)+6)
+	for _, h := range m.Headers {
+		hs = append(hs, schema.Header(h))
+	}
+	hs = append(hs,
+		schema.Header{Key: HeaderDLQError, Value: []byte(cause.Error())},
+		schema.Header{Key: HeaderDLQStage, Value: []byte("decode")},
+		schema.Header{Key: HeaderDLQTopic, Value: []byte(topic)},
+		schema.Header{Key: HeaderDLQPartition, Value: strconv.AppendInt(nil, int64(m.TopicPartition.Partition), 10)},
+		schema.Header{Key: HeaderDLQOffset, Value: strconv.AppendInt(nil, int64(m.TopicPartition.Offset), 10)},
+		schema.Header{Key: HeaderDLQGroup, Value: []byte(c.cfg.group)},
+	)
+	if err := c.cfg.dlq.PublishRaw(ctx, schema.DLQTopic(topic), m.Key, m.Value, hs); err != nil {
+		return fmt.Errorf("consumer: dead-letter to %s: %w", schema.DLQTopic(topic), err)
+	}
+	deadLetters.WithLabelValues(c.cfg.group, topic).Inc()
+	return nil
+}
+
+// commit commits, per partition, the offset after the last record of the
+// batch, and updates the lag gauges.
+func (c *Consumer) commit(kc *kafka.Consumer, msgs []*kafka.Message) {
+	type tp struct {
+		topic string
+		part  int32
+	}
+	next := make(map[tp]kafka.Offset)
+	for _, m := range msgs {
+		k := tp{*m.TopicPartition.Topic, m.TopicPartition.Partition}
+		if o := m.TopicPartition.Offset + 1; o > next[k] {
+			next[k] = o
+		}
+	}
+	offsets := make([]kafka.TopicPartition, 0, len(next))
+	for k, o := range next {
+		offsets = append(offsets, kafka.TopicPartition{Topic: &k.topic, Partition: k.part, Offset: o})
+	}
+	if _, err := kc.CommitOffsets(offsets); err != nil {
+		// The records are handled; a failed commit means a replay after a
+		// rebalance or restart, which dedupe and idempotent sinks absorb.
+		c.cfg.log.Warn("offset commit failed", "group", c.cfg.group, "err", err)
+	}
+	for k, o := range next {
+		if _, high, err := kc.GetWatermarkOffsets(k.topic, k.part); err == nil {
+			lag.WithLabelValues(c.cfg.group, k.topic, strconv.Itoa(int(k.part))).Set(float64(high - int64(o)))
+		}
+	}
+}
+
+// backoff returns the wait before retry attempt n: exponential from first,
+// capped at max, with full jitter over its upper half.
+func backoff(first, max time.Duration, n int) time.Duration {
+	d := first << min(n, 30)
+	if d <= 0 || d > max {
+		d = max
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,316 @@
+package producer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/slatehq/slate/internal/kafkaconf"
+	"github.com/slatehq/slate/schema"
+)
+
+// Producer publishes envelopes to Kafka. It is safe for concurrent use;
+// Close it to flush and release the librdkafka handle.
+type Producer struct {
+	kp     *kafka.Producer
+	codec  *schema.Codec
+	source string
+	log    *slog.Logger
+
+	mu     sync.RWMutex // held for reading while producing, for writing by Close
+	closed bool
+	loop   chan struct{} // closed when the delivery loop ends
+}
+
+// New connects a producer. It fails naming the setting that is wrong, or
+// when no broker answers within the start timeout.
+func New(opts ...Option) (*Producer, error) {
+	cfg := config{
+		clientID:     "slate-producer",
+		kafka:        kafka.ConfigMap{},
+		log:          slog.New(slog.DiscardHandler),
+		startTimeout: 10 * time.Second,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	switch {
+	case cfg.brokers == "":
+		return nil, fmt.Errorf("%w: brokers is empty (WithBrokers)", ErrConfig)
+	case cfg.registry == nil:
+		return nil, fmt.Errorf("%w: no schema registry (WithRegistry)", ErrConfig)
+	case cfg.source == "":
+		return nil, fmt.Errorf("%w: source is empty (WithSource)", ErrConfig)
+	}
+	cm, err := kafkaconf.Producer(cfg.brokers, kafka.ConfigMap{"client.id": cfg.clientID}, cfg.kafka)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	kp, err := kafka.NewProducer(cm)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if _, err := kp.GetMetadata(nil, false, int(cfg.startTimeout.Milliseconds())); err != nil {
+		kp.Close()
+		return nil, fmt.Errorf("producer: no broker reachable at %s within %s: %w", cfg.brokers, cfg.startTimeout, err)
+	}
+	codec, err := schema.NewCodec(cfg.registry)
+	if err != nil {
+		kp.Close()
+		return nil, err
+	}
+	p := &Producer{kp: kp, codec: codec, source: cfg.source, log: cfg.log, loop: make(chan struct{})}
+	go p.deliveries()
+	return p, nil
+}
+
+// Source returns the envelope source this producer stamps on change events.
+func (p *Producer) Source() string { return p.source }
+
+// Codec returns the codec the producer encodes with.
+func (p *Producer) Codec() *schema.Codec { return p.codec }
+
+// Kafka returns the underlying confluent-kafka-go producer, for settings
+// and calls slate does not wrap. Do not Close it directly.
+func (p *Producer) Kafka() *kafka.Producer { return p.kp }
+
+// Delivery is the outcome of one asynchronous publish.
+type Delivery struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	ID        string // the envelope id
+	Err       error  // nil when the broker acknowledged the record
+}
+
+// waiter collects the acknowledgements of one synchronous batch.
+type waiter struct {
+	remaining atomic.Int64
+	done      chan struct{}
+	mu        sync.Mutex
+	err       error
+}
+
+// wait blocks until every record of the batch was acknowledged or failed,
+// and returns the first failure.
+func (w *waiter) wait(ctx context.Context, topic, key string) error {
+	select {
+	case <-w.done:
+	case <-ctx.Done():
+		return &PublishError{Topic: topic, Key: key, Err: ctx.Err()}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+type asyncCallback struct {
+	id string
+	fn func(Delivery)
+}
+
+func (p *Producer) deliveries() {
+	defer close(p.loop)
+	for ev := range p.kp.Events() {
+		switch e := ev.(type) {
+		case *kafka.Message:
+			var err error
+			if e.TopicPartition.Error != nil {
+				err = &PublishError{Topic: topicOf(e), Key: string(e.Key), Err: e.TopicPartition.Error}
+			}
+			switch o := e.Opaque.(type) {
+			case *waiter:
+				if err != nil {
+					o.mu.Lock()
+					if o.err == nil {
+						o.err = err
+					}
+					o.mu.Unlock()
+				}
+				if o.remaining.Add(-1) == 0 {
+					close(o.done)
+				}
+			case asyncCallback:
+				o.fn(Delivery{Topic: topicOf(e), Partition: e.TopicPartition.Partition, Offset: int64(e.TopicPartition.Offset), ID: o.id, Err: err})
+			}
+		case kafka.Error:
+			p.log.Warn("kafka client error", "err", e, "code", e.Code(), "fatal", e.IsFatal())
+		}
+	}
+}
+
+func topicOf(m *kafka.Message) string {
+	if m.TopicPartition.Topic == nil {
+		return ""
+	}
+	return *m.TopicPartition.Topic
+}
+
+// PublishChange publishes an ID-only change event for one entity to
+// studio.<entityType>.changes, keyed by id. seq is the entity's version
+// after the change (its row version), or 0 when the caller has none. The
+// trace context of ctx, if any, travels in traceparent. It returns after
+// the broker acknowledged the event.
+func (p *Producer) PublishChange(ctx context.Context, entityType, id string, op schema.Op, seq int64) error {
+	e := p.NewChange(ctx, entityType, id, op, seq)
+	return p.Publish(ctx, schema.ChangesTopic(entityType), e)
+}
+
+// NewChange builds the ID-only change envelope PublishChange would send.
+func (p *Producer) NewChange(ctx context.Context, entityType, id string, op schema.Op, seq int64) schema.Envelope {
+	e := schema.NewEnvelope(p.source, op, entityType, id)
+	e.Sequence = seq
+	e.TraceParent = TraceParent(ctx)
+	return e
+}
+
+// Publish sends envelopes to topic, each keyed by its subject, and returns
+// after the broker acknowledged all of them. On failure the error is the
+// first *PublishError; records of the batch other than the failed ones may
+// have been written, so a retry may duplicate them (dedupe removes those).
+func (p *Producer) Publish(ctx context.Context, topic string, envs ...schema.Envelope) error {
+	if len(envs) == 0 {
+		return nil
+	}
+	w := &waiter{done: make(chan struct{})}
+	w.remaining.Store(int64(len(envs)))
+	sent := 0
+	var err error
+	for i := range envs {
+		if err = p.produce(ctx, topic, &envs[i], w); err != nil {
+			break
+		}
+		sent++
+	}
+	if sent < len(envs) && w.remaining.Add(int64(sent-len(envs))) == 0 {
+		close(w.done)
+	}
+	if sent == 0 {
+		return err
+	}
+	if werr := w.wait(ctx, topic, envs[0].Subject); werr != nil || err != nil {
+		return errors.Join(err, werr)
+	}
+	return nil
+}
+
+// PublishAsync enqueues one envelope and returns at once; fn is called
+// exactly once, from the producer's delivery goroutine, when the broker
+// acknowledged the record or it failed. fn must not block. Flush or Close
+// waits for outstanding deliveries.
+func (p *Producer) PublishAsync(ctx context.Context, topic string, e schema.Envelope, fn func(Delivery)) error {
+	return p.produce(ctx, topic, &e, asyncCallback{id: e.ID, fn: fn})
+}
+
+func (p *Producer) produce(ctx context.Context, topic string, e *schema.Envelope, opaque any) error {
+	value, err := p.codec.Encode(ctx, nil, topic, e)
+	if err != nil {
+		return &PublishError{Topic: topic, Key: e.Subject, Err: err}
+	}
+	hs := schema.AppendHeaders(make([]schema.Header, 0, 11), e)
+	msg := newMessage(topic, []byte(e.Subject), value, hs, opaque)
+	msg.Timestamp = e.Time
+	return p.enqueue(ctx, msg)
+}
+
+func newMessage(topic string, key, value []byte, headers []schema.Header, opaque any) *kafka.Message {
+	kh := make([]kafka.Header, len(headers))
+	for i, h := range headers {
+		kh[i] = kafka.Header(h)
+	}
+	return &kafka.Message{
+		TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
+		Key:            key,
+		Value:          value,
+		Headers:        kh,
+		Opaque:         opaque,
+	}
+}
+
+// enqueue hands msg to librdkafka, waiting while its local queue is full.
+func (p *Producer) enqueue(ctx context.Context, msg *kafka.Message) error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return ErrClosed
+	}
+	for {
+		err := p.kp.Produce(msg, nil)
+		if err == nil {
+			return nil
+		}
+		var ke kafka.Error
+		if errors.As(err, &ke) && ke.Code() == kafka.ErrQueueFull {
+			// Backpressure: the local queue is full; wait for deliveries.
+			select {
+			case <-ctx.Done():
+				return &PublishError{Topic: topicOf(msg), Key: string(msg.Key), Err: ctx.Err()}
+			case <-time.After(time.Millisecond):
+			}
+			continue
+		}
+		return &PublishError{Topic: topicOf(msg), Key: string(msg.Key), Err: err}
+	}
+}
+
+// Flush waits until every enqueued record was delivered or failed, or ctx
+// ends.
+func (p *Producer) Flush(ctx context.Context) error {
+	for p.kp.Len() > 0 {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("producer: flush: %d records outstanding: %w", p.kp.Len(), err)
+		}
+		p.kp.Flush(50)
+	}
+	return nil
+}
+
+// Close flushes within ctx's deadline and closes the producer. Records not
+// delivered by then fail with a delivery error. Calls after Close return
+// [ErrClosed].
+func (p *Producer) Close(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return ErrClosed
+	}
+	p.closed = true
+	p.mu.Unlock()
+	err := p.Flush(ctx)
+	if err != nil {
+		_ = p.kp.Purge(kafka.PurgeQueue | kafka.PurgeInFlight)
+		p.kp.Flush(100)
+	}
+	p.kp.Close()
+	<-p.loop
+	return err
+}
+
+// TraceParent returns the W3C traceparent of the span in ctx, or "" when
+// there is none.
+func TraceParent(ctx context.Context) string {
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		return ""
+	}
+	return fmt.Sprintf("00-%s-%s-%s", sc.TraceID(), sc.SpanID(), sc.TraceFlags())
+}
+
+// PublishRaw sends one record as given (no envelope encoding) and returns
+// after the broker acknowledged it. Dead-letter writers use it to keep the
+// original bytes of records that could not be decoded.
+func (p *Producer) PublishRaw(ctx context.Context, topic string, key, value []byte, headers []schema.Header) error {
+	w := &waiter{done: make(chan struct{})}
+	w.remaining.Store(1)
+	if err := p.enqueue(ctx, newMessage(topic, key, value, headers, w)); err != nil {
+		return err
+	}
+	return w.wait(ctx, topic, string(key))
+}

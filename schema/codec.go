@@ -1,0 +1,153 @@
+package schema
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/hamba/avro/v2"
+)
+
+// ErrDecode is wrapped by every error of [Codec.Decode]: the bytes are not a
+// slate envelope this codec can read. Such a record is poison: retrying will
+// not help, it belongs in a dead-letter topic.
+var ErrDecode = errors.New("schema: cannot decode")
+
+// Codec encodes envelopes into the Confluent wire format and back. The
+// envelope schema is registered once per topic subject; a writer schema that
+// differs from the reader's is resolved against it, so readers keep working
+// while the envelope evolves compatibly. It is safe for concurrent use.
+type Codec struct {
+	reg    Registry
+	reader avro.Schema
+
+	mu       sync.Mutex
+	ids      map[string]int      // subject -> id of the reader schema
+	resolved map[int]avro.Schema // writer id -> schema to decode with
+}
+
+// NewCodec returns a codec that registers and looks up schemas in reg.
+func NewCodec(reg Registry) (*Codec, error) {
+	s, err := avro.Parse(envelopeSchema)
+	if err != nil {
+		return nil, fmt.Errorf("schema: parse envelope schema: %w", err)
+	}
+	return &Codec{reg: reg, reader: s, ids: make(map[string]int), resolved: make(map[int]avro.Schema)}, nil
+}
+
+// SchemaID registers the envelope schema under the value subject of topic
+// (once) and returns its id.
+func (c *Codec) SchemaID(ctx context.Context, topic string) (int, error) {
+	subject := ValueSubject(topic)
+	c.mu.Lock()
+	id, ok := c.ids[subject]
+	c.mu.Unlock()
+	if ok {
+		return id, nil
+	}
+	id, err := c.reg.Register(ctx, subject, envelopeSchema)
+	if err != nil {
+		return 0, err
+	}
+	c.mu.Lock()
+	c.ids[subject] = id
+	c.resolved[id] = c.reader
+	c.mu.Unlock()
+	return id, nil
+}
+
+// Encode validates e and returns it framed for topic, appending to dst.
+func (c *Codec) Encode(ctx context.Context, dst []byte, topic string, e *Envelope) ([]byte, error) {
+	if err := e.Validate(); err != nil {
+		return nil, err
+	}
+	id, err := c.SchemaID(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	payload, err := avro.Marshal(c.reader, e)
+	if err != nil {
+		return nil, fmt.Errorf("schema: encode envelope %s: %w", e.ID, err)
+	}
+	return Frame(dst, id, payload), nil
+}
+
+// Decode reads a framed envelope. Errors about the bytes wrap [ErrDecode];
+// an unreachable registry is returned as is, since a retry may succeed.
+func (c *Codec) Decode(ctx context.Context, b []byte) (Envelope, error) {
+	var e Envelope
+	id, payload, err := Unframe(b)
+	if err != nil {
+		return e, fmt.Errorf("%w: %w", ErrDecode, err)
+	}
+	s, err := c.writerSchema(ctx, id)
+	if err != nil {
+		return e, err
+	}
+	if err := avro.Unmarshal(s, payload, &e); err != nil {
+		return e, fmt.Errorf("%w: envelope with schema id %d: %v", ErrDecode, id, err)
+	}
+	if err := e.Validate(); err != nil {
+		return e, fmt.Errorf("%w: %w", ErrDecode, err)
+	}
+	return e, nil
+}
+
+func (c *Codec) writerSchema(ctx context.Context, id int) (avro.Schema, error) {
+	c.mu.Lock()
+	s, ok := c.resolved[id]
+	c.mu.Unlock()
+	if ok {
+		return s, nil
+	}
+	w, err := c.reg.SchemaByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	s = c.reader
+	if w.Fingerprint() != c.reader.Fingerprint() {
+		// A fresh checker per resolution: the checker caches by a
+		// fingerprint that ignores defaults.
+		s, err = avro.NewSchemaCompatibility().Resolve(c.reader, w)
+		if err != nil {
+			return nil, fmt.Errorf("%w: writer schema id %d does not resolve to the envelope: %v", ErrDecode, id, err)
+		}
+	}
+	c.mu.Lock()
+	c.resolved[id] = s
+	c.mu.Unlock()
+	return s, nil
+}
+
+// EncodeData registers s under subject and returns v encoded with it in the
+// Confluent wire format, ready for [Envelope.Data], and the dataschema
+// reference ("<subject>/<id>") to store beside it.
+func EncodeData(ctx context.Context, reg Registry, subject string, s avro.Schema, v any) ([]byte, string, error) {
+	id, err := reg.Register(ctx, subject, s.String())
+	if err != nil {
+		return nil, "", err
+	}
+	payload, err := avro.Marshal(s, v)
+	if err != nil {
+		return nil, "", fmt.Errorf("schema: encode data for %q: %w", subject, err)
+	}
+	return Frame(nil, id, payload), fmt.Sprintf("%s/%d", subject, id), nil
+}
+
+// DecodeData decodes Confluent-framed Avro data into v (a struct pointer, or
+// *map[string]any for a generic record) with the writer's schema.
+func DecodeData(ctx context.Context, reg Registry, data []byte, v any) error {
+	id, payload, err := Unframe(data)
+	if err != nil {
+		return fmt.Errorf("%w: data: %w", ErrDecode, err)
+	}
+	s, err := reg.SchemaByID(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := avro.Unmarshal(s, payload, v); err != nil {
+		return fmt.Errorf("%w: data with schema id %d: %v", ErrDecode, id, err)
+	}
+	return nil
+}

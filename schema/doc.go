@@ -1,0 +1,10 @@
+// Package schema holds the contract every slate stage shares: the canonical
+// envelope (a CloudEvents 1.0 event that also carries Debezium-style change
+// data), its Avro schema, the Confluent wire format (magic byte, schema id,
+// Avro binary), the ce_* Kafka headers, and a registry-backed codec.
+//
+// Producers encode with a [Codec]; the enricher and consumers decode with the
+// same [Codec], which resolves the writer's schema (looked up by id in the
+// registry) against the reader's, so old readers understand new writers
+// within the registry's compatibility rules.
+package schema

@@ -1,0 +1,70 @@
+package schema
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/hamba/avro/v2"
+	"github.com/hamba/avro/v2/registry"
+)
+
+// Registry is what a [Codec] needs from a schema registry. [RegistryClient]
+// implements it over the Confluent REST API.
+type Registry interface {
+	// Register registers schema under subject (or finds it registered) and
+	// returns its global id.
+	Register(ctx context.Context, subject, schema string) (int, error)
+	// SchemaByID returns the schema with the given global id.
+	SchemaByID(ctx context.Context, id int) (avro.Schema, error)
+}
+
+// RegistryClient is a Confluent Schema Registry client with an id cache in
+// both directions: a schema is registered once per subject per process, and
+// fetched once per id. It is safe for concurrent use.
+type RegistryClient struct {
+	c   *registry.Client
+	mu  sync.Mutex
+	ids map[[2]string]int
+}
+
+// NewRegistryClient returns a client of the registry at url (for example
+// http://127.0.0.1:8081).
+func NewRegistryClient(url string, opts ...registry.ClientFunc) (*RegistryClient, error) {
+	c, err := registry.NewClient(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("schema: registry client: %w", err)
+	}
+	return &RegistryClient{c: c, ids: make(map[[2]string]int)}, nil
+}
+
+// Client returns the underlying hamba/avro registry client.
+func (r *RegistryClient) Client() *registry.Client { return r.c }
+
+// Register implements [Registry].
+func (r *RegistryClient) Register(ctx context.Context, subject, schema string) (int, error) {
+	key := [2]string{subject, schema}
+	r.mu.Lock()
+	id, ok := r.ids[key]
+	r.mu.Unlock()
+	if ok {
+		return id, nil
+	}
+	id, _, err := r.c.CreateSchema(ctx, subject, schema)
+	if err != nil {
+		return 0, fmt.Errorf("schema: register subject %q: %w", subject, err)
+	}
+	r.mu.Lock()
+	r.ids[key] = id
+	r.mu.Unlock()
+	return id, nil
+}
+
+// SchemaByID implements [Registry]; the underlying client caches by id.
+func (r *RegistryClient) SchemaByID(ctx context.Context, id int) (avro.Schema, error) {
+	s, err := r.c.GetSchema(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("schema: get schema id %d: %w", id, err)
+	}
+	return s, nil
+}

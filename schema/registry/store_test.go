@@ -1,0 +1,217 @@
+package registry_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"reflect"
+	"testing"
+
+	"github.com/slatehq/slate/schema/registry"
+)
+
+func TestRecordJSON(t *testing.T) {
+	tests := []struct {
+		name       string
+		rec        registry.Record
+		key, value string
+	}{
+		{
+			"schema",
+			registry.Record{
+				Key:   registry.Key{KeyType: registry.KeySchema, Subject: "s", Version: 2, Magic: 1},
+				Value: &registry.Value{Subject: "s", Version: 2, ID: 7, Schema: `"int"`},
+			},
+			`{"keytype":"SCHEMA","subject":"s","version":2,"magic":1}`,
+			`{"subject":"s","version":2,"id":7,"schema":"\"int\"","deleted":false}`,
+		},
+		{
+			"schema tombstone",
+			registry.Record{Key: registry.Key{KeyType: registry.KeySchema, Subject: "s", Version: 2, Magic: 1}},
+			`{"keytype":"SCHEMA","subject":"s","version":2,"magic":1}`,
+			``,
+		},
+		{
+			"global config",
+			registry.Record{Key: registry.Key{KeyType: registry.KeyConfig}, Value: &registry.Value{CompatibilityLevel: registry.Full}},
+			`{"keytype":"CONFIG","subject":null,"magic":0}`,
+			`{"compatibilityLevel":"FULL"}`,
+		},
+		{
+			"subject config",
+			registry.Record{Key: registry.Key{KeyType: registry.KeyConfig, Subject: "s"}, Value: &registry.Value{CompatibilityLevel: registry.None}},
+			`{"keytype":"CONFIG","subject":"s","magic":0}`,
+			`{"compatibilityLevel":"NONE"}`,
+		},
+		{
+			"delete subject",
+			registry.Record{Key: registry.Key{KeyType: registry.KeyDeleteSubject, Subject: "s"}, Value: &registry.Value{Subject: "s", Version: 3}},
+			`{"keytype":"DELETE_SUBJECT","subject":"s","magic":0}`,
+			`{"subject":"s","version":3}`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k, v, err := tt.rec.MarshalKeyValue()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(k) != tt.key || string(v) != tt.value {
+				t.Fatalf("got\n%s\n%s\nwant\n%s\n%s", k, v, tt.key, tt.value)
+			}
+			back, err := registry.UnmarshalRecord(k, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(back, tt.rec) {
+				t.Fatalf("round trip = %+v %+v, want %+v %+v", back.Key, back.Value, tt.rec.Key, tt.rec.Value)
+			}
+		})
+	}
+
+	t.Run("confluent value with extra fields", func(t *testing.T) {
+		r, err := registry.UnmarshalRecord(
+			[]byte(`{"keytype":"SCHEMA","subject":"orders-value","version":1,"magic":1}`),
+			[]byte(`{"subject":"orders-value","version":1,"id":1,"metadata":null,"ruleSet":null,"schema":"\"string\"","deleted":false}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Value == nil || r.Value.ID != 1 || r.Value.Schema != `"string"` {
+			t.Fatalf("decoded %+v", r.Value)
+		}
+	})
+}
+
+// TestReplay checks that a second server over the same store sees what the
+// first one wrote, and that replay keeps ids stable.
+func TestReplay(t *testing.T) {
+	ctx := context.Background()
+	store := registry.NewMemoryStore()
+	first := newTestRegistry(t, registry.WithStore(store))
+	c := first.client
+	for _, step := range []func() error{
+		func() error { _, _, err := c.CreateSchema(ctx, "a", schemaA); return err },
+		func() error { _, _, err := c.CreateSchema(ctx, "a", schemaAB); return err },
+		func() error { _, _, err := c.CreateSchema(ctx, "b", schemaAB); return err },
+		func() error {
+			_, _, err := c.CreateSchema(ctx, "gone", record(`{"name":"g","type":"int"}`))
+			return err
+		},
+		func() error { return c.SetGlobalCompatibilityLevel(ctx, "FULL") },
+		func() error { return c.SetCompatibilityLevel(ctx, "b", "NONE") },
+		func() error { _, err := c.DeleteSubject(ctx, "gone"); return err },
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first.doJSON(t, http.MethodDelete, "/subjects/a/versions/1", nil, nil)
+	first.doJSON(t, http.MethodDelete, "/subjects/gone?permanent=true", nil, nil)
+
+	second := newTestRegistry(t, registry.WithStore(store))
+	for _, path := range []string{
+		"/subjects", "/subjects?deleted=true",
+		"/subjects/a/versions", "/subjects/a/versions?deleted=true", "/subjects/a/versions/1?deleted=true",
+		"/subjects/a/versions/latest", "/subjects/b/versions/1",
+		"/schemas/ids/1", "/schemas/ids/2", "/schemas/ids/3", "/schemas/ids/2/versions",
+		"/config", "/config/b",
+	} {
+		s1, b1 := first.do(t, http.MethodGet, path, nil)
+		s2, b2 := second.do(t, http.MethodGet, path, nil)
+		if s1 != s2 || string(b1) != string(b2) {
+			t.Errorf("GET %s: first %d %s, replayed %d %s", path, s1, b1, s2, b2)
+		}
+	}
+	// A new schema after replay gets the next id, not a used one.
+	id, _, err := second.client.CreateSchema(ctx, "c", record(`{"name":"new","type":"int"}`))
+	if err != nil || id != 4 {
+		t.Fatalf("id after replay = %d, %v; want 4", id, err)
+	}
+}
+
+type failingStore struct {
+	registry.MemoryStore
+	fail bool
+}
+
+func (f *failingStore) Append(ctx context.Context, r registry.Record) error {
+	if f.fail {
+		return errors.New("disk full")
+	}
+	return f.MemoryStore.Append(ctx, r)
+}
+
+func TestStoreFailure(t *testing.T) {
+	ctx := context.Background()
+	store := &failingStore{fail: true}
+	tr := newTestRegistry(t, registry.WithStore(store))
+	_, _, err := tr.client.CreateSchema(ctx, "s", schemaA)
+	wantCode(t, err, registry.CodeStoreError)
+	// Nothing was applied: the change was not stored.
+	_, err = tr.client.GetVersions(ctx, "s")
+	wantCode(t, err, registry.CodeSubjectNotFound)
+	store.fail = false
+	id, _, err := tr.client.CreateSchema(ctx, "s", schemaA)
+	if err != nil || id != 1 {
+		t.Fatalf("after recovery = %d, %v", id, err)
+	}
+}
+
+func TestReplayInvalid(t *testing.T) {
+	tests := []struct {
+		name string
+		rec  registry.Record
+	}{
+		{"schema without id", registry.Record{
+			Key:   registry.Key{KeyType: registry.KeySchema, Subject: "s", Version: 1, Magic: 1},
+			Value: &registry.Value{Subject: "s", Version: 1, Schema: `"int"`},
+		}},
+		{"unparseable schema", registry.Record{
+			Key:   registry.Key{KeyType: registry.KeySchema, Subject: "s", Version: 1, Magic: 1},
+			Value: &registry.Value{Subject: "s", Version: 1, ID: 1, Schema: `{"type":"nope"}`},
+		}},
+		{"key and value disagree", registry.Record{
+			Key:   registry.Key{KeyType: registry.KeySchema, Subject: "s", Version: 1, Magic: 1},
+			Value: &registry.Value{Subject: "t", Version: 1, ID: 1, Schema: `"int"`},
+		}},
+		{"bad level", registry.Record{
+			Key:   registry.Key{KeyType: registry.KeyConfig},
+			Value: &registry.Value{CompatibilityLevel: "SIDEWAYS"},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := registry.New(context.Background(), registry.WithStore(registry.NewMemoryStore(tt.rec)))
+			if !errors.Is(err, registry.ErrInvalidRecord) {
+				t.Fatalf("err = %v, want ErrInvalidRecord", err)
+			}
+		})
+	}
+
+	t.Run("unknown key types are skipped", func(t *testing.T) {
+		store := registry.NewMemoryStore(
+			registry.Record{Key: registry.Key{KeyType: "NOOP"}},
+			registry.Record{Key: registry.Key{KeyType: registry.KeySchema, Subject: "p", Version: 1, Magic: 1},
+				Value: &registry.Value{Subject: "p", Version: 1, ID: 5, SchemaType: "PROTOBUF", Schema: `syntax = "proto3";`}},
+		)
+		tr := newTestRegistry(t, registry.WithStore(store))
+		// The Protobuf id is taken though not served.
+		id, _, err := tr.client.CreateSchema(context.Background(), "s", schemaA)
+		if err != nil || id != 6 {
+			t.Fatalf("id = %d, %v; want 6", id, err)
+		}
+		status, _ := tr.do(t, http.MethodGet, fmt.Sprintf("/schemas/ids/%d", 5), nil)
+		if status != http.StatusNotFound {
+			t.Fatalf("Protobuf schema served: %d", status)
+		}
+	})
+
+	t.Run("cancelled context", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, err := registry.New(ctx); !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want context.Canceled", err)
+		}
+	})
+}
