@@ -135,6 +135,7 @@ func (e *Enricher) Topic() string { return e.topic }
 func (e *Enricher) Handle(ctx context.Context, batch []sink.Event) error {
 	eventsIn.WithLabelValues(e.entity).Add(float64(len(batch)))
 	last := make(map[string]*sink.Event, len(batch))
+	first := make(map[string]schema.Op, len(batch))
 	var ids []string
 	for i := range batch {
 		ev := &batch[i]
@@ -145,6 +146,7 @@ func (e *Enricher) Handle(ctx context.Context, batch []sink.Event) error {
 		}
 		if _, seen := last[ev.Subject]; !seen {
 			ids = append(ids, ev.Subject)
+			first[ev.Subject] = ev.Type
 		}
 		last[ev.Subject] = ev
 	}
@@ -166,7 +168,7 @@ func (e *Enricher) Handle(ctx context.Context, batch []sink.Event) error {
 	}
 	out := make([]schema.Envelope, 0, len(ids))
 	for _, id := range ids {
-		env, err := e.materialize(ctx, last[id], records, id)
+		env, err := e.materialize(ctx, last[id], first[id], records, id)
 		if err != nil {
 			return err
 		}
@@ -182,18 +184,20 @@ func (e *Enricher) Handle(ctx context.Context, batch []sink.Event) error {
 	return nil
 }
 
-// materialize builds the output envelope of one id. A missing record is a
-// DELETE carrying the change event's sequence; otherwise the type is the
-// change's (CREATE stays CREATE, anything else is an UPDATE), and the
-// sequence is the version the owner returned, not the event's.
-func (e *Enricher) materialize(ctx context.Context, ev *sink.Event, records map[string]Record, id string) (schema.Envelope, error) {
+// materialize builds the output envelope of one id from the last of its
+// coalesced events (ev) and the op of the first (firstOp). A missing record
+// is a DELETE carrying the change event's sequence. Otherwise the batch
+// created the entity if its first event was a CREATE (or SNAPSHOT), and
+// updated it if not; the sequence is the version the owner returned, not
+// the event's.
+func (e *Enricher) materialize(ctx context.Context, ev *sink.Event, firstOp schema.Op, records map[string]Record, id string) (schema.Envelope, error) {
 	rec, ok := records[id]
 	op := schema.OpUpdate
 	switch {
 	case !ok:
 		op = schema.OpDelete
-	case ev.Type == schema.OpCreate || ev.Type == schema.OpSnapshot:
-		op = ev.Type
+	case firstOp == schema.OpCreate || firstOp == schema.OpSnapshot:
+		op = firstOp
 	}
 	env := schema.NewEnvelope(e.cfg.source, op, e.entity, id)
 	env.Time = ev.Time

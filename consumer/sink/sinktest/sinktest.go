@@ -1,0 +1,189 @@
+// Package sinktest is the contract suite every [sink.Sink] passes: the
+// Elasticsearch, Bleve, Hive and Kafka sinks run the same cases, each with a
+// [Reader] that looks into its store.
+//
+//	func TestContract(t *testing.T) {
+//		sinktest.Run(t, func(t *testing.T) (sink.Sink, sinktest.Reader) {
+//			s := newMySink(t)
+//			return s, myReader{s}
+//		})
+//	}
+package sinktest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/slatehq/slate/consumer/sink"
+	"github.com/slatehq/slate/schema"
+)
+
+// Reader reads back what a sink applied, for the suite's checks.
+type Reader interface {
+	// Count returns how many applied records the store holds for the
+	// events written so far. An event stored twice counts twice, so a
+	// doubled replay shows. Every event the suite writes has its own
+	// subject, so a store that keeps one document per entity counts one
+	// per event too.
+	Count(ctx context.Context) (int, error)
+	// Has reports whether the event with this envelope id was applied.
+	Has(ctx context.Context, id string) (bool, error)
+}
+
+// Topic is the topic of the events [Events] builds.
+const Topic = "studio.sinktest.materialized"
+
+// Events returns n valid events of one topic partition at consecutive
+// offsets from first. Each has a fresh id, its own subject, sequence 1,
+// the same event time (now, whole microseconds, UTC) and JSON data.
+func Events(partition int32, first int64, n int) []sink.Event {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	evs := make([]sink.Event, n)
+	for i := range evs {
+		off := first + int64(i)
+		e := schema.NewEnvelope("//studio/sinktest", schema.OpUpdate, "title", fmt.Sprintf("title-%d-%d-%s", partition, off, schema.NewID()))
+		e.Time = now
+		e.Sequence = 1
+		e.TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+		e.DataContentType = schema.ContentTypeJSON
+		e.Data, _ = json.Marshal(map[string]any{"subject": e.Subject, "name": fmt.Sprintf("Title %d", off), "budget": off * 1000})
+		evs[i] = sink.Event{Envelope: e, Topic: Topic, Partition: partition, Offset: off}
+	}
+	return evs
+}
+
+// Run runs the contract suite. newSink returns a sink over an empty store
+// and a Reader of that store; the Reader must keep working after the sink is
+// closed. Run closes the sink at the end of each case.
+func Run(t *testing.T, newSink func(t *testing.T) (sink.Sink, Reader)) {
+	t.Helper()
+	cases := []struct {
+		name string
+		run  func(t *testing.T, s sink.Sink, r Reader)
+	}{
+		{"batch applied", testBatchApplied},
+		{"batches add up", testBatchesAddUp},
+		{"replay does not double", testReplay},
+		{"partial replay does not double", testPartialReplay},
+		{"empty batch", testEmptyBatch},
+		{"cancelled context", testCancelled},
+		{"write after close", testWriteAfterClose},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s, r := newSink(t)
+			t.Cleanup(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				if err := s.Close(ctx); err != nil && !errors.Is(err, sink.ErrClosed) {
+					t.Errorf("Close: %v", err)
+				}
+			})
+			c.run(t, s, r)
+		})
+	}
+}
+
+func write(t *testing.T, s sink.Sink, batch []sink.Event) {
+	t.Helper()
+	if err := s.Write(t.Context(), batch); err != nil {
+		t.Fatalf("Write(%d events): %v", len(batch), err)
+	}
+}
+
+func wantCount(t *testing.T, r Reader, want int) {
+	t.Helper()
+	got, err := r.Count(t.Context())
+	if err != nil {
+		t.Fatalf("Count: %v", err)
+	}
+	if got != want {
+		t.Fatalf("Count = %d, want %d", got, want)
+	}
+}
+
+func wantHas(t *testing.T, r Reader, evs []sink.Event) {
+	t.Helper()
+	for _, ev := range evs {
+		ok, err := r.Has(t.Context(), ev.ID)
+		if err != nil {
+			t.Fatalf("Has(%s): %v", ev.ID, err)
+		}
+		if !ok {
+			t.Fatalf("event %s (offset %d) was not applied", ev.ID, ev.Offset)
+		}
+	}
+}
+
+func testBatchApplied(t *testing.T, s sink.Sink, r Reader) {
+	evs := Events(0, 0, 5)
+	write(t, s, evs)
+	wantCount(t, r, len(evs))
+	wantHas(t, r, evs)
+	if ok, err := r.Has(t.Context(), schema.NewID()); err != nil || ok {
+		t.Fatalf("Has(unknown id) = %v, %v; want false, nil", ok, err)
+	}
+}
+
+func testBatchesAddUp(t *testing.T, s sink.Sink, r Reader) {
+	a := Events(0, 0, 4)
+	b := Events(0, 4, 3)
+	c := Events(1, 0, 2)
+	for _, batch := range [][]sink.Event{a, b, c} {
+		write(t, s, batch)
+	}
+	wantCount(t, r, len(a)+len(b)+len(c))
+	wantHas(t, r, append(append(a, b...), c...))
+}
+
+func testReplay(t *testing.T, s sink.Sink, r Reader) {
+	evs := Events(0, 10, 6)
+	write(t, s, evs)
+	write(t, s, evs)
+	wantCount(t, r, len(evs))
+	wantHas(t, r, evs)
+}
+
+// testPartialReplay replays what a consumer replays after a crash: part of
+// a batch (the rest was marked done and is filtered out), then a batch that
+// overlaps the first one and runs past it.
+func testPartialReplay(t *testing.T, s sink.Sink, r Reader) {
+	evs := Events(0, 100, 15)
+	write(t, s, evs[:10])
+	write(t, s, []sink.Event{evs[2], evs[5], evs[7]})
+	write(t, s, evs[5:])
+	wantCount(t, r, len(evs))
+	wantHas(t, r, evs)
+}
+
+func testEmptyBatch(t *testing.T, s sink.Sink, r Reader) {
+	write(t, s, nil)
+	write(t, s, []sink.Event{})
+	wantCount(t, r, 0)
+}
+
+func testCancelled(t *testing.T, s sink.Sink, r Reader) {
+	evs := Events(0, 0, 3)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := s.Write(ctx, evs); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Write with cancelled ctx: err = %v, want context.Canceled", err)
+	}
+	// The retry of a failed batch applies it once.
+	write(t, s, evs)
+	wantCount(t, r, len(evs))
+}
+
+func testWriteAfterClose(t *testing.T, s sink.Sink, r Reader) {
+	if err := s.Close(t.Context()); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := s.Write(t.Context(), Events(0, 0, 1)); !errors.Is(err, sink.ErrClosed) {
+		t.Fatalf("Write after Close: err = %v, want sink.ErrClosed", err)
+	}
+	wantCount(t, r, 0)
+}

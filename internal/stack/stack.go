@@ -1,0 +1,253 @@
+// Package stack wires slate's parts into the whole local system that
+// `slate up` runs and the end-to-end tests drive: embedded broker, schema
+// registry, the titles service, the title enricher and the sink consumer
+// (dedupe, Hive audit table), with /metrics and /healthz.
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/slatehq/slate/consumer"
+	"github.com/slatehq/slate/consumer/sink"
+	"github.com/slatehq/slate/consumer/sink/hive"
+	"github.com/slatehq/slate/dedupe"
+	"github.com/slatehq/slate/enricher"
+	"github.com/slatehq/slate/internal/broker"
+	"github.com/slatehq/slate/producer"
+	titlesv1 "github.com/slatehq/slate/proto/titles/v1"
+	"github.com/slatehq/slate/schema"
+	"github.com/slatehq/slate/schema/registry"
+	"github.com/slatehq/slate/services/titles"
+)
+
+// Config says where the stack listens and keeps its data. Ports of 0 pick
+// free ones (the tests' choice); `slate up` uses the documented defaults.
+type Config struct {
+	DataDir      string // Hive table root and broker data; required
+	Brokers      string // an external Kafka cluster; empty starts the embedded broker
+	KafkaPort    int
+	RegistryURL  string // an external registry; empty starts slate's own
+	RegistryPort int
+	TitlesPort   int
+	HTTPPort     int // /metrics and /healthz
+	Partitions   int // partitions of auto-created topics on the embedded broker
+	Log          *slog.Logger
+	// ExtraSinks receive every deduplicated event after the Hive sink.
+	ExtraSinks []sink.Sink
+}
+
+// Validate reports the first setting that cannot work.
+func (c *Config) Validate() error {
+	switch {
+	case c.DataDir == "":
+		return errors.New("stack: data dir is empty")
+	case c.KafkaPort < 0 || c.RegistryPort < 0 || c.TitlesPort < 0 || c.HTTPPort < 0:
+		return errors.New("stack: ports must not be negative")
+	}
+	return nil
+}
+
+// Stack is a running system.
+type Stack struct {
+	Brokers     string
+	RegistryURL string
+	TitlesAddr  string
+	HTTPAddr    string
+	HiveRoot    string
+	HiveTable   string
+
+	Titles   titlesv1.TitlesClient
+	Enricher *enricher.Enricher
+	Dedupe   *dedupe.Memory
+	Tracker  *Tracker
+	Registry *schema.RegistryClient
+	Producer *producer.Producer // the titles service's
+	// Duplicates counts events the dedupe store dropped.
+	Duplicates atomic.Int64
+
+	cfg     Config
+	closers []func(context.Context) error
+	group   *errgroup.Group
+	cancel  context.CancelFunc
+}
+
+// Start starts every part and returns when all of them listen. Stop it
+// with [Stack.Stop].
+func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Partitions == 0 {
+		cfg.Partitions = 4
+	}
+	log := cfg.Log
+	ctx, cancel := context.WithCancel(ctx)
+	g, gctx := errgroup.WithContext(ctx)
+	s := &Stack{cfg: cfg, group: g, cancel: cancel, Tracker: NewTracker()}
+	defer func() {
+		if err != nil {
+			_ = s.Stop(context.Background())
+		}
+	}()
+
+	s.Brokers = cfg.Brokers
+	if s.Brokers == "" {
+		b, err := broker.Start(broker.WithPort(cfg.KafkaPort), broker.WithPartitions(cfg.Partitions),
+			broker.WithDataDir(filepath.Join(cfg.DataDir, "kafka")), broker.WithLogger(log))
+		if err != nil {
+			return s, err
+		}
+		s.onStop(func(context.Context) error { b.Close(); return nil })
+		s.Brokers = b.Addr()
+	}
+
+	s.RegistryURL = cfg.RegistryURL
+	if s.RegistryURL == "" {
+		reg, err := registry.New(gctx, registry.WithLogger(log))
+		if err != nil {
+			return s, err
+		}
+		addr, err := s.serveHTTP(gctx, "registry", cfg.RegistryPort, reg)
+		if err != nil {
+			return s, err
+		}
+		s.RegistryURL = "http://" + addr
+	}
+	if s.Registry, err = schema.NewRegistryClient(s.RegistryURL); err != nil {
+		return s, err
+	}
+
+	// The titles service and its producer.
+	if s.Producer, err = s.newProducer("//studio/titles", "slate-titles"); err != nil {
+		return s, err
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(cfg.TitlesPort))
+	if err != nil {
+		return s, fmt.Errorf("stack: titles listen: %w", err)
+	}
+	s.TitlesAddr = lis.Addr().String()
+	srv := titles.NewServer(s.Producer)
+	g.Go(func() error { return titles.Serve(gctx, lis, srv) })
+	log.Info("titles service listening", "addr", s.TitlesAddr)
+	conn, err := grpc.NewClient(s.TitlesAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return s, fmt.Errorf("stack: titles client: %w", err)
+	}
+	s.onStop(func(context.Context) error { return conn.Close() })
+	s.Titles = titlesv1.NewTitlesClient(conn)
+
+	// The enricher: studio.title.changes -> studio.title.materialized.
+	enrichPub, err := s.newProducer("//slate/enricher", "slate-enricher")
+	if err != nil {
+		return s, err
+	}
+	enr, err := enricher.New(titles.EntityType, titles.NewResolver(s.Titles), enrichPub, s.Registry, enricher.WithLogger(log))
+	if err != nil {
+		return s, err
+	}
+	s.Enricher = enr
+	if err := s.runConsumer(gctx, enr, "slate-enricher-title", schema.ChangesTopic(titles.EntityType), enrichPub); err != nil {
+		return s, err
+	}
+
+	// The sink consumer: dedupe, then the Hive audit table and the tracker.
+	s.HiveRoot = filepath.Join(cfg.DataDir, "hive")
+	s.HiveTable = "title_materialized"
+	hs, err := hive.New(s.HiveRoot, s.HiveTable, hive.WithRegistry(s.Registry), hive.WithLogger(log))
+	if err != nil {
+		return s, err
+	}
+	s.onStop(hs.Close)
+	store := dedupe.NewMemory()
+	s.Dedupe = store
+	s.onStop(func(context.Context) error { return store.Close() })
+	sinks := append([]sink.Sink{hs, s.Tracker}, cfg.ExtraSinks...)
+	h := consumer.Deduplicate(store, consumer.DedupeConfig{OnDuplicates: func(n int) { s.Duplicates.Add(int64(n)) }},
+		consumer.ToSinks(sinks...))
+	if err := s.runConsumer(gctx, h, "slate-sink-title", enr.Topic(), enrichPub); err != nil {
+		return s, err
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	if s.HTTPAddr, err = s.serveHTTP(gctx, "metrics", cfg.HTTPPort, mux); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+func (s *Stack) onStop(f func(context.Context) error) { s.closers = append(s.closers, f) }
+
+func (s *Stack) newProducer(source, clientID string) (*producer.Producer, error) {
+	p, err := producer.New(producer.WithBrokers(s.Brokers), producer.WithRegistry(s.Registry),
+		producer.WithSource(source), producer.WithClientID(clientID), producer.WithLogger(s.cfg.Log))
+	if err != nil {
+		return nil, err
+	}
+	s.onStop(p.Close)
+	return p, nil
+}
+
+func (s *Stack) runConsumer(ctx context.Context, h consumer.Handler, group, topic string, dlq consumer.DeadLetterPublisher) error {
+	c, err := consumer.New(h, consumer.WithBrokers(s.Brokers), consumer.WithGroup(group), consumer.WithTopics(topic),
+		consumer.WithRegistry(s.Registry), consumer.WithDeadLetter(dlq), consumer.WithLogger(s.cfg.Log))
+	if err != nil {
+		return err
+	}
+	s.group.Go(func() error { return c.Run(ctx) })
+	return nil
+}
+
+func (s *Stack) serveHTTP(ctx context.Context, name string, port int, h http.Handler) (string, error) {
+	lis, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		return "", fmt.Errorf("stack: %s listen: %w", name, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	s.group.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	s.group.Go(func() error {
+		if err := srv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("stack: %s: %w", name, err)
+		}
+		return nil
+	})
+	s.cfg.Log.Info(name+" listening", "addr", lis.Addr().String())
+	return lis.Addr().String(), nil
+}
+
+// Stop stops every part: the consumers finish their batch and leave their
+// groups, producers flush, then the broker stops.
+func (s *Stack) Stop(ctx context.Context) error {
+	s.cancel()
+	err := s.group.Wait()
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		if cerr := s.closers[i](ctx); cerr != nil && !errors.Is(cerr, producer.ErrClosed) {
+			err = errors.Join(err, cerr)
+		}
+	}
+	s.closers = nil
+	return err
+}

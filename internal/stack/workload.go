@@ -1,0 +1,173 @@
+package stack
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	titlesv1 "github.com/slatehq/slate/proto/titles/v1"
+)
+
+// Expectation is what the sink must end with for one title: its last
+// version, and whether it was deleted.
+type Expectation struct {
+	Version int64
+	Deleted bool
+}
+
+// Workload drives the titles service the way a studio would: it creates
+// titles, moves their release dates and statuses, and deletes some. It
+// remembers the last version of every title it touched.
+type Workload struct {
+	client titlesv1.TitlesClient
+	rate   float64
+
+	mu     sync.Mutex
+	writes int
+	expect map[string]Expectation
+	live   []string
+}
+
+// NewWorkload returns a workload issuing about rate writes per second.
+func NewWorkload(client titlesv1.TitlesClient, rate float64) *Workload {
+	return &Workload{client: client, rate: rate, expect: make(map[string]Expectation)}
+}
+
+var (
+	kinds    = []string{"FEATURE", "SERIES", "EPISODE"}
+	statuses = []string{"DEVELOPMENT", "PRODUCTION", "POST", "RELEASED"}
+)
+
+// Run writes until ctx ends. Failed writes are retried on the next tick;
+// only acknowledged writes count.
+func (w *Workload) Run(ctx context.Context) error {
+	tick := time.NewTicker(time.Duration(float64(time.Second) / w.rate))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		if err := w.step(ctx); err != nil && ctx.Err() == nil {
+			return err
+		}
+	}
+}
+
+func (w *Workload) step(ctx context.Context) error {
+	w.mu.Lock()
+	n := len(w.live)
+	w.mu.Unlock()
+	r := rand.IntN(100)
+	switch {
+	case n < 5 || r < 30:
+		return w.Create(ctx, fmt.Sprintf("Title %d", rand.IntN(1_000_000)))
+	case r < 90:
+		return w.Update(ctx, w.pick())
+	default:
+		return w.Delete(ctx, w.pick())
+	}
+}
+
+func (w *Workload) pick() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.live[rand.IntN(len(w.live))]
+}
+
+// Create creates a title and returns once the service acknowledged it.
+func (w *Workload) Create(ctx context.Context, name string) error {
+	resp, err := w.client.CreateTitle(ctx, &titlesv1.CreateTitleRequest{Title: &titlesv1.Title{
+		Name: name, Kind: kinds[rand.IntN(len(kinds))], Status: statuses[0], ReleaseDate: randomDate(),
+	}})
+	if err != nil {
+		return transient(err)
+	}
+	w.record(resp.GetTitle().GetId(), resp.GetTitle().GetVersion(), false)
+	return nil
+}
+
+// Update moves a title's release date and status.
+func (w *Workload) Update(ctx context.Context, id string) error {
+	got, err := w.client.GetTitle(ctx, &titlesv1.GetTitleRequest{Id: id})
+	if err != nil {
+		return transient(err)
+	}
+	t := got.GetTitle()
+	t.ReleaseDate = randomDate()
+	t.Status = statuses[rand.IntN(len(statuses))]
+	resp, err := w.client.UpdateTitle(ctx, &titlesv1.UpdateTitleRequest{Title: t})
+	if err != nil {
+		return transient(err)
+	}
+	w.record(id, resp.GetTitle().GetVersion(), false)
+	return nil
+}
+
+// Delete deletes a title.
+func (w *Workload) Delete(ctx context.Context, id string) error {
+	resp, err := w.client.DeleteTitle(ctx, &titlesv1.DeleteTitleRequest{Id: id})
+	if err != nil {
+		return transient(err)
+	}
+	w.record(id, resp.GetVersion(), true)
+	return nil
+}
+
+func (w *Workload) record(id string, version int64, deleted bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.writes++
+	_, known := w.expect[id]
+	w.expect[id] = Expectation{Version: version, Deleted: deleted}
+	switch {
+	case deleted:
+		for i, l := range w.live {
+			if l == id {
+				w.live = append(w.live[:i], w.live[i+1:]...)
+				break
+			}
+		}
+	case !known:
+		w.live = append(w.live, id)
+	}
+}
+
+// Writes returns the number of acknowledged writes (each published one
+// change event).
+func (w *Workload) Writes() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.writes
+}
+
+// Expected returns a copy of the final state every touched title must reach.
+func (w *Workload) Expected() map[string]Expectation {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make(map[string]Expectation, len(w.expect))
+	for k, v := range w.expect {
+		out[k] = v
+	}
+	return out
+}
+
+// transient hides errors a workload shrugs off (the service is briefly
+// unavailable, a racing delete) so Run keeps going; others stop it.
+func transient(err error) error {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.NotFound, codes.FailedPrecondition, codes.DeadlineExceeded:
+		return nil
+	}
+	return err
+}
+
+func randomDate() string {
+	return time.Date(2027, time.Month(1+rand.IntN(12)), 1+rand.IntN(28), 0, 0, 0, 0, time.UTC).Format(time.DateOnly)
+}
