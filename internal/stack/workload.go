@@ -54,7 +54,13 @@ func (w *Workload) Run(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 		}
-		if err := w.step(ctx); err != nil && ctx.Err() == nil {
+		// A write in flight when ctx ends is finished, not abandoned: the
+		// service would apply and publish it anyway, and the workload must
+		// know its version to check the sink.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		err := w.step(sctx)
+		cancel()
+		if err != nil {
 			return err
 		}
 	}
