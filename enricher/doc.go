@@ -7,7 +7,55 @@
 // with stale data: the last materialization always carries the newest
 // state the owner knows.
 //
+// # Flow of one batch
+//
 // An [Enricher] is a consumer.Handler: run it under a consumer.Consumer,
-// which commits input offsets only after Handle returned, and Handle
+// which commits input offsets only after Handle returned nil, and Handle
 // returns only after the broker acknowledged every output record.
+// Handle
+//
+//  1. coalesces the batch by subject: ten changes of one id are one
+//     lookup and one output (slate_enricher_coalescing_ratio);
+//  2. fans out: a change of another entity type named by a [FanOut] adds
+//     the ids its [Dependents] name (a schedule change re-materializes its
+//     title);
+//  3. splits the ids into chunks of [WithMaxLookup] and resolves them on a
+//     bounded pool of [WithConcurrency] workers; each id is in one chunk,
+//     so per-key order is kept while different keys run in parallel;
+//  4. adds [Join] fields (title + schedules + budget) from other
+//     resolvers, and
+//  5. publishes one envelope per id whose sequence is the owner's version.
+//
+// # Deletes and NOT_FOUND
+//
+// A resolver leaves out the ids the owner does not have, and the enricher
+// publishes a DELETE for each (with the change event's sequence). A
+// resolver built on a unary Get must therefore treat NOT_FOUND as "absent",
+// not as an error ([PerID] does): for the view, NOT_FOUND on any change
+// (not only on a DELETE event) means the entity is gone. Ids reached only through a
+// fan-out are skipped when missing; their own DELETE event removes them.
+//
+// # Failures
+//
+// Every resolver call is retried with exponential backoff and jitter
+// ([RetryPolicy]) when it fails with a retryable gRPC code (UNAVAILABLE,
+// DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED; see [IsRetryable]), and
+// runs behind a circuit breaker per resolver (closed, open, half-open).
+// When the retries are spent Handle returns a [*LookupError] and the
+// consumer retries the batch with its own backoff. With [WithDeadLetter],
+// a batch that failed [WithDeadLetterAfter] times has its input events
+// re-encoded to <topic>.dlq with the error, attempts and origin in
+// headers, and Handle returns nil so the partition moves on. Failures
+// behind an open breaker never lead to dead letters: a dependency that is
+// down makes the enricher wait, not drop work.
+//
+// # Side inputs and configuration
+//
+// A [SideInput] is a dataset loaded by a function and refreshed in the
+// background (default every 15 minutes); a failed refresh keeps serving the
+// old value. [SideResolver] makes one a join. A [Pipeline] is the YAML form
+// of an enricher's configuration, bound to live resolvers with
+// [Pipeline.Options].
+//
+// Metrics are Prometheus series named slate_enricher_*.
 package enricher

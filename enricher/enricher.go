@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hamba/avro/v2"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/slatehq/slate/consumer/sink"
 	"github.com/slatehq/slate/schema"
@@ -28,8 +29,9 @@ type Record struct {
 }
 
 // Resolver looks up the current records of entities by id. An id missing
-// from the result was deleted at the source. A Resolver must be safe for
-// concurrent use.
+// from the result was deleted at the source: a resolver over a gRPC Get
+// that answers NOT_FOUND leaves the id out, and the enricher publishes a
+// DELETE for it. A Resolver must be safe for concurrent use.
 type Resolver interface {
 	Resolve(ctx context.Context, entityType string, ids []string) (map[string]Record, error)
 }
@@ -48,33 +50,30 @@ type Publisher interface {
 	Publish(ctx context.Context, topic string, envs ...schema.Envelope) error
 }
 
-var (
-	eventsIn = promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "slate_enricher_events_total",
-		Help: "Change events consumed, by entity type.",
-	}, []string{"entity"})
-	lookups = promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "slate_enricher_lookups_total",
-		Help: "Entity ids looked up after coalescing, by entity type.",
-	}, []string{"entity"})
-	materialized = promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "slate_enricher_materialized_total",
-		Help: "Materialized events published, by entity type and TYPE.",
-	}, []string{"entity", "type"})
-	lookupBatch = promauto.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "slate_enricher_lookup_batch_size",
-		Help:    "Ids per resolver call, by entity type.",
-		Buckets: prometheus.ExponentialBuckets(1, 2, 12),
-	}, []string{"entity"})
+// Defaults of [New].
+const (
+	DefaultMaxLookup       = 500
+	DefaultConcurrency     = 4
+	DefaultBreakerFailures = 5
+	DefaultBreakerCooldown = 5 * time.Second
+	DefaultDeadLetterAfter = 5
 )
 
-// ErrConfig is wrapped by every configuration error of [New].
-var ErrConfig = errors.New("enricher: invalid config")
-
 type config struct {
-	source    string
-	maxLookup int
-	log       *slog.Logger
+	source          string
+	topic           string
+	maxLookup       int
+	concurrency     int
+	retry           RetryPolicy
+	callTimeout     time.Duration
+	breakerFailures int
+	breakerCooldown time.Duration
+	joins           []Join
+	joinedName      string
+	fanouts         []FanOut
+	dlq             DeadLetterPublisher
+	dlqAfter        int
+	log             *slog.Logger
 }
 
 // Option configures [New].
@@ -84,32 +83,92 @@ type Option func(*config)
 // //slate/enricher).
 func WithSource(s string) Option { return func(c *config) { c.source = s } }
 
+// WithOutputTopic sets the output topic (default
+// studio.<entity>.materialized).
+func WithOutputTopic(t string) Option { return func(c *config) { c.topic = t } }
+
 // WithMaxLookup bounds the ids of one resolver call (default 500); larger
-// batches are split.
+// batches are split into chunks.
 func WithMaxLookup(n int) Option { return func(c *config) { c.maxLookup = n } }
+
+// WithConcurrency sets how many chunks of one batch are resolved and
+// published at the same time (default 4). Each id is in exactly one chunk,
+// so per-key order is kept; memory is bounded by n chunks in flight.
+func WithConcurrency(n int) Option { return func(c *config) { c.concurrency = n } }
+
+// WithRetry sets the retry policy of every resolver call (default
+// [DefaultRetryPolicy]); zero fields take their defaults.
+func WithRetry(p RetryPolicy) Option { return func(c *config) { c.retry = p } }
+
+// WithCallTimeout bounds each resolver call attempt (default: only the
+// batch's context bounds it). An attempt that times out is retried.
+func WithCallTimeout(d time.Duration) Option { return func(c *config) { c.callTimeout = d } }
+
+// WithBreaker sets every resolver's circuit breaker: it opens after
+// failures consecutive retryable failures and lets a probe through after
+// cooldown (defaults 5 and 5s).
+func WithBreaker(failures int, cooldown time.Duration) Option {
+	return func(c *config) { c.breakerFailures, c.breakerCooldown = failures, cooldown }
+}
+
+// WithDeadLetter makes a batch that failed [DefaultDeadLetterAfter] times
+// (see [WithDeadLetterAfter]) go to dead letters instead of being retried
+// forever: every input event of the batch is re-encoded to
+// <input topic>.dlq with the error, attempts and origin in headers, and
+// Handle returns nil so the partition moves on. Failures caused by an open
+// circuit breaker or a cancelled context do not count: they say the
+// dependency is down, not that the batch is bad.
+func WithDeadLetter(p DeadLetterPublisher) Option { return func(c *config) { c.dlq = p } }
+
+// WithDeadLetterAfter sets how many failed attempts of one batch lead to
+// dead letters (default 5). It matters only with [WithDeadLetter].
+func WithDeadLetterAfter(n int) Option { return func(c *config) { c.dlqAfter = n } }
 
 // WithLogger sets the logger; the default discards.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 
-// Enricher materializes one entity type. It is safe for concurrent use if
-// its Resolver and Publisher are.
+// Enricher materializes one entity type. It is a consumer.Handler; Handle
+// must not be called concurrently for batches that share keys (the
+// consumer calls it serially). Its Resolver, joins, fan-outs and
+// Publisher must be safe for concurrent use.
 type Enricher struct {
-	entity string
-	topic  string
-	r      Resolver
-	pub    Publisher
-	reg    schema.Registry
-	cfg    config
+	entity   string
+	r        Resolver
+	pub      Publisher
+	reg      schema.Registry
+	codec    *schema.Codec
+	cfg      config
+	primary  *breaker
+	joinBr   []*breaker
+	fanouts  map[string]fanout
+	joined   sync.Map // primary schema full name -> avro.NamedSchema
+	attempts attempts
 
 	published atomic.Int64
 }
 
+type fanout struct {
+	FanOut
+	br *breaker
+}
+
 // New returns an enricher of entityType's change events that publishes to
-// studio.<entityType>.materialized.
+// studio.<entityType>.materialized (or [WithOutputTopic]).
 func New(entityType string, r Resolver, pub Publisher, reg schema.Registry, opts ...Option) (*Enricher, error) {
-	cfg := config{source: "//slate/enricher", maxLookup: 500, log: slog.New(slog.DiscardHandler)}
+	cfg := config{
+		source: "//slate/enricher", maxLookup: DefaultMaxLookup, concurrency: DefaultConcurrency,
+		breakerFailures: DefaultBreakerFailures, breakerCooldown: DefaultBreakerCooldown,
+		dlqAfter: DefaultDeadLetterAfter, log: slog.New(slog.DiscardHandler),
+	}
 	for _, o := range opts {
 		o(&cfg)
+	}
+	cfg.retry = cfg.retry.withDefaults()
+	if cfg.topic == "" {
+		cfg.topic = schema.MaterializedTopic(entityType)
+	}
+	if cfg.log == nil {
+		cfg.log = slog.New(slog.DiscardHandler)
 	}
 	switch {
 	case entityType == "":
@@ -118,63 +177,253 @@ func New(entityType string, r Resolver, pub Publisher, reg schema.Registry, opts
 		return nil, fmt.Errorf("%w: resolver, publisher and registry are all required", ErrConfig)
 	case cfg.maxLookup < 1:
 		return nil, fmt.Errorf("%w: max lookup %d, need at least 1", ErrConfig, cfg.maxLookup)
+	case cfg.concurrency < 1:
+		return nil, fmt.Errorf("%w: concurrency %d, need at least 1", ErrConfig, cfg.concurrency)
+	case cfg.breakerFailures < 1 || cfg.breakerCooldown <= 0:
+		return nil, fmt.Errorf("%w: breaker needs at least 1 failure and a positive cooldown", ErrConfig)
+	case cfg.dlqAfter < 1:
+		return nil, fmt.Errorf("%w: dead letter after %d attempts, need at least 1", ErrConfig, cfg.dlqAfter)
 	}
-	return &Enricher{entity: entityType, topic: schema.MaterializedTopic(entityType), r: r, pub: pub, reg: reg, cfg: cfg}, nil
+	codec, err := schema.NewCodec(reg)
+	if err != nil {
+		return nil, fmt.Errorf("enricher: %w", err)
+	}
+	e := &Enricher{
+		entity: entityType, r: r, pub: pub, reg: reg, codec: codec, cfg: cfg,
+		primary: newBreaker(entityType, cfg.breakerFailures, cfg.breakerCooldown),
+		fanouts: make(map[string]fanout, len(cfg.fanouts)),
+	}
+	fields := map[string]bool{}
+	for i, j := range cfg.joins {
+		switch {
+		case j.Field == "" || j.Resolver == nil || j.Schema == nil:
+			return nil, fmt.Errorf("%w: join %d needs a field, a resolver and a schema", ErrConfig, i)
+		case fields[j.Field]:
+			return nil, fmt.Errorf("%w: join field %q used twice", ErrConfig, j.Field)
+		}
+		fields[j.Field] = true
+		e.joinBr = append(e.joinBr, newBreaker("join:"+j.Field, cfg.breakerFailures, cfg.breakerCooldown))
+	}
+	for i, f := range cfg.fanouts {
+		switch {
+		case f.EntityType == "" || f.Dependents == nil:
+			return nil, fmt.Errorf("%w: fan-out %d needs an entity type and dependents", ErrConfig, i)
+		case f.EntityType == entityType:
+			return nil, fmt.Errorf("%w: fan-out %d: entity type %q is the enricher's own", ErrConfig, i, f.EntityType)
+		}
+		if _, dup := e.fanouts[f.EntityType]; dup {
+			return nil, fmt.Errorf("%w: fan-out from %q configured twice", ErrConfig, f.EntityType)
+		}
+		e.fanouts[f.EntityType] = fanout{FanOut: f, br: newBreaker("fanout:"+f.EntityType, cfg.breakerFailures, cfg.breakerCooldown)}
+	}
+	return e, nil
 }
 
 // Published returns how many materialized events this enricher published.
 func (e *Enricher) Published() int64 { return e.published.Load() }
 
 // Topic returns the output topic.
-func (e *Enricher) Topic() string { return e.topic }
+func (e *Enricher) Topic() string { return e.cfg.topic }
 
-// Handle coalesces the batch's events by subject (many events for one id
-// become one lookup), resolves the current records, and publishes one
-// materialized event per id, in the order each id last appeared. It returns
-// after every output is acknowledged.
-func (e *Enricher) Handle(ctx context.Context, batch []sink.Event) error {
-	eventsIn.WithLabelValues(e.entity).Add(float64(len(batch)))
-	last := make(map[string]*sink.Event, len(batch))
-	first := make(map[string]schema.Op, len(batch))
-	var ids []string
-	for i := range batch {
-		ev := &batch[i]
-		if ev.EntityType != e.entity {
-			e.cfg.log.Warn("event of another entity type skipped", "want", e.entity, "got", ev.EntityType,
-				"topic", ev.Topic, "partition", ev.Partition, "offset", ev.Offset)
-			continue
-		}
-		if _, seen := last[ev.Subject]; !seen {
-			ids = append(ids, ev.Subject)
-			first[ev.Subject] = ev.Type
-		}
-		last[ev.Subject] = ev
+// BreakerState returns the state of a resolver's circuit breaker: name is
+// the entity type for the primary resolver, "join:<field>" for a join and
+// "fanout:<entity type>" for a fan-out. Unknown names report closed.
+func (e *Enricher) BreakerState(name string) BreakerState {
+	if name == e.entity {
+		return e.primary.State()
 	}
-	if len(ids) == 0 {
+	for _, b := range e.joinBr {
+		if b.name == name {
+			return b.State()
+		}
+	}
+	for _, f := range e.fanouts {
+		if f.br.name == name {
+			return f.br.State()
+		}
+	}
+	return BreakerClosed
+}
+
+// Handle materializes a batch. It coalesces the events by subject (many
+// events for one id become one lookup), adds the ids that fan-outs say
+// depend on events of other entity types, splits the ids into chunks of at
+// most [WithMaxLookup] and, on up to [WithConcurrency] workers, resolves
+// each chunk (with its joins) and publishes one materialized event per id.
+// Every id is in exactly one chunk, so per-key order holds. Handle returns
+// after every output is acknowledged.
+//
+// Events of other entity types that no fan-out names are skipped with a
+// warning. On failure the batch is retried by the consumer as a whole;
+// with [WithDeadLetter], a batch that failed too often is dead-lettered and
+// Handle returns nil.
+func (e *Enricher) Handle(ctx context.Context, batch []sink.Event) error {
+	err := e.handle(ctx, batch)
+	if err == nil {
+		e.attempts.forget(batch)
 		return nil
 	}
-	records := make(map[string]Record, len(ids))
-	for start := 0; start < len(ids); start += e.cfg.maxLookup {
-		chunk := ids[start:min(start+e.cfg.maxLookup, len(ids))]
-		lookups.WithLabelValues(e.entity).Add(float64(len(chunk)))
-		lookupBatch.WithLabelValues(e.entity).Observe(float64(len(chunk)))
-		got, err := e.r.Resolve(ctx, e.entity, chunk)
-		if err != nil {
-			return fmt.Errorf("enricher: resolve %d %s ids: %w", len(chunk), e.entity, err)
-		}
-		for id, rec := range got {
-			records[id] = rec
-		}
+	batchFailures.WithLabelValues(e.entity).Inc()
+	if e.cfg.dlq == nil || ctx.Err() != nil || errors.Is(err, ErrBreakerOpen) {
+		return err
 	}
-	out := make([]schema.Envelope, 0, len(ids))
-	for _, id := range ids {
-		env, err := e.materialize(ctx, last[id], first[id], records, id)
+	n := e.attempts.fail(batch)
+	if n < e.cfg.dlqAfter {
+		return err
+	}
+	e.cfg.log.Error("batch failed too often; dead-lettering its events", "entity", e.entity,
+		"events", len(batch), "attempts", n, "err", err)
+	if derr := e.deadLetter(ctx, batch, err, n); derr != nil {
+		return errors.Join(err, derr)
+	}
+	e.attempts.forget(batch)
+	return nil
+}
+
+// item is one id to materialize and the event that asked for it: its last
+// change event, or for an id reached by fan-out only, the change of the
+// entity it depends on.
+type item struct {
+	id      string
+	ev      *sink.Event // the last event of the id in the batch
+	firstOp schema.Op   // the op of the first one
+	fanned  bool
+}
+
+func (e *Enricher) handle(ctx context.Context, batch []sink.Event) error {
+	batchSize.WithLabelValues(e.entity).Observe(float64(len(batch)))
+	pos := make(map[string]int, len(batch))
+	items := make([]item, 0, len(batch))
+	var own int
+	sources := map[string][]string{}        // fan-out entity type -> ids in order
+	sourceEv := map[string]map[string]int{} // fan-out entity type -> id -> index of last event
+	for i := range batch {
+		ev := &batch[i]
+		if ev.EntityType == e.entity {
+			own++
+			if p, seen := pos[ev.Subject]; seen {
+				items[p].ev = ev
+				continue
+			}
+			pos[ev.Subject] = len(items)
+			items = append(items, item{id: ev.Subject, ev: ev, firstOp: ev.Type})
+			continue
+		}
+		if _, ok := e.fanouts[ev.EntityType]; ok {
+			m := sourceEv[ev.EntityType]
+			if m == nil {
+				m = map[string]int{}
+				sourceEv[ev.EntityType] = m
+			}
+			if _, seen := m[ev.Subject]; !seen {
+				sources[ev.EntityType] = append(sources[ev.EntityType], ev.Subject)
+			}
+			m[ev.Subject] = i
+			continue
+		}
+		e.cfg.log.Warn("event of another entity type skipped", "want", e.entity, "got", ev.EntityType,
+			"topic", ev.Topic, "partition", ev.Partition, "offset", ev.Offset)
+	}
+	eventsIn.WithLabelValues(e.entity).Add(float64(own))
+	if len(items) > 0 {
+		coalescing.WithLabelValues(e.entity).Observe(float64(own) / float64(len(items)))
+	}
+	for _, f := range e.cfg.fanouts {
+		ids := sources[f.EntityType]
+		if len(ids) == 0 {
+			continue
+		}
+		deps, err := e.dependents(ctx, e.fanouts[f.EntityType], ids)
 		if err != nil {
 			return err
 		}
-		out = append(out, env)
+		for _, src := range ids {
+			for _, dep := range deps[src] {
+				if _, seen := pos[dep]; seen || dep == "" {
+					continue
+				}
+				ev := batch[sourceEv[f.EntityType][src]]
+				ev.EntityType, ev.Subject, ev.Type = e.entity, dep, schema.OpUpdate
+				pos[dep] = len(items)
+				items = append(items, item{id: dep, ev: &ev, fanned: true})
+				fannedOut.WithLabelValues(e.entity, f.EntityType).Inc()
+			}
+		}
 	}
-	if err := e.pub.Publish(ctx, e.topic, out...); err != nil {
+	if len(items) == 0 {
+		return nil
+	}
+	return e.run(ctx, items)
+}
+
+// run processes the chunks of items on a bounded pool of workers and
+// returns the first failure; the others are cancelled.
+func (e *Enricher) run(ctx context.Context, items []item) error {
+	n := (len(items) + e.cfg.maxLookup - 1) / e.cfg.maxLookup
+	if n == 1 {
+		return e.chunk(ctx, items)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		next     atomic.Int64
+		wg       sync.WaitGroup
+		once     sync.Once
+		firstErr error
+	)
+	for range min(e.cfg.concurrency, n) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				lo := i * e.cfg.maxLookup
+				if err := e.chunk(ctx, items[lo:min(lo+e.cfg.maxLookup, len(items))]); err != nil {
+					once.Do(func() { firstErr = err; cancel() })
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr == nil {
+		// A worker may have stopped because the parent context ended.
+		return ctx.Err()
+	}
+	return firstErr
+}
+
+// chunk resolves, joins and publishes one chunk.
+func (e *Enricher) chunk(ctx context.Context, items []item) error {
+	ids := make([]string, len(items))
+	for i := range items {
+		ids[i] = items[i].id
+	}
+	records, err := e.resolve(ctx, e.primary, e.r, e.entity, ids)
+	if err != nil {
+		return err
+	}
+	var joined []map[string][]Record
+	if len(e.cfg.joins) > 0 {
+		if joined, err = e.join(ctx, ids, records); err != nil {
+			return err
+		}
+	}
+	out := make([]schema.Envelope, 0, len(items))
+	for i := range items {
+		env, ok, err := e.materialize(ctx, &items[i], records, joined)
+		if err != nil {
+			return err
+		}
+		if ok {
+			out = append(out, env)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	if err := e.pub.Publish(ctx, e.cfg.topic, out...); err != nil {
 		return fmt.Errorf("enricher: publish %d records: %w", len(out), err)
 	}
 	for i := range out {
@@ -184,33 +433,93 @@ func (e *Enricher) Handle(ctx context.Context, batch []sink.Event) error {
 	return nil
 }
 
-// materialize builds the output envelope of one id from the last of its
-// coalesced events (ev) and the op of the first (firstOp). A missing record
-// is a DELETE carrying the change event's sequence. Otherwise the batch
-// created the entity if its first event was a CREATE (or SNAPSHOT), and
+// resolve calls r for ids (at most maxLookup of them) with retries under
+// br.
+func (e *Enricher) resolve(ctx context.Context, br *breaker, r Resolver, entityType string, ids []string) (map[string]Record, error) {
+	lookups.WithLabelValues(e.entity, br.name).Add(float64(len(ids)))
+	lookupBatch.WithLabelValues(e.entity, br.name).Observe(float64(len(ids)))
+	return call(ctx, e, br, len(ids), func(ctx context.Context) (map[string]Record, error) {
+		return r.Resolve(ctx, entityType, ids)
+	})
+}
+
+// materialize builds the output envelope of one item. A missing record is
+// a DELETE carrying the change event's sequence, unless the id was reached
+// by fan-out only (then nothing is published: the entity's own DELETE
+// event materializes its deletion). Otherwise the batch created the entity
+// if the first of its coalesced events was a CREATE (or SNAPSHOT), and
 // updated it if not; the sequence is the version the owner returned, not
 // the event's.
-func (e *Enricher) materialize(ctx context.Context, ev *sink.Event, firstOp schema.Op, records map[string]Record, id string) (schema.Envelope, error) {
-	rec, ok := records[id]
+func (e *Enricher) materialize(ctx context.Context, it *item, records map[string]Record, joined []map[string][]Record) (schema.Envelope, bool, error) {
+	rec, ok := records[it.id]
+	if !ok && it.fanned {
+		return schema.Envelope{}, false, nil
+	}
 	op := schema.OpUpdate
 	switch {
 	case !ok:
 		op = schema.OpDelete
-	case firstOp == schema.OpCreate || firstOp == schema.OpSnapshot:
-		op = firstOp
+	case it.firstOp == schema.OpCreate || it.firstOp == schema.OpSnapshot:
+		op = it.firstOp
 	}
-	env := schema.NewEnvelope(e.cfg.source, op, e.entity, id)
-	env.Time = ev.Time
-	env.TraceParent = ev.TraceParent
+	env := schema.NewEnvelope(e.cfg.source, op, e.entity, it.id)
+	env.Time = it.ev.Time
+	env.TraceParent = it.ev.TraceParent
 	if !ok {
-		env.Sequence = ev.Sequence
-		return env, nil
+		env.Sequence = it.ev.Sequence
+		return env, true, nil
 	}
 	env.Sequence = rec.Version
+	if len(e.cfg.joins) > 0 {
+		var err error
+		if rec, err = e.merge(it.id, rec, joined); err != nil {
+			return env, false, err
+		}
+	}
 	data, ref, err := schema.EncodeData(ctx, e.reg, rec.Schema.FullName(), rec.Schema, rec.Value)
 	if err != nil {
-		return env, fmt.Errorf("enricher: %s %s: %w", e.entity, id, err)
+		return env, false, fmt.Errorf("enricher: %s %s: %w", e.entity, it.id, err)
 	}
 	env.Data, env.DataSchema, env.DataContentType = data, ref, schema.ContentTypeAvro
-	return env, nil
+	return env, true, nil
+}
+
+// attempts counts failed attempts per batch, keyed by the batch's first
+// and last coordinates and its length (a retried batch is the same slice
+// of the same partitions).
+type attempts struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// maxTracked bounds the batches remembered; past it the counts restart
+// (batches abandoned by a rebalance would otherwise stay forever).
+const maxTracked = 1024
+
+func batchKey(batch []sink.Event) string {
+	if len(batch) == 0 {
+		return ""
+	}
+	f, l := &batch[0], &batch[len(batch)-1]
+	return f.Topic + "/" + strconv.Itoa(int(f.Partition)) + "/" + strconv.FormatInt(f.Offset, 10) + "-" +
+		l.Topic + "/" + strconv.Itoa(int(l.Partition)) + "/" + strconv.FormatInt(l.Offset, 10) + "#" + strconv.Itoa(len(batch))
+}
+
+func (a *attempts) fail(batch []sink.Event) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.n == nil || len(a.n) >= maxTracked {
+		a.n = map[string]int{}
+	}
+	k := batchKey(batch)
+	a.n[k]++
+	return a.n[k]
+}
+
+func (a *attempts) forget(batch []sink.Event) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.n) > 0 {
+		delete(a.n, batchKey(batch))
+	}
 }

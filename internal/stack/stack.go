@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
@@ -154,7 +155,10 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	s.Titles = titlesv1.NewTitlesClient(conn)
 
 	// The enricher: studio.title.changes -> studio.title.materialized.
-	enrichPub, err := s.newProducer("//slate/enricher", "slate-enricher")
+	// The enricher publishes a whole batch and waits for its acks, so a
+	// linger would only add latency.
+	enrichPub, err := s.newProducer("//slate/enricher", "slate-enricher",
+		producer.WithKafkaConfig(kafka.ConfigMap{"linger.ms": 0}))
 	if err != nil {
 		return s, err
 	}
@@ -196,9 +200,10 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 
 func (s *Stack) onStop(f func(context.Context) error) { s.closers = append(s.closers, f) }
 
-func (s *Stack) newProducer(source, clientID string) (*producer.Producer, error) {
-	p, err := producer.New(producer.WithBrokers(s.Brokers), producer.WithRegistry(s.Registry),
-		producer.WithSource(source), producer.WithClientID(clientID), producer.WithLogger(s.cfg.Log))
+func (s *Stack) newProducer(source, clientID string, extra ...producer.Option) (*producer.Producer, error) {
+	opts := append([]producer.Option{producer.WithBrokers(s.Brokers), producer.WithRegistry(s.Registry),
+		producer.WithSource(source), producer.WithClientID(clientID), producer.WithLogger(s.cfg.Log)}, extra...)
+	p, err := producer.New(opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,72 @@
+package enricher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+var (
+	// ErrConfig is wrapped by every configuration error of [New] and of
+	// [Pipeline.Validate].
+	ErrConfig = errors.New("enricher: invalid config")
+	// ErrBreakerOpen is returned, wrapped in a [*LookupError], when a
+	// resolver's circuit breaker refuses a call. It is retryable: the
+	// dependency is down, the batch is not poison, so a batch failing with
+	// it is never dead-lettered.
+	ErrBreakerOpen = errors.New("enricher: circuit breaker open")
+	// ErrRetriesExhausted is wrapped, next to the last cause, when a
+	// retryable lookup failed on every attempt.
+	ErrRetriesExhausted = errors.New("enricher: retries exhausted")
+	// ErrSideInputUnavailable is returned by [SideInput.Start] when the
+	// first load failed, so there is no value to serve.
+	ErrSideInputUnavailable = errors.New("enricher: side input unavailable")
+)
+
+// LookupError is a failed call to a resolver (a primary lookup, a join or a
+// fan-out's dependents) after the enricher's own retries.
+type LookupError struct {
+	// Resolver names the resolver: the entity type for the primary lookup,
+	// "join:<field>" for a join, "fanout:<entity type>" for dependents.
+	Resolver string
+	// IDs is how many ids the call asked for.
+	IDs int
+	// Attempts is how many calls were made.
+	Attempts int
+	// Err is the last cause.
+	Err error
+}
+
+// Error implements error.
+func (e *LookupError) Error() string {
+	return fmt.Sprintf("enricher: %s lookup of %d ids failed after %d attempts: %v", e.Resolver, e.IDs, e.Attempts, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *LookupError) Unwrap() error { return e.Err }
+
+// IsRetryable reports whether err is transient: the gRPC codes
+// UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED and ABORTED (also when
+// wrapped), a deadline that expired, or an open circuit breaker. Other
+// errors (INVALID_ARGUMENT, INTERNAL, a cancelled context, ...) are not:
+// repeating the call would fail the same way.
+func IsRetryable(err error) bool {
+	switch {
+	case err == nil, errors.Is(err, context.Canceled):
+		return false
+	case errors.Is(err, ErrBreakerOpen), errors.Is(err, context.DeadlineExceeded):
+		return true
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return false
+	}
+	switch st.Code() {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted, codes.Aborted:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,382 @@
+package enricher
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/hamba/avro/v2"
+	"gopkg.in/yaml.v3"
+
+	"github.com/slatehq/slate/schema"
+)
+
+// Resolver method kinds of a [ResolverSpec].
+const (
+	// MethodBatchGet is one call per chunk of ids (BatchGet<Entity>).
+	MethodBatchGet = "batch_get"
+	// MethodGet is one unary call per id (Get<Entity>); see [PerID].
+	MethodGet = "get"
+	// MethodDependents maps changed ids to dependent ids, for fan-out.
+	MethodDependents = "dependents"
+)
+
+// Pipeline is an enricher's definition as loaded from YAML:
+//
+//	entity_type: title
+//	primary: titles
+//	resolvers:
+//	  titles:    {target: "titles:9090", method: batch_get}
+//	  schedules: {target: "schedules:9090", method: batch_get}
+//	  scheduled: {target: "schedules:9090", method: dependents}
+//	joins:
+//	  - {field: schedules, resolver: schedules, entity_type: schedule}
+//	fan_out:
+//	  - {entity_type: schedule, resolver: scheduled}
+//
+// Unset fields take the defaults of [Pipeline.Defaults]. Targets are not
+// dialled here: the caller turns each resolver spec into a [Resolver] or
+// [Dependents] and passes them to [Pipeline.Options].
+type Pipeline struct {
+	// Name names the pipeline (default <entity_type>-enricher); it is the
+	// natural consumer group.
+	Name string `yaml:"name"`
+	// EntityType is the entity materialized. Required.
+	EntityType string `yaml:"entity_type"`
+	// Inputs are the topics consumed (default the changes topic of the
+	// entity type and of every fan-out source).
+	Inputs []string `yaml:"inputs"`
+	// Output is the output topic (default studio.<entity_type>.materialized).
+	Output string `yaml:"output"`
+	// Primary names the resolver of the entity itself (default: the
+	// resolver named like the entity type).
+	Primary string `yaml:"primary"`
+	// Resolvers are the services looked up, by name. Required.
+	Resolvers map[string]ResolverSpec `yaml:"resolvers"`
+	// Joins add other entities' records to the output record.
+	Joins []JoinSpec `yaml:"joins"`
+	// FanOut re-materializes dependents when another entity changes.
+	FanOut []FanOutSpec `yaml:"fan_out"`
+	// Concurrency is [WithConcurrency] (default 4).
+	Concurrency int `yaml:"concurrency"`
+	// MaxLookup is [WithMaxLookup] (default 500).
+	MaxLookup int `yaml:"max_lookup"`
+	// Retry is [WithRetry].
+	Retry RetrySpec `yaml:"retry"`
+	// Breaker is [WithBreaker].
+	Breaker BreakerSpec `yaml:"breaker"`
+	// DeadLetter is [WithDeadLetterAfter]; enabled, it needs a publisher.
+	DeadLetter DeadLetterSpec `yaml:"dead_letter"`
+}
+
+// ResolverSpec is one service the pipeline asks.
+type ResolverSpec struct {
+	// Target is the gRPC target (host:port or a resolver URI). Required.
+	Target string `yaml:"target"`
+	// Method is batch_get (default), get or dependents.
+	Method string `yaml:"method"`
+	// Timeout bounds one call (default 5s).
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// JoinSpec is one [Join].
+type JoinSpec struct {
+	// Field is the output field. Required.
+	Field string `yaml:"field"`
+	// Resolver names a batch_get or get resolver. Required.
+	Resolver string `yaml:"resolver"`
+	// EntityType is the joined entity type (default: the field).
+	EntityType string `yaml:"entity_type"`
+}
+
+// FanOutSpec is one [FanOut].
+type FanOutSpec struct {
+	// EntityType is the source entity type. Required.
+	EntityType string `yaml:"entity_type"`
+	// Resolver names a dependents resolver. Required.
+	Resolver string `yaml:"resolver"`
+}
+
+// RetrySpec is a [RetryPolicy].
+type RetrySpec struct {
+	Attempts int           `yaml:"attempts"`
+	Base     time.Duration `yaml:"base"`
+	Max      time.Duration `yaml:"max"`
+}
+
+// BreakerSpec configures the circuit breakers.
+type BreakerSpec struct {
+	Failures int           `yaml:"failures"`
+	Cooldown time.Duration `yaml:"cooldown"`
+}
+
+// DeadLetterSpec configures dead letters.
+type DeadLetterSpec struct {
+	Enabled  bool `yaml:"enabled"`
+	Attempts int  `yaml:"attempts"`
+}
+
+// LoadPipeline reads a YAML pipeline, rejecting unknown fields, applies
+// the defaults and validates it.
+func LoadPipeline(r io.Reader) (*Pipeline, error) {
+	dec := yaml.NewDecoder(r)
+	dec.KnownFields(true)
+	var p Pipeline
+	if err := dec.Decode(&p); err != nil {
+		return nil, fmt.Errorf("%w: pipeline: %w", ErrConfig, err)
+	}
+	p.Defaults()
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// LoadPipelineFile is [LoadPipeline] of a file.
+func LoadPipelineFile(path string) (*Pipeline, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("enricher: pipeline: %w", err)
+	}
+	p, err := LoadPipeline(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return p, nil
+}
+
+// Defaults fills the unset fields.
+func (p *Pipeline) Defaults() {
+	if p.Name == "" && p.EntityType != "" {
+		p.Name = p.EntityType + "-enricher"
+	}
+	if p.Output == "" && p.EntityType != "" {
+		p.Output = schema.MaterializedTopic(p.EntityType)
+	}
+	if p.Primary == "" {
+		p.Primary = p.EntityType
+	}
+	if len(p.Inputs) == 0 && p.EntityType != "" {
+		p.Inputs = []string{schema.ChangesTopic(p.EntityType)}
+		for _, f := range p.FanOut {
+			if f.EntityType != "" {
+				p.Inputs = append(p.Inputs, schema.ChangesTopic(f.EntityType))
+			}
+		}
+	}
+	for name, r := range p.Resolvers {
+		if r.Method == "" {
+			r.Method = MethodBatchGet
+		}
+		if r.Timeout == 0 {
+			r.Timeout = 5 * time.Second
+		}
+		p.Resolvers[name] = r
+	}
+	for i := range p.Joins {
+		if p.Joins[i].EntityType == "" {
+			p.Joins[i].EntityType = p.Joins[i].Field
+		}
+	}
+	if p.Concurrency == 0 {
+		p.Concurrency = DefaultConcurrency
+	}
+	if p.MaxLookup == 0 {
+		p.MaxLookup = DefaultMaxLookup
+	}
+	p.Retry = RetrySpec(RetryPolicy(p.Retry).withDefaults())
+	if p.Breaker.Failures == 0 {
+		p.Breaker.Failures = DefaultBreakerFailures
+	}
+	if p.Breaker.Cooldown == 0 {
+		p.Breaker.Cooldown = DefaultBreakerCooldown
+	}
+	if p.DeadLetter.Attempts == 0 {
+		p.DeadLetter.Attempts = DefaultDeadLetterAfter
+	}
+}
+
+// Validate checks the pipeline and names the first bad field by its YAML
+// path; the error wraps [ErrConfig].
+func (p *Pipeline) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("%w: pipeline %s: %s", ErrConfig, field, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case p.EntityType == "":
+		return bad("entity_type", "is required")
+	case p.Output == "":
+		return bad("output", "is required")
+	case len(p.Inputs) == 0:
+		return bad("inputs", "needs at least one topic")
+	case len(p.Resolvers) == 0:
+		return bad("resolvers", "needs at least one resolver")
+	case p.Concurrency < 1:
+		return bad("concurrency", "%d, need at least 1", p.Concurrency)
+	case p.MaxLookup < 1:
+		return bad("max_lookup", "%d, need at least 1", p.MaxLookup)
+	case p.Retry.Attempts < 1:
+		return bad("retry.attempts", "%d, need at least 1", p.Retry.Attempts)
+	case p.Retry.Max < p.Retry.Base:
+		return bad("retry.max", "%v is below retry.base %v", p.Retry.Max, p.Retry.Base)
+	case p.Breaker.Failures < 1:
+		return bad("breaker.failures", "%d, need at least 1", p.Breaker.Failures)
+	case p.Breaker.Cooldown <= 0:
+		return bad("breaker.cooldown", "%v, need > 0", p.Breaker.Cooldown)
+	case p.DeadLetter.Attempts < 1:
+		return bad("dead_letter.attempts", "%d, need at least 1", p.DeadLetter.Attempts)
+	}
+	for i, in := range p.Inputs {
+		if in == "" {
+			return bad(fmt.Sprintf("inputs[%d]", i), "is empty")
+		}
+	}
+	names := make([]string, 0, len(p.Resolvers))
+	for name := range p.Resolvers {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		r := p.Resolvers[name]
+		switch {
+		case r.Target == "":
+			return bad("resolvers."+name+".target", "is required")
+		case !slices.Contains([]string{MethodBatchGet, MethodGet, MethodDependents}, r.Method):
+			return bad("resolvers."+name+".method", "%q, want batch_get, get or dependents", r.Method)
+		case r.Timeout < 0:
+			return bad("resolvers."+name+".timeout", "%v is negative", r.Timeout)
+		}
+	}
+	lookup := func(field, name string) error {
+		r, ok := p.Resolvers[name]
+		switch {
+		case name == "":
+			return bad(field, "is required")
+		case !ok:
+			return bad(field, "names no resolver: %q", name)
+		case r.Method == MethodDependents:
+			return bad(field, "resolver %q is a dependents resolver, need batch_get or get", name)
+		}
+		return nil
+	}
+	if err := lookup("primary", p.Primary); err != nil {
+		return err
+	}
+	fields := map[string]bool{}
+	for i, j := range p.Joins {
+		at := fmt.Sprintf("joins[%d]", i)
+		switch {
+		case j.Field == "":
+			return bad(at+".field", "is required")
+		case fields[j.Field]:
+			return bad(at+".field", "%q is used twice", j.Field)
+		}
+		fields[j.Field] = true
+		if err := lookup(at+".resolver", j.Resolver); err != nil {
+			return err
+		}
+	}
+	sources := map[string]bool{}
+	for i, f := range p.FanOut {
+		at := fmt.Sprintf("fan_out[%d]", i)
+		r, ok := p.Resolvers[f.Resolver]
+		switch {
+		case f.EntityType == "":
+			return bad(at+".entity_type", "is required")
+		case f.EntityType == p.EntityType:
+			return bad(at+".entity_type", "%q is the pipeline's own entity type", f.EntityType)
+		case sources[f.EntityType]:
+			return bad(at+".entity_type", "%q is used twice", f.EntityType)
+		case f.Resolver == "":
+			return bad(at+".resolver", "is required")
+		case !ok:
+			return bad(at+".resolver", "names no resolver: %q", f.Resolver)
+		case r.Method != MethodDependents:
+			return bad(at+".resolver", "resolver %q has method %s, need dependents", f.Resolver, r.Method)
+		}
+		sources[f.EntityType] = true
+	}
+	return nil
+}
+
+// Bindings are the live objects behind a pipeline's names.
+type Bindings struct {
+	// Resolvers by resolver name, for the batch_get and get resolvers.
+	Resolvers map[string]Resolver
+	// Dependents by resolver name, for the dependents resolvers.
+	Dependents map[string]Dependents
+	// Schemas of the joined records, by join field.
+	Schemas map[string]avro.NamedSchema
+	// DeadLetter publishes dead letters when dead_letter.enabled.
+	DeadLetter DeadLetterPublisher
+}
+
+// Options returns the primary resolver and the options of [New] that
+// the pipeline describes. It fails, naming the field, when a binding is
+// missing.
+func (p *Pipeline) Options(b Bindings) (Resolver, []Option, error) {
+	primary, ok := b.Resolvers[p.Primary]
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: pipeline primary: resolver %q is not bound", ErrConfig, p.Primary)
+	}
+	opts := []Option{
+		WithOutputTopic(p.Output),
+		WithConcurrency(p.Concurrency),
+		WithMaxLookup(p.MaxLookup),
+		WithRetry(RetryPolicy(p.Retry)),
+		WithBreaker(p.Breaker.Failures, p.Breaker.Cooldown),
+		WithDeadLetterAfter(p.DeadLetter.Attempts),
+	}
+	primary = p.withTimeout(p.Primary, primary)
+	for i, j := range p.Joins {
+		r, ok := b.Resolvers[j.Resolver]
+		if !ok {
+			return nil, nil, fmt.Errorf("%w: pipeline joins[%d].resolver: resolver %q is not bound", ErrConfig, i, j.Resolver)
+		}
+		s, ok := b.Schemas[j.Field]
+		if !ok {
+			return nil, nil, fmt.Errorf("%w: pipeline joins[%d].field: no schema bound for %q", ErrConfig, i, j.Field)
+		}
+		r = p.withTimeout(j.Resolver, r)
+		opts = append(opts, WithJoin(Join{Field: j.Field, EntityType: j.EntityType, Resolver: r, Schema: s}))
+	}
+	for i, f := range p.FanOut {
+		d, ok := b.Dependents[f.Resolver]
+		if !ok {
+			return nil, nil, fmt.Errorf("%w: pipeline fan_out[%d].resolver: dependents %q is not bound", ErrConfig, i, f.Resolver)
+		}
+		if t := p.Resolvers[f.Resolver].Timeout; t > 0 {
+			inner := d
+			d = DependentsFunc(func(ctx context.Context, ids []string) (map[string][]string, error) {
+				ctx, cancel := context.WithTimeout(ctx, t)
+				defer cancel()
+				return inner.Dependents(ctx, ids)
+			})
+		}
+		opts = append(opts, WithFanOut(FanOut{EntityType: f.EntityType, Dependents: d}))
+	}
+	if p.DeadLetter.Enabled {
+		if b.DeadLetter == nil {
+			return nil, nil, fmt.Errorf("%w: pipeline dead_letter.enabled: no dead-letter publisher bound", ErrConfig)
+		}
+		opts = append(opts, WithDeadLetter(b.DeadLetter))
+	}
+	return primary, opts, nil
+}
+
+// withTimeout bounds each call of r by the timeout of resolver name.
+func (p *Pipeline) withTimeout(name string, r Resolver) Resolver {
+	t := p.Resolvers[name].Timeout
+	if t <= 0 {
+		return r
+	}
+	return ResolverFunc(func(ctx context.Context, entityType string, ids []string) (map[string]Record, error) {
+		ctx, cancel := context.WithTimeout(ctx, t)
+		defer cancel()
+		return r.Resolve(ctx, entityType, ids)
+	})
+}
