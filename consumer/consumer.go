@@ -47,6 +47,7 @@ type config struct {
 	maxBackoff time.Duration
 	kafka      kafka.ConfigMap
 	dlq        DeadLetterPublisher
+	lanes      int
 	log        *slog.Logger
 }
 
@@ -91,20 +92,46 @@ func WithKafkaConfig(cm kafka.ConfigMap) Option {
 // WithDeadLetter sends undecodable records to <topic>.dlq through p.
 func WithDeadLetter(p DeadLetterPublisher) Option { return func(c *config) { c.dlq = p } }
 
+// WithConcurrency splits each batch by a hash of the key (the envelope's
+// subject) into n lanes that the handler runs on concurrently (default 1).
+// Events of one key stay in one lane, in offset order; a batch is done, and
+// committed, only when every lane succeeded, and a retry runs only the
+// lanes that failed. The handler must be safe for concurrent use;
+// [ToSinks] and [Deduplicate] are.
+func WithConcurrency(n int) Option { return func(c *config) { c.lanes = n } }
+
 // WithLogger sets the logger; the default discards.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 
 // Consumer runs a [Handler] over a consumer group's share of its topics.
+//
+// While a failed batch waits for its retry, the consumer pauses its
+// assigned partitions and keeps polling, so it stays in the group however
+// long the sinks are down (max.poll.interval.ms is never exceeded);
+// records that arrive meanwhile are kept for the next batch, and the
+// partitions resume when the batch succeeded.
+//
+// Rebalances are safe because the loop is sequential: a partition can be
+// revoked only inside Poll, which runs between batches (everything handled
+// is committed by then) or during a retry wait (nothing of the waiting
+// batch is committed). A batch keeps retrying after its partitions were
+// revoked, because its dedupe claims may be what made the new owner skip
+// those events; the new owner replays from the last commit, and dedupe and
+// the sinks' idempotency absorb the overlap. Offsets are committed only
+// for partitions still assigned, so a late commit never moves another
+// member's position back.
 type Consumer struct {
-	cfg   config
-	h     Handler
-	codec *schema.Codec
+	cfg     config
+	h       Handler
+	codec   *schema.Codec
+	pending []*kafka.Message // read while paused, handled next
 }
 
 // New validates the configuration. Nothing connects until [Consumer.Run].
 func New(h Handler, opts ...Option) (*Consumer, error) {
 	cfg := config{
 		batchSize:  500,
+		lanes:      1,
 		linger:     20 * time.Millisecond,
 		backoff:    100 * time.Millisecond,
 		maxBackoff: 10 * time.Second,
@@ -127,6 +154,8 @@ func New(h Handler, opts ...Option) (*Consumer, error) {
 		return nil, fmt.Errorf("%w: no schema registry (WithRegistry)", ErrConfig)
 	case cfg.batchSize < 1:
 		return nil, fmt.Errorf("%w: batch size %d, need at least 1", ErrConfig, cfg.batchSize)
+	case cfg.lanes < 1:
+		return nil, fmt.Errorf("%w: concurrency %d, need at least 1", ErrConfig, cfg.lanes)
 	case cfg.backoff <= 0 || cfg.maxBackoff < cfg.backoff:
 		return nil, fmt.Errorf("%w: backoff %s..%s", ErrConfig, cfg.backoff, cfg.maxBackoff)
 	}
@@ -151,7 +180,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return fmt.Errorf("consumer: create: %w", err)
 	}
 	defer kc.Close()
-	if err := kc.SubscribeTopics(c.cfg.topics, nil); err != nil {
+	if err := kc.SubscribeTopics(c.cfg.topics, c.rebalance); err != nil {
 		return fmt.Errorf("consumer: subscribe %v: %w", c.cfg.topics, err)
 	}
 	c.cfg.log.Info("consumer started", "group", c.cfg.group, "topics", c.cfg.topics)
@@ -173,6 +202,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 func (c *Consumer) poll(ctx context.Context, kc *kafka.Consumer) []*kafka.Message {
 	var msgs []*kafka.Message
 	var deadline time.Time
+	if len(c.pending) > 0 {
+		n := min(len(c.pending), c.cfg.batchSize)
+		msgs = append(msgs, c.pending[:n]...)
+		c.pending = c.pending[n:]
+		deadline = time.Now().Add(c.cfg.linger)
+	}
 	for len(msgs) < c.cfg.batchSize && ctx.Err() == nil {
 		wait := 100 * time.Millisecond
 		if len(msgs) > 0 {
@@ -213,17 +248,32 @@ func (c *Consumer) process(ctx context.Context, kc *kafka.Consumer, msgs []*kafk
 	// retry after a transient failure does not repeat either.
 	settled := make([]bool, len(msgs))
 	events := make([]sink.Event, 0, len(msgs))
+	var lanes *laneSet
+	isPaused := false
+	defer func() {
+		if isPaused {
+			c.resume(kc)
+		}
+	}()
 	for attempt := 0; ; attempt++ {
 		err := c.decode(ctx, msgs, settled, &events)
-		if err == nil && len(events) > 0 {
-			err = c.h.Handle(ctx, events)
+		if err == nil {
+			if lanes == nil {
+				lanes = splitLanes(events, c.cfg.lanes)
+			}
+			err = lanes.run(ctx, c.h)
 		}
 		if err == nil {
 			break
 		}
 		handlerRetries.WithLabelValues(c.cfg.group).Inc()
 		c.cfg.log.Warn("batch failed, retrying", "group", c.cfg.group, "attempt", attempt+1, "records", len(msgs), "err", err)
-		if !sleep(ctx, backoff(c.cfg.backoff, c.cfg.maxBackoff, attempt)) {
+		if !isPaused {
+			isPaused = true
+			pauses.WithLabelValues(c.cfg.group).Inc()
+			paused.WithLabelValues(c.cfg.group).Set(1)
+		}
+		if !c.waitPaused(ctx, kc, backoff(c.cfg.backoff, c.cfg.maxBackoff, attempt)) {
 			return false
 		}
 	}
@@ -234,6 +284,82 @@ func (c *Consumer) process(ctx context.Context, kc *kafka.Consumer, msgs []*kafk
 	}
 	c.commit(kc, msgs)
 	return true
+}
+
+// waitPaused waits d while keeping the group membership alive: it pauses
+// every assigned partition (again on each turn, so partitions assigned by a
+// rebalance meanwhile are paused too) and keeps calling Poll, which serves
+// heartbeats, rebalances and max.poll.interval.ms. Records that were
+// already fetched are kept for the next batch. It returns false when ctx
+// ended.
+func (c *Consumer) waitPaused(ctx context.Context, kc *kafka.Consumer, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if ctx.Err() != nil {
+			return false
+		}
+		if as, err := kc.Assignment(); err == nil && len(as) > 0 {
+			if err := kc.Pause(as); err != nil {
+				c.cfg.log.Warn("pause failed", "group", c.cfg.group, "err", err)
+			}
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return true
+		}
+		switch e := kc.Poll(max(1, int(min(left, 100*time.Millisecond).Milliseconds()))).(type) {
+		case *kafka.Message:
+			if e.TopicPartition.Error == nil {
+				c.pending = append(c.pending, e)
+			}
+		case kafka.Error:
+			c.cfg.log.Warn("kafka client error", "group", c.cfg.group, "err", e, "code", e.Code())
+		}
+	}
+}
+
+func (c *Consumer) resume(kc *kafka.Consumer) {
+	paused.WithLabelValues(c.cfg.group).Set(0)
+	as, err := kc.Assignment()
+	if err == nil && len(as) > 0 {
+		err = kc.Resume(as)
+	}
+	if err != nil {
+		c.cfg.log.Warn("resume failed", "group", c.cfg.group, "err", err)
+	}
+}
+
+// rebalance logs and counts assignments and revocations and drops the
+// records kept from revoked partitions (their new owner reads them from
+// the committed offset). The client then applies the change itself.
+func (c *Consumer) rebalance(_ *kafka.Consumer, ev kafka.Event) error {
+	switch e := ev.(type) {
+	case kafka.AssignedPartitions:
+		rebalances.WithLabelValues(c.cfg.group, "assigned").Add(float64(len(e.Partitions)))
+		c.cfg.log.Info("partitions assigned", "group", c.cfg.group, "partitions", len(e.Partitions))
+	case kafka.RevokedPartitions:
+		rebalances.WithLabelValues(c.cfg.group, "revoked").Add(float64(len(e.Partitions)))
+		c.cfg.log.Info("partitions revoked", "group", c.cfg.group, "partitions", len(e.Partitions))
+		revoked := make(map[tp]bool, len(e.Partitions))
+		for _, p := range e.Partitions {
+			revoked[tp{*p.Topic, p.Partition}] = true
+			lag.DeleteLabelValues(c.cfg.group, *p.Topic, strconv.Itoa(int(p.Partition)))
+		}
+		kept := c.pending[:0]
+		for _, m := range c.pending {
+			if !revoked[tp{*m.TopicPartition.Topic, m.TopicPartition.Partition}] {
+				kept = append(kept, m)
+			}
+		}
+		clear(c.pending[len(kept):])
+		c.pending = kept
+	}
+	return nil
+}
+
+type tp struct {
+	topic string
+	part  int32
 }
 
 // decode appends the envelopes of the records not yet settled to events, in
@@ -294,9 +420,11 @@ func (c *Consumer) poison(ctx context.Context, m *kafka.Message, cause error) er
 // commit commits, per partition, the offset after the last record of the
 // batch, and updates the lag gauges.
 func (c *Consumer) commit(kc *kafka.Consumer, msgs []*kafka.Message) {
-	type tp struct {
-		topic string
-		part  int32
+	owned := map[tp]bool{}
+	if as, err := kc.Assignment(); err == nil {
+		for _, p := range as {
+			owned[tp{*p.Topic, p.Partition}] = true
+		}
 	}
 	next := make(map[tp]kafka.Offset)
 	for _, m := range msgs {
@@ -307,7 +435,15 @@ func (c *Consumer) commit(kc *kafka.Consumer, msgs []*kafka.Message) {
 	}
 	offsets := make([]kafka.TopicPartition, 0, len(next))
 	for k, o := range next {
+		if !owned[k] {
+			// Revoked while the batch ran: its new owner commits it.
+			delete(next, k)
+			continue
+		}
 		offsets = append(offsets, kafka.TopicPartition{Topic: &k.topic, Partition: k.part, Offset: o})
+	}
+	if len(offsets) == 0 {
+		return
 	}
 	if _, err := kc.CommitOffsets(offsets); err != nil {
 		// The records are handled; a failed commit means a replay after a

@@ -5,10 +5,27 @@
 //
 // Handlers compose: [Deduplicate] drops events whose id was already applied
 // (claiming ids before the write and recording them as done only after it),
-// and [ToSinks] writes a batch to every sink (Elasticsearch, the Hive audit
-// table, another topic). The enricher is a Handler too.
+// and [ToSinks] writes a batch to every sink (Elasticsearch in
+// consumer/sink/es, the Hive audit table in consumer/sink/hive, another
+// topic in consumer/sink/kafka). The enricher is a Handler too.
+//
+// A failed batch is retried with backoff, as a whole, until it succeeds;
+// while it waits, the consumer pauses its partitions and keeps polling so
+// that it stays in the group (see [Consumer]). A dedupe store that cannot
+// be reached fails the batch the same way ([ErrDedupeUnavailable]), unless
+// [DedupeConfig.FailOpen] lets the sinks' own idempotency carry it.
+// [WithConcurrency] splits a batch by key into lanes that run at once while
+// each key keeps its order.
 //
 // A record that cannot be decoded is poison: it is logged with its topic,
 // partition and offset, counted, and sent to <topic>.dlq when a dead-letter
 // publisher is configured; it never stops the partition.
+// [ReadDeadLetters] and [Replay] list and re-publish dead letters (the
+// `slate dlq` command).
+//
+// Metrics (Prometheus, default registry): records read
+// (slate_consumer_records_total, a rate gives records/s), duplicates
+// dropped, retries, pauses, rebalances, dead letters, batch time, lag per
+// partition (slate_consumer_lag), and per sink the write time, errors,
+// events and freshness (slate_sink_*).
 package consumer

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/slatehq/slate/consumer/sink"
+	"github.com/slatehq/slate/dedupe"
 )
 
 // Handler processes one batch of events. Returning nil means the whole
@@ -23,14 +26,46 @@ type HandlerFunc func(ctx context.Context, batch []sink.Event) error
 // Handle calls f.
 func (f HandlerFunc) Handle(ctx context.Context, batch []sink.Event) error { return f(ctx, batch) }
 
+// Named is implemented by sinks that choose the label of their metrics;
+// other sinks are labelled by their Go type ("*es.Sink").
+type Named interface {
+	Name() string
+}
+
 // ToSinks returns a handler that writes each batch to every sink in turn
 // and fails if any of them fails. A retried batch is written again to the
 // sinks that had succeeded, which their idempotency makes harmless.
+//
+// The handler is safe for concurrent use ([WithConcurrency]): calls to one
+// sink are serialised, as the [sink.Sink] contract requires, while
+// different lanes can be in different sinks at once. Each write is timed
+// and counted per sink (slate_sink_write_seconds, slate_sink_errors_total,
+// slate_sink_freshness_seconds).
 func ToSinks(sinks ...sink.Sink) Handler {
+	names := make([]string, len(sinks))
+	locks := make([]sync.Mutex, len(sinks))
+	for i, s := range sinks {
+		names[i] = fmt.Sprintf("%T", s)
+		if n, ok := s.(Named); ok {
+			names[i] = n.Name()
+		}
+	}
 	return HandlerFunc(func(ctx context.Context, batch []sink.Event) error {
 		for i, s := range sinks {
-			if err := s.Write(ctx, batch); err != nil {
-				return fmt.Errorf("consumer: sink %d (%T): %w", i, s, err)
+			locks[i].Lock()
+			start := time.Now()
+			err := s.Write(ctx, batch)
+			now := time.Now()
+			locks[i].Unlock()
+			sinkSeconds.WithLabelValues(names[i]).Observe(now.Sub(start).Seconds())
+			if err != nil {
+				sinkErrors.WithLabelValues(names[i]).Inc()
+				return fmt.Errorf("consumer: sink %d (%s): %w", i, names[i], err)
+			}
+			sinkEvents.WithLabelValues(names[i]).Add(float64(len(batch)))
+			fresh := sinkFreshness.WithLabelValues(names[i])
+			for j := range batch {
+				fresh.Observe(now.Sub(batch[j].Time).Seconds())
 			}
 		}
 		return nil
@@ -55,7 +90,26 @@ type DedupeConfig struct {
 	TTL time.Duration
 	// OnDuplicates, if set, is told how many duplicates each batch dropped.
 	OnDuplicates func(n int)
+	// FailOpen, when the store is unavailable (its error wraps
+	// dedupe.ErrUnavailable), passes the whole batch to next without
+	// dedupe and relies on the sinks' own idempotency (external versions
+	// in Elasticsearch, offset-named files in Hive). A replay of the same
+	// offsets stays harmless then, but a redelivery at a new offset (a
+	// producer retry) is written again by sinks that are idempotent by
+	// offset only, such as the Hive audit table. When false, the default,
+	// the batch fails with [ErrDedupeUnavailable] and the consumer pauses
+	// its partitions and retries with backoff until the store is back.
+	FailOpen bool
+	// Group labels the dedupe metrics (slate_consumer_duplicates_total,
+	// slate_consumer_dedupe_fail_open_total); usually the consumer group.
+	Group string
+	// Logger receives a warning per fail-open batch; the default discards.
+	Logger *slog.Logger
 }
+
+// ErrDedupeUnavailable is wrapped, beside the store's own error, when the
+// dedupe store could not be reached and [DedupeConfig.FailOpen] is off.
+var ErrDedupeUnavailable = errors.New("consumer: dedupe store unavailable")
 
 // Deduplicate returns a handler that drops events whose envelope id is
 // already done or claimed, passes the fresh ones to next, records them as
@@ -68,6 +122,10 @@ func Deduplicate(store DedupeStore, cfg DedupeConfig, next Handler) Handler {
 	if cfg.TTL <= 0 {
 		cfg.TTL = 7 * 24 * time.Hour
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	dups := duplicatesTotal.WithLabelValues(cfg.Group)
 	return HandlerFunc(func(ctx context.Context, batch []sink.Event) error {
 		ids := make([]string, len(batch))
 		for i := range batch {
@@ -75,7 +133,15 @@ func Deduplicate(store DedupeStore, cfg DedupeConfig, next Handler) Handler {
 		}
 		fresh, err := store.Claim(ctx, ids, cfg.Lease)
 		if err != nil {
-			return fmt.Errorf("consumer: dedupe claim: %w", err)
+			if !dedupe.IsRetryable(err) {
+				return fmt.Errorf("consumer: dedupe claim: %w", err)
+			}
+			if !cfg.FailOpen {
+				return fmt.Errorf("%w: claim: %w", ErrDedupeUnavailable, err)
+			}
+			failOpen.WithLabelValues(cfg.Group).Inc()
+			cfg.Logger.Warn("dedupe store unavailable, writing without dedupe", "group", cfg.Group, "events", len(batch), "err", err)
+			return next.Handle(ctx, batch)
 		}
 		keep := make([]sink.Event, 0, len(batch))
 		claimed := make([]string, 0, len(batch))
@@ -85,8 +151,11 @@ func Deduplicate(store DedupeStore, cfg DedupeConfig, next Handler) Handler {
 				claimed = append(claimed, ids[i])
 			}
 		}
-		if d := len(batch) - len(keep); d > 0 && cfg.OnDuplicates != nil {
-			cfg.OnDuplicates(d)
+		if d := len(batch) - len(keep); d > 0 {
+			dups.Add(float64(d))
+			if cfg.OnDuplicates != nil {
+				cfg.OnDuplicates(d)
+			}
 		}
 		if len(keep) == 0 {
 			return nil
@@ -101,6 +170,10 @@ func Deduplicate(store DedupeStore, cfg DedupeConfig, next Handler) Handler {
 		if err := store.Done(ctx, claimed, cfg.TTL); err != nil {
 			// The writes happened; the leases expire and a redelivery is
 			// absorbed by the sinks' own idempotency.
+			if cfg.FailOpen && dedupe.IsRetryable(err) {
+				cfg.Logger.Warn("dedupe store unavailable, done markers not recorded", "group", cfg.Group, "events", len(claimed), "err", err)
+				return nil
+			}
 			return fmt.Errorf("consumer: dedupe done: %w", err)
 		}
 		return nil

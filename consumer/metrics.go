@@ -36,6 +36,40 @@ var (
 		Help:    "Now minus the event's time when the handler finished with it, by group and topic.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 2, 20),
 	}, []string{"group", "topic"})
+	failOpen = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "slate_consumer_dedupe_fail_open_total",
+		Help: "Batches passed to the sinks without dedupe because the store was unavailable (DedupeConfig.FailOpen), by group.",
+	}, []string{"group"})
+	pauses = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "slate_consumer_pauses_total",
+		Help: "Times the consumer paused its partitions while a failed batch waited for a retry, by group.",
+	}, []string{"group"})
+	paused = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "slate_consumer_paused",
+		Help: "1 while the consumer's partitions are paused for a retry, by group.",
+	}, []string{"group"})
+	rebalances = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "slate_consumer_rebalances_total",
+		Help: "Partitions assigned or revoked by group rebalances, by group and kind (assigned, revoked).",
+	}, []string{"group", "kind"})
+	sinkSeconds = promauto.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "slate_sink_write_seconds",
+		Help:    "Time of one sink write, failed ones included, by sink.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+	}, []string{"sink"})
+	sinkErrors = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "slate_sink_errors_total",
+		Help: "Failed sink writes, by sink.",
+	}, []string{"sink"})
+	sinkEvents = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "slate_sink_events_total",
+		Help: "Events a sink wrote successfully (retries count again), by sink.",
+	}, []string{"sink"})
+	sinkFreshness = promauto.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "slate_sink_freshness_seconds",
+		Help:    "Now minus the event's time when a sink finished writing it, by sink.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 20),
+	}, []string{"sink"})
 	lag = promauto.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "slate_consumer_lag",
 		Help: "High watermark minus committed offset, by group, topic and partition.",

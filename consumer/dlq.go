@@ -1,0 +1,180 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/slatehq/slate/internal/kafkaconf"
+	"github.com/slatehq/slate/schema"
+)
+
+// HeaderDLQReplayed is added to a record that [Replay] re-published; its
+// value names the dead letter it came from ("<dlq topic>/<partition>/<offset>").
+const HeaderDLQReplayed = "slate_dlq_replayed_from"
+
+// ErrNoOrigin is returned by [Replay] for a dead letter that does not say
+// which topic it came from.
+var ErrNoOrigin = errors.New("consumer: dead letter has no origin topic")
+
+// DeadLetter is one record of a dead-letter topic, with the slate_dlq_*
+// headers the consumer added parsed out.
+type DeadLetter struct {
+	Topic     string // the dead-letter topic
+	Partition int32
+	Offset    int64
+	Timestamp time.Time
+	Key       []byte
+	Value     []byte          // the original record's bytes
+	Headers   []schema.Header // all headers, the original ones first
+
+	Error           string // HeaderDLQError
+	Stage           string // HeaderDLQStage
+	OriginTopic     string // HeaderDLQTopic
+	OriginPartition int32  // HeaderDLQPartition, -1 if absent
+	OriginOffset    int64  // HeaderDLQOffset, -1 if absent
+	Group           string // HeaderDLQGroup
+}
+
+// OriginalHeaders returns the headers without the slate_dlq_* ones: the
+// headers the record had when it was first published.
+func (d *DeadLetter) OriginalHeaders() []schema.Header {
+	out := make([]schema.Header, 0, len(d.Headers))
+	for _, h := range d.Headers {
+		if !strings.HasPrefix(h.Key, "slate_dlq_") {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+func newDeadLetter(m *kafka.Message) DeadLetter {
+	d := DeadLetter{Topic: *m.TopicPartition.Topic, Partition: m.TopicPartition.Partition,
+		Offset: int64(m.TopicPartition.Offset), Timestamp: m.Timestamp, Key: m.Key, Value: m.Value,
+		OriginPartition: -1, OriginOffset: -1}
+	for _, h := range m.Headers {
+		d.Headers = append(d.Headers, schema.Header(h))
+		v := string(h.Value)
+		switch h.Key {
+		case HeaderDLQError:
+			d.Error = v
+		case HeaderDLQStage:
+			d.Stage = v
+		case HeaderDLQTopic:
+			d.OriginTopic = v
+		case HeaderDLQGroup:
+			d.Group = v
+		case HeaderDLQPartition:
+			if p, err := strconv.ParseInt(v, 10, 32); err == nil {
+				d.OriginPartition = int32(p)
+			}
+		case HeaderDLQOffset:
+			if o, err := strconv.ParseInt(v, 10, 64); err == nil {
+				d.OriginOffset = o
+			}
+		}
+	}
+	return d
+}
+
+// ReadDeadLetters calls fn for every record of the dead-letter topic, from
+// the start of each partition to its end as it was when the call began,
+// partition by partition in offset order. It joins no group and commits
+// nothing, so it can run beside the consumers. It stops at the first error
+// of fn and returns it.
+func ReadDeadLetters(ctx context.Context, brokers, topic string, fn func(DeadLetter) error) error {
+	cm, err := kafkaconf.Consumer(brokers, "slate-dlq-reader", kafka.ConfigMap{"enable.auto.commit": false})
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	kc, err := kafka.NewConsumer(cm)
+	if err != nil {
+		return fmt.Errorf("consumer: create: %w", err)
+	}
+	defer kc.Close()
+	timeout := 10 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, max(time.Until(dl), time.Millisecond))
+	}
+	md, err := kc.GetMetadata(&topic, false, int(timeout.Milliseconds()))
+	if err != nil {
+		return fmt.Errorf("consumer: metadata of %s: %w", topic, err)
+	}
+	tm, ok := md.Topics[topic]
+	if !ok || tm.Error.Code() == kafka.ErrUnknownTopicOrPart || tm.Error.Code() == kafka.ErrUnknownTopic {
+		return nil // no dead letters yet
+	}
+	if tm.Error.Code() != kafka.ErrNoError {
+		return fmt.Errorf("consumer: metadata of %s: %w", topic, tm.Error)
+	}
+	end := map[int32]int64{}
+	var assign []kafka.TopicPartition
+	for _, p := range tm.Partitions {
+		low, high, err := kc.QueryWatermarkOffsets(topic, p.ID, int(timeout.Milliseconds()))
+		if err != nil {
+			return fmt.Errorf("consumer: watermarks of %s/%d: %w", topic, p.ID, err)
+		}
+		if high > low {
+			end[p.ID] = high
+			assign = append(assign, kafka.TopicPartition{Topic: &topic, Partition: p.ID, Offset: kafka.Offset(low)})
+		}
+	}
+	if len(assign) == 0 {
+		return nil
+	}
+	if err := kc.Assign(assign); err != nil {
+		return fmt.Errorf("consumer: assign %s: %w", topic, err)
+	}
+	for len(end) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		switch e := kc.Poll(100).(type) {
+		case *kafka.Message:
+			if e.TopicPartition.Error != nil {
+				return fmt.Errorf("consumer: read %s: %w", topic, e.TopicPartition.Error)
+			}
+			p, o := e.TopicPartition.Partition, int64(e.TopicPartition.Offset)
+			high, ok := end[p]
+			if !ok || o >= high {
+				continue
+			}
+			if err := fn(newDeadLetter(e)); err != nil {
+				return err
+			}
+			if o+1 >= high {
+				delete(end, p)
+			}
+		case kafka.Error:
+			if e.IsFatal() {
+				return fmt.Errorf("consumer: read %s: %w", topic, e)
+			}
+		}
+	}
+	return nil
+}
+
+// Replay re-publishes a dead letter's original key, value and headers to
+// its origin topic, adding [HeaderDLQReplayed], and returns after the
+// broker acknowledged it. The consumers of the origin topic then meet the
+// record again; if its envelope was applied meanwhile, dedupe drops it.
+func Replay(ctx context.Context, pub DeadLetterPublisher, d DeadLetter) error {
+	origin := d.OriginTopic
+	if origin == "" {
+		origin = strings.TrimSuffix(d.Topic, ".dlq")
+		if origin == d.Topic {
+			return fmt.Errorf("%w: %s/%d/%d", ErrNoOrigin, d.Topic, d.Partition, d.Offset)
+		}
+	}
+	hs := append(d.OriginalHeaders(), schema.Header{Key: HeaderDLQReplayed,
+		Value: fmt.Appendf(nil, "%s/%d/%d", d.Topic, d.Partition, d.Offset)})
+	if err := pub.PublishRaw(ctx, origin, d.Key, d.Value, hs); err != nil {
+		return fmt.Errorf("consumer: replay %s/%d/%d to %s: %w", d.Topic, d.Partition, d.Offset, origin, err)
+	}
+	return nil
+}

@@ -1,0 +1,49 @@
+package es
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrConfig is wrapped by every configuration error of [New].
+	ErrConfig = errors.New("es: invalid config")
+	// ErrUnavailable is wrapped when the cluster refused or could not take
+	// the writes for now (HTTP 429 or 503 on an item or on the request, a
+	// connection failure). The batch is worth retrying; see [IsRetryable].
+	ErrUnavailable = errors.New("es: cluster busy or unavailable")
+	// ErrRejected is wrapped by an [*ItemError]: Elasticsearch refused a
+	// document for a reason a retry does not fix (a mapping conflict, an
+	// invalid index name).
+	ErrRejected = errors.New("es: document rejected")
+	// ErrData is wrapped when an event's data cannot be decoded into a
+	// document.
+	ErrData = errors.New("es: undecodable data")
+)
+
+// IsRetryable reports whether a failed write may succeed if retried later.
+func IsRetryable(err error) bool { return errors.Is(err, ErrUnavailable) }
+
+// ItemError is one document that Elasticsearch refused.
+type ItemError struct {
+	Index  string // the index written to
+	DocID  string // the document id (the envelope's subject)
+	Status int    // the item's HTTP status
+	Type   string // the Elasticsearch error type
+	Reason string // the Elasticsearch error reason
+}
+
+// Error names the document and the reason.
+func (e *ItemError) Error() string {
+	return fmt.Sprintf("es: %s/%s: %d %s: %s", e.Index, e.DocID, e.Status, e.Type, e.Reason)
+}
+
+// Unwrap returns [ErrUnavailable] for 429 and 503 and [ErrRejected] otherwise.
+func (e *ItemError) Unwrap() error {
+	if retryableStatus(e.Status) {
+		return ErrUnavailable
+	}
+	return ErrRejected
+}
+
+func retryableStatus(s int) bool { return s == 429 || s == 502 || s == 503 || s == 504 }

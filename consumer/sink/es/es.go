@@ -1,0 +1,408 @@
+package es
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/elastic/go-elasticsearch/v8"
+	"github.com/elastic/go-elasticsearch/v8/esapi"
+	"github.com/elastic/go-elasticsearch/v8/esutil"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/slatehq/slate/consumer/sink"
+	"github.com/slatehq/slate/schema"
+)
+
+// DefaultIndexPrefix is put before the entity type to name its index:
+// entity type "title" is kept in index "studio-title".
+const DefaultIndexPrefix = "studio-"
+
+// EnvelopeField is the document field that holds the envelope's attributes
+// (id, type, entitytype, subject, sequence, time, source, traceparent,
+// dataschema) and the Kafka coordinates (topic, partition, offset).
+const EnvelopeField = "slate"
+
+var versionConflicts = promauto.NewCounterVec(prometheus.CounterOpts{
+	Name: "slate_es_version_conflicts_total",
+	Help: "Bulk items Elasticsearch refused with 409 because it holds the same or a newer version (replays, late events), by index.",
+}, []string{"index"})
+
+// Option configures [New].
+type Option func(*Sink)
+
+// WithRegistry sets the schema registry used to decode Avro data. Without
+// one, events with Avro data fail with [ErrData].
+func WithRegistry(r schema.Registry) Option { return func(s *Sink) { s.reg = r } }
+
+// WithIndexPrefix sets the prefix of index names (default
+// [DefaultIndexPrefix]). The index template matches prefix + "*".
+func WithIndexPrefix(p string) Option { return func(s *Sink) { s.prefix = p } }
+
+// WithEntityTypes names entity types whose indices [New] creates up front,
+// so that their mapping exists before the first event. Indices of other
+// entity types are created by their first write, from the same template.
+func WithEntityTypes(types ...string) Option {
+	return func(s *Sink) { s.entityTypes = append(s.entityTypes, types...) }
+}
+
+// WithRefresh sets the bulk refresh parameter ("true", "wait_for"; default
+// none: documents become searchable at the next periodic refresh).
+func WithRefresh(r string) Option { return func(s *Sink) { s.refresh = r } }
+
+// WithFlushBytes bounds the size of one bulk request (default 5 MB); a
+// larger batch is sent as several requests.
+func WithFlushBytes(n int) Option { return func(s *Sink) { s.flushBytes = n } }
+
+// WithLogger sets the logger; the default discards.
+func WithLogger(l *slog.Logger) Option { return func(s *Sink) { s.log = l } }
+
+// Sink writes events to Elasticsearch. Write must not be called
+// concurrently (the consumer never does); Close may be called at any time.
+type Sink struct {
+	client      *elasticsearch.Client
+	reg         schema.Registry
+	prefix      string
+	entityTypes []string
+	refresh     string
+	flushBytes  int
+	log         *slog.Logger
+
+	mu     sync.Mutex
+	closed bool
+}
+
+var _ sink.Sink = (*Sink)(nil)
+
+// New validates the options, installs the index template (mappings for the
+// envelope fields; strings of the data as text with a keyword subfield) and
+// creates the indices of [WithEntityTypes]. It fails if the cluster cannot
+// be reached within ctx.
+func New(ctx context.Context, client *elasticsearch.Client, opts ...Option) (*Sink, error) {
+	s := &Sink{client: client, prefix: DefaultIndexPrefix, flushBytes: 5 << 20, log: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(s)
+	}
+	switch {
+	case client == nil:
+		return nil, fmt.Errorf("%w: client is nil", ErrConfig)
+	case s.prefix == "" || s.prefix != strings.ToLower(s.prefix) || strings.ContainsAny(s.prefix, `\/*?"<>| ,#:`) ||
+		strings.HasPrefix(s.prefix, "_") || strings.HasPrefix(s.prefix, "-"):
+		return nil, fmt.Errorf("%w: index prefix %q must be a non-empty, lower-case index name", ErrConfig, s.prefix)
+	case s.flushBytes < 1024:
+		return nil, fmt.Errorf("%w: flush bytes %d, need at least 1024", ErrConfig, s.flushBytes)
+	}
+	if err := s.putTemplate(ctx); err != nil {
+		return nil, err
+	}
+	for _, et := range s.entityTypes {
+		if err := s.createIndex(ctx, s.Index(et)); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Index returns the name of the index that holds an entity type.
+func (s *Sink) Index(entityType string) string { return s.prefix + strings.ToLower(entityType) }
+
+// TemplateName is the name of the index template [New] installs.
+func (s *Sink) TemplateName() string { return strings.TrimSuffix(s.prefix, "-") + "-slate" }
+
+func (s *Sink) putTemplate(ctx context.Context) error {
+	kw := map[string]any{"type": "keyword"}
+	body := map[string]any{
+		"index_patterns": []string{s.prefix + "*"},
+		"priority":       200,
+		"_meta":          map[string]any{"managed_by": "slate"},
+		"template": map[string]any{
+			"mappings": map[string]any{
+				"dynamic_templates": []any{map[string]any{"strings": map[string]any{
+					"match_mapping_type": "string",
+					"mapping": map[string]any{"type": "text",
+						"fields": map[string]any{"keyword": map[string]any{"type": "keyword", "ignore_above": 256}}},
+				}}},
+				"properties": map[string]any{EnvelopeField: map[string]any{"properties": map[string]any{
+					"id": kw, "type": kw, "entitytype": kw, "subject": kw, "source": kw,
+					"traceparent": kw, "dataschema": kw, "topic": kw,
+					"sequence":  map[string]any{"type": "long"},
+					"time":      map[string]any{"type": "date"},
+					"partition": map[string]any{"type": "integer"},
+					"offset":    map[string]any{"type": "long"},
+				}}},
+			},
+		},
+	}
+	b, _ := json.Marshal(body)
+	res, err := s.client.Indices.PutIndexTemplate(s.TemplateName(), bytes.NewReader(b),
+		s.client.Indices.PutIndexTemplate.WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("%w: put index template %s: %w", ErrUnavailable, s.TemplateName(), err)
+	}
+	defer drain(res.Body)
+	if res.IsError() {
+		return responseError("put index template "+s.TemplateName(), res)
+	}
+	return nil
+}
+
+func (s *Sink) createIndex(ctx context.Context, index string) error {
+	res, err := s.client.Indices.Create(index, s.client.Indices.Create.WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("%w: create index %s: %w", ErrUnavailable, index, err)
+	}
+	defer drain(res.Body)
+	if res.IsError() {
+		if e := decodeError(res); e.Type == "resource_already_exists_exception" {
+			return nil
+		}
+		return responseError("create index "+index, res)
+	}
+	s.log.Info("index created", "index", index)
+	return nil
+}
+
+// result is what happened to one bulk item.
+type result struct {
+	set bool
+	err error
+}
+
+// Write applies the batch with one or more bulk requests and checks every
+// item. It returns nil when each event is applied or was refused with 409
+// (Elasticsearch holds the same or a newer version). TRUNCATE events are
+// skipped: an index is not emptied by a stream event.
+func (s *Sink) Write(ctx context.Context, batch []sink.Event) error {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return sink.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("es: write: %w", err)
+	}
+	items := make([]esutil.BulkIndexerItem, 0, len(batch))
+	for i := range batch {
+		it, ok, err := s.item(ctx, &batch[i])
+		if err != nil {
+			return err
+		}
+		if ok {
+			items = append(items, it)
+		}
+	}
+	if len(items) == 0 {
+		return nil
+	}
+
+	var (
+		mu       sync.Mutex
+		results  = make([]result, len(items))
+		flushErr error
+	)
+	set := func(i int, err error) {
+		mu.Lock()
+		results[i] = result{set: true, err: err}
+		mu.Unlock()
+	}
+	bi, err := esutil.NewBulkIndexer(esutil.BulkIndexerConfig{
+		Client:        s.client,
+		NumWorkers:    1, // one worker keeps the batch's order per document
+		FlushBytes:    s.flushBytes,
+		FlushInterval: time.Hour, // flushed by Close, not by time
+		Refresh:       s.refresh,
+		OnError: func(_ context.Context, err error) {
+			mu.Lock()
+			if flushErr == nil {
+				flushErr = err
+			}
+			mu.Unlock()
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	for i := range items {
+		items[i].OnSuccess = func(context.Context, esutil.BulkIndexerItem, esutil.BulkIndexerResponseItem) { set(i, nil) }
+		items[i].OnFailure = func(_ context.Context, it esutil.BulkIndexerItem, r esutil.BulkIndexerResponseItem, err error) {
+			set(i, s.classify(it, r, err))
+		}
+		if err := bi.Add(ctx, items[i]); err != nil {
+			_ = bi.Close(context.WithoutCancel(ctx))
+			return fmt.Errorf("es: write: %w", err)
+		}
+	}
+	if err := bi.Close(ctx); err != nil {
+		return fmt.Errorf("es: write: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("es: write: %w", err)
+	}
+
+	var retryable, rejected []error
+	unanswered := 0
+	for _, r := range results {
+		switch {
+		case !r.set:
+			unanswered++
+		case r.err == nil:
+		case IsRetryable(r.err):
+			retryable = append(retryable, r.err)
+		default:
+			rejected = append(rejected, r.err)
+		}
+	}
+	switch {
+	case unanswered > 0:
+		return fmt.Errorf("%w: %d of %d items unanswered: %v", ErrUnavailable, unanswered, len(items), flushErr)
+	case len(retryable) > 0:
+		return fmt.Errorf("%w: %d of %d items refused for now, first: %v", ErrUnavailable, len(retryable), len(items), retryable[0])
+	case len(rejected) > 0:
+		return fmt.Errorf("es: %d of %d items rejected: %w", len(rejected), len(items), errors.Join(rejected[:min(len(rejected), 5)]...))
+	}
+	return nil
+}
+
+// classify turns a failed bulk item into nil (a 409 version conflict; a
+// delete of a missing document) or an error.
+func (s *Sink) classify(it esutil.BulkIndexerItem, r esutil.BulkIndexerResponseItem, err error) error {
+	if err != nil {
+		return fmt.Errorf("%w: %s/%s: %w", ErrUnavailable, it.Index, it.DocumentID, err)
+	}
+	switch {
+	case r.Status == 409 && (r.Error.Type == "" || r.Error.Type == "version_conflict_engine_exception"):
+		versionConflicts.WithLabelValues(it.Index).Inc()
+		s.log.Debug("older or replayed event ignored", "index", it.Index, "id", it.DocumentID, "version", *it.Version)
+		return nil
+	case it.Action == "delete" && r.Status == 404 && r.Error.Type == "":
+		return nil
+	}
+	reason := r.Error.Reason
+	if r.Error.Cause.Reason != "" {
+		reason += " (caused by " + r.Error.Cause.Type + ": " + r.Error.Cause.Reason + ")"
+	}
+	return &ItemError{Index: it.Index, DocID: it.DocumentID, Status: r.Status, Type: r.Error.Type, Reason: reason}
+}
+
+// item builds the bulk item of one event; ok is false for events the sink
+// skips.
+func (s *Sink) item(ctx context.Context, ev *sink.Event) (it esutil.BulkIndexerItem, ok bool, err error) {
+	index := s.Index(ev.EntityType)
+	version := ev.Sequence
+	it = esutil.BulkIndexerItem{Index: index, DocumentID: ev.Subject, Version: &version, VersionType: "external"}
+	switch ev.Type {
+	case schema.OpDelete:
+		it.Action = "delete"
+		return it, true, nil
+	case schema.OpCreate, schema.OpUpdate, schema.OpSnapshot:
+	default:
+		s.log.Debug("event skipped", "type", ev.Type, "id", ev.ID)
+		return it, false, nil
+	}
+	doc, err := s.document(ctx, ev)
+	if err != nil {
+		return it, false, err
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return it, false, fmt.Errorf("%w: event %s: %w", ErrData, ev.ID, err)
+	}
+	it.Action = "index"
+	it.Body = bytes.NewReader(b)
+	return it, true, nil
+}
+
+// document returns the event's data as a JSON object with the envelope
+// under [EnvelopeField].
+func (s *Sink) document(ctx context.Context, ev *sink.Event) (map[string]any, error) {
+	doc := map[string]any{}
+	if len(ev.Data) > 0 {
+		switch ev.DataContentType {
+		case schema.ContentTypeAvro:
+			if s.reg == nil {
+				return nil, fmt.Errorf("%w: event %s has Avro data and the sink has no registry (WithRegistry)", ErrData, ev.ID)
+			}
+			if err := schema.DecodeData(ctx, s.reg, ev.Data, &doc); err != nil {
+				if errors.Is(err, schema.ErrDecode) {
+					return nil, fmt.Errorf("%w: event %s: %w", ErrData, ev.ID, err)
+				}
+				return nil, fmt.Errorf("es: event %s: %w", ev.ID, err)
+			}
+		case schema.ContentTypeJSON:
+			var v any
+			if err := json.Unmarshal(ev.Data, &v); err != nil {
+				return nil, fmt.Errorf("%w: event %s: %w", ErrData, ev.ID, err)
+			}
+			if m, ok := v.(map[string]any); ok {
+				doc = m
+			} else {
+				doc["data"] = v
+			}
+		default:
+			return nil, fmt.Errorf("%w: event %s: datacontenttype %q", ErrData, ev.ID, ev.DataContentType)
+		}
+	}
+	env := map[string]any{
+		"id": ev.ID, "type": string(ev.Type), "entitytype": ev.EntityType, "subject": ev.Subject,
+		"sequence": ev.Sequence, "time": ev.Time.UTC().Format(time.RFC3339Nano), "source": ev.Source,
+		"topic": ev.Topic, "partition": ev.Partition, "offset": ev.Offset,
+	}
+	if ev.TraceParent != "" {
+		env["traceparent"] = ev.TraceParent
+	}
+	if ev.DataSchema != "" {
+		env["dataschema"] = ev.DataSchema
+	}
+	doc[EnvelopeField] = env
+	return doc, nil
+}
+
+// Close marks the sink closed; Write is synchronous, so nothing is
+// buffered. The client is the caller's and stays open.
+func (s *Sink) Close(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return sink.ErrClosed
+	}
+	s.closed = true
+	return nil
+}
+
+type esError struct {
+	Type   string `json:"type"`
+	Reason string `json:"reason"`
+}
+
+func decodeError(res *esapi.Response) esError {
+	var body struct {
+		Error esError `json:"error"`
+	}
+	_ = json.NewDecoder(res.Body).Decode(&body)
+	return body.Error
+}
+
+func responseError(what string, res *esapi.Response) error {
+	e := decodeError(res)
+	err := fmt.Errorf("es: %s: %d %s: %s", what, res.StatusCode, e.Type, e.Reason)
+	if retryableStatus(res.StatusCode) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return err
+}
+
+func drain(r io.ReadCloser) {
+	if r != nil {
+		_, _ = io.Copy(io.Discard, r)
+		_ = r.Close()
+	}
+}

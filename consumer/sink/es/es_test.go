@@ -1,0 +1,353 @@
+package es_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/elastic/go-elasticsearch/v8"
+	"github.com/elastic/go-elasticsearch/v8/esapi"
+	"github.com/hamba/avro/v2"
+
+	"github.com/slatehq/slate/consumer/sink"
+	"github.com/slatehq/slate/consumer/sink/es"
+	"github.com/slatehq/slate/consumer/sink/es/estest"
+	"github.com/slatehq/slate/consumer/sink/sinktest"
+	"github.com/slatehq/slate/schema"
+	"github.com/slatehq/slate/schema/registry"
+)
+
+// backend is a cluster to test against: a real one when SLATE_ES_URL is
+// set, the in-process double otherwise (double is nil for a real cluster).
+type backend struct {
+	client *elasticsearch.Client
+	prefix string
+	double *estest.Server
+}
+
+func newBackend(t *testing.T) backend {
+	t.Helper()
+	prefix := fmt.Sprintf("slatetest-%d-", time.Now().UnixNano())
+	if url := os.Getenv("SLATE_ES_URL"); url != "" {
+		c, err := elasticsearch.NewClient(elasticsearch.Config{Addresses: []string{url}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			res, err := c.Indices.Delete([]string{prefix + "*"})
+			if err == nil {
+				res.Body.Close()
+			}
+		})
+		return backend{client: c, prefix: prefix}
+	}
+	d := estest.New()
+	hs := httptest.NewServer(d)
+	t.Cleanup(hs.Close)
+	c, err := elasticsearch.NewClient(elasticsearch.Config{Addresses: []string{hs.URL}, DisableRetry: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return backend{client: c, prefix: prefix, double: d}
+}
+
+func (b backend) sink(t *testing.T, opts ...es.Option) *es.Sink {
+	t.Helper()
+	opts = append([]es.Option{es.WithIndexPrefix(b.prefix), es.WithRefresh("wait_for")}, opts...)
+	s, err := es.New(t.Context(), b.client, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// reader counts documents through the search API, so it reads a real
+// cluster and the double alike.
+type reader struct{ b backend }
+
+func (r reader) count(ctx context.Context, query string) (int, error) {
+	c := r.b.client
+	if res, err := c.Indices.Refresh(c.Indices.Refresh.WithIndex(r.b.prefix+"*"), c.Indices.Refresh.WithContext(ctx)); err == nil {
+		res.Body.Close()
+	}
+	opts := []func(*esapi.CountRequest){c.Count.WithIndex(r.b.prefix + "*"), c.Count.WithContext(ctx)}
+	if query != "" {
+		opts = append(opts, c.Count.WithBody(strings.NewReader(query)))
+	}
+	res, err := c.Count(opts...)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	if res.IsError() {
+		return 0, errors.New(res.String())
+	}
+	var body struct {
+		Count int `json:"count"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
+		return 0, err
+	}
+	return body.Count, nil
+}
+
+func (r reader) Count(ctx context.Context) (int, error) { return r.count(ctx, "") }
+
+func (r reader) Has(ctx context.Context, id string) (bool, error) {
+	q, _ := json.Marshal(map[string]any{"query": map[string]any{"term": map[string]any{es.EnvelopeField + ".id": id}}})
+	n, err := r.count(ctx, string(q))
+	return n > 0, err
+}
+
+// get returns a document's source and version, or found=false.
+func (r reader) get(t *testing.T, index, id string) (src map[string]any, version int64, found bool) {
+	t.Helper()
+	res, err := r.b.client.Get(index, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode == 404 {
+		return nil, 0, false
+	}
+	var body struct {
+		Version int64          `json:"_version"`
+		Source  map[string]any `json:"_source"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	return body.Source, body.Version, true
+}
+
+func TestContract(t *testing.T) {
+	sinktest.Run(t, func(t *testing.T) (sink.Sink, sinktest.Reader) {
+		b := newBackend(t)
+		return b.sink(t), reader{b}
+	})
+}
+
+func event(op schema.Op, subject string, seq int64, data map[string]any) sink.Event {
+	e := schema.NewEnvelope("//test", op, "title", subject)
+	e.Sequence = seq
+	if data != nil {
+		e.DataContentType = schema.ContentTypeJSON
+		e.Data, _ = json.Marshal(data)
+	}
+	return sink.Event{Envelope: e, Topic: "studio.title.materialized"}
+}
+
+// External versions decide the result, not the order of arrival: an older
+// or replayed event is a 409 that counts as success and changes nothing.
+func TestExternalVersions(t *testing.T) {
+	tests := []struct {
+		name        string
+		batches     [][]sink.Event
+		wantFound   bool
+		wantName    string
+		wantVersion int64
+	}{
+		{"newer wins", [][]sink.Event{{event(schema.OpCreate, "t1", 1, map[string]any{"name": "A"})},
+			{event(schema.OpUpdate, "t1", 2, map[string]any{"name": "B"})}}, true, "B", 2},
+		{"older arrives last", [][]sink.Event{{event(schema.OpUpdate, "t1", 5, map[string]any{"name": "July"})},
+			{event(schema.OpUpdate, "t1", 4, map[string]any{"name": "June"})}}, true, "July", 5},
+		{"same version replayed", [][]sink.Event{{event(schema.OpUpdate, "t1", 3, map[string]any{"name": "A"})},
+			{event(schema.OpUpdate, "t1", 3, map[string]any{"name": "other"})}}, true, "A", 3},
+		{"out of order in one batch", [][]sink.Event{{event(schema.OpUpdate, "t1", 7, map[string]any{"name": "new"}),
+			event(schema.OpUpdate, "t1", 6, map[string]any{"name": "old"})}}, true, "new", 7},
+		{"delete", [][]sink.Event{{event(schema.OpCreate, "t1", 1, map[string]any{"name": "A"})},
+			{event(schema.OpDelete, "t1", 2, nil)}}, false, "", 0},
+		{"older update after delete", [][]sink.Event{{event(schema.OpCreate, "t1", 1, map[string]any{"name": "A"})},
+			{event(schema.OpDelete, "t1", 3, nil)}, {event(schema.OpUpdate, "t1", 2, map[string]any{"name": "B"})}}, false, "", 0},
+		{"delete of a missing document", [][]sink.Event{{event(schema.OpDelete, "t1", 1, nil)}}, false, "", 0},
+		{"snapshot indexes", [][]sink.Event{{event(schema.OpSnapshot, "t1", 1, map[string]any{"name": "S"})}}, true, "S", 1},
+		{"truncate is skipped", [][]sink.Event{{event(schema.OpCreate, "t1", 1, map[string]any{"name": "A"})},
+			{event(schema.OpTruncate, "", 2, nil)}}, true, "A", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBackend(t)
+			s := b.sink(t)
+			for _, batch := range tt.batches {
+				if err := s.Write(t.Context(), batch); err != nil {
+					t.Fatalf("Write: %v", err)
+				}
+			}
+			src, v, found := reader{b}.get(t, s.Index("title"), "t1")
+			if found != tt.wantFound {
+				t.Fatalf("found = %v, want %v (source %v)", found, tt.wantFound, src)
+			}
+			if !found {
+				return
+			}
+			if src["name"] != tt.wantName || v != tt.wantVersion {
+				t.Errorf("name %v version %d, want %q version %d", src["name"], v, tt.wantName, tt.wantVersion)
+			}
+			env, _ := src[es.EnvelopeField].(map[string]any)
+			if env["subject"] != "t1" || env["sequence"] != float64(tt.wantVersion) || env["entitytype"] != "title" {
+				t.Errorf("envelope fields = %v", env)
+			}
+		})
+	}
+}
+
+// Avro data in the Confluent wire format is decoded with the writer's
+// schema from the registry.
+func TestAvroData(t *testing.T) {
+	ctx := t.Context()
+	srv, err := registry.New(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	reg, err := schema.NewRegistryClient(hs.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sch := avro.MustParse(`{"type":"record","name":"Title","namespace":"test.v1","fields":[
+		{"name":"id","type":"string"},{"name":"name","type":"string"},{"name":"budget","type":"long"}]}`)
+	type title struct {
+		ID     string `avro:"id"`
+		Name   string `avro:"name"`
+		Budget int64  `avro:"budget"`
+	}
+	data, ref, err := schema.EncodeData(ctx, reg, "test.v1.Title", sch, title{"t9", "Heat", 42})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := event(schema.OpCreate, "t9", 1, nil)
+	ev.Data, ev.DataContentType, ev.DataSchema = data, schema.ContentTypeAvro, ref
+
+	b := newBackend(t)
+	s := b.sink(t, es.WithRegistry(reg))
+	if err := s.Write(ctx, []sink.Event{ev}); err != nil {
+		t.Fatal(err)
+	}
+	src, _, found := reader{b}.get(t, s.Index("title"), "t9")
+	if !found || src["name"] != "Heat" || src["budget"] != float64(42) {
+		t.Fatalf("document = %v (found %v)", src, found)
+	}
+	if env := src[es.EnvelopeField].(map[string]any); env["dataschema"] != ref {
+		t.Errorf("dataschema = %v, want %s", env["dataschema"], ref)
+	}
+
+	noReg := b.sink(t)
+	if err := noReg.Write(ctx, []sink.Event{ev}); !errors.Is(err, es.ErrData) {
+		t.Errorf("Write of Avro data without a registry: err = %v, want ErrData", err)
+	}
+}
+
+// New installs the index template and creates the indices it is told of.
+func TestTemplateAndIndices(t *testing.T) {
+	b := newBackend(t)
+	s := b.sink(t, es.WithEntityTypes("title", "budget"))
+	for _, idx := range []string{s.Index("title"), s.Index("budget")} {
+		res, err := b.client.Indices.Exists([]string{idx})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Errorf("index %s: HEAD status %d", idx, res.StatusCode)
+		}
+	}
+	res, err := b.client.Indices.GetIndexTemplate(b.client.Indices.GetIndexTemplate.WithName(s.TemplateName()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(res.Body)
+	if res.StatusCode != 200 || !strings.Contains(buf.String(), b.prefix+"*") || !strings.Contains(buf.String(), `"sequence"`) {
+		t.Errorf("template %s: %d %s", s.TemplateName(), res.StatusCode, buf.String())
+	}
+	// A second sink over the same cluster finds the indices there.
+	b.sink(t, es.WithEntityTypes("title"))
+}
+
+// The double-only cases: faults a real cluster cannot be told to produce.
+func TestFaults(t *testing.T) {
+	tests := []struct {
+		name          string
+		fault         estest.Fault
+		wantRetryable bool
+	}{
+		{"item 429", estest.Fault{Status: 429}, true},
+		{"item 503", estest.Fault{Status: 503}, true},
+		{"request 503", estest.Fault{Status: 503, Whole: true}, true},
+		{"request 429", estest.Fault{Status: 429, Whole: true}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBackend(t)
+			if b.double == nil {
+				t.Skip("needs the double (SLATE_ES_URL is set)")
+			}
+			s := b.sink(t)
+			evs := []sink.Event{event(schema.OpCreate, "a", 1, map[string]any{"n": 1}), event(schema.OpCreate, "b", 1, map[string]any{"n": 2})}
+			f := tt.fault
+			f.Until = time.Now().Add(time.Hour)
+			b.double.Fail(f)
+			err := s.Write(t.Context(), evs)
+			if err == nil || es.IsRetryable(err) != tt.wantRetryable {
+				t.Fatalf("Write during fault: err = %v, retryable = %v, want %v", err, es.IsRetryable(err), tt.wantRetryable)
+			}
+			if n := b.double.Count(b.prefix + "*"); n != 0 {
+				t.Fatalf("%d documents written during the fault", n)
+			}
+			b.double.Fail(estest.Fault{})
+			if err := s.Write(t.Context(), evs); err != nil {
+				t.Fatalf("Write after the fault: %v", err)
+			}
+			if n := b.double.Count(b.prefix + "*"); n != 2 {
+				t.Fatalf("count = %d after retry, want 2", n)
+			}
+		})
+	}
+}
+
+// A document Elasticsearch refuses for good fails the write with an
+// ItemError that names it and is not retryable.
+func TestRejectedItem(t *testing.T) {
+	b := newBackend(t)
+	s := b.sink(t)
+	bad := event(schema.OpCreate, "x", 1, map[string]any{"n": 1})
+	bad.EntityType = "bad*type" // not a valid index name
+	err := s.Write(t.Context(), []sink.Event{event(schema.OpCreate, "ok", 1, map[string]any{"n": 1}), bad})
+	var ie *es.ItemError
+	if !errors.As(err, &ie) || es.IsRetryable(err) || !errors.Is(err, es.ErrRejected) {
+		t.Fatalf("err = %v, want a non-retryable ItemError", err)
+	}
+	if ie.DocID != "x" || ie.Status != 400 || ie.Reason == "" {
+		t.Errorf("ItemError = %+v", ie)
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	b := newBackend(t)
+	tests := []struct {
+		name   string
+		client *elasticsearch.Client
+		opts   []es.Option
+	}{
+		{"nil client", nil, nil},
+		{"upper-case prefix", b.client, []es.Option{es.WithIndexPrefix("Studio-")}},
+		{"empty prefix", b.client, []es.Option{es.WithIndexPrefix("")}},
+		{"tiny flush", b.client, []es.Option{es.WithFlushBytes(10)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := es.New(t.Context(), tt.client, tt.opts...); !errors.Is(err, es.ErrConfig) {
+				t.Fatalf("err = %v, want ErrConfig", err)
+			}
+		})
+	}
+}

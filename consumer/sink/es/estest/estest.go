@@ -1,0 +1,472 @@
+// Package estest is an in-process test double of the parts of the
+// Elasticsearch HTTP API that the es sink uses. It is not Elasticsearch: it
+// keeps documents in memory and follows the documented semantics of the
+// calls below closely enough for the sink's tests to mean something when
+// no cluster is at hand (set SLATE_ES_URL to run them against a real one).
+//
+// Supported, with the documented behaviour:
+//
+//   - GET / (cluster info) and the X-Elastic-Product header the official
+//     client checks on every response;
+//   - PUT and GET /_index_template/{name};
+//   - PUT /{index} (400 resource_already_exists_exception when it exists),
+//     HEAD /{index}, and index auto-creation on the first write;
+//   - POST /_bulk and /{index}/_bulk: NDJSON with index, create and delete
+//     actions, per-item statuses and an "errors" flag; version_type=external
+//     rejects a version that is not greater than the stored one (or than a
+//     delete's tombstone) with 409 version_conflict_engine_exception; a
+//     delete of a missing document answers 404 not_found and keeps its
+//     version as a tombstone;
+//   - GET /{index}/_doc/{id};
+//   - GET or POST /{index}/_count, where index may be a comma list or a
+//     pattern with '*', with an optional {"query":{"term":{field:value}}}
+//     on a dotted path of the source;
+//   - POST /{index}/_refresh (writes are visible at once, so it only
+//     acknowledges).
+//
+// [Server.Fail] makes it answer 429 or 503 for a while, per bulk item or for
+// the whole request, as a busy cluster does.
+package estest
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Server is the double. It is an http.Handler; serve it with httptest.
+// It is safe for concurrent use.
+type Server struct {
+	mu        sync.Mutex
+	indices   map[string]map[string]*doc
+	templates map[string]json.RawMessage
+	fault     Fault
+	requests  map[string]int
+}
+
+type doc struct {
+	version int64
+	source  json.RawMessage
+	deleted bool
+}
+
+// Fault describes a period during which the double refuses writes.
+type Fault struct {
+	// Status is the HTTP status to answer: 429 (es_rejected_execution_exception)
+	// or 503 (unavailable_shards_exception).
+	Status int
+	// Until is when the double starts accepting writes again.
+	Until time.Time
+	// Whole makes the whole _bulk request fail with Status; otherwise each
+	// item of an accepted request fails with it.
+	Whole bool
+}
+
+// New returns an empty double.
+func New() *Server {
+	return &Server{
+		indices:   map[string]map[string]*doc{},
+		templates: map[string]json.RawMessage{},
+		requests:  map[string]int{},
+	}
+}
+
+// Fail makes bulk writes fail as f describes until f.Until.
+func (s *Server) Fail(f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fault = f
+}
+
+// Requests returns how many requests of a kind ("bulk", "bulk_rejected",
+// "template", "create_index", "count", "get") the double has served.
+func (s *Server) Requests(kind string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests[kind]
+}
+
+// Template returns the stored body of an index template.
+func (s *Server) Template(name string) (json.RawMessage, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.templates[name]
+	return t, ok
+}
+
+// Doc returns a live document's source and version.
+func (s *Server) Doc(index, id string) (source json.RawMessage, version int64, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.indices[index][id]
+	if !ok || d.deleted {
+		return nil, 0, false
+	}
+	return d.source, d.version, true
+}
+
+// Count returns how many live documents the indices matching pattern hold.
+func (s *Server) Count(pattern string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, idx := range s.matchLocked(pattern) {
+		for _, d := range s.indices[idx] {
+			if !d.deleted {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Elastic-Product", "Elasticsearch")
+	w.Header().Set("Content-Type", "application/json")
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	if parts[0] == "" {
+		parts = nil
+	}
+	switch {
+	case len(parts) == 0:
+		writeJSON(w, 200, map[string]any{"name": "estest", "cluster_name": "estest",
+			"version": map[string]any{"number": "8.19.0", "build_flavor": "default"}, "tagline": "You Know, for Search"})
+	case parts[0] == "_bulk":
+		s.bulk(w, r, "")
+	case len(parts) == 2 && parts[0] == "_index_template":
+		s.template(w, r, parts[1])
+	case len(parts) == 1:
+		s.index(w, r, parts[0])
+	case len(parts) == 2 && parts[1] == "_bulk":
+		s.bulk(w, r, parts[0])
+	case len(parts) == 2 && parts[1] == "_count":
+		s.count(w, r, parts[0])
+	case len(parts) == 2 && parts[1] == "_refresh":
+		writeJSON(w, 200, map[string]any{"_shards": map[string]int{"total": 1, "successful": 1, "failed": 0}})
+	case len(parts) == 3 && parts[1] == "_doc" && r.Method == http.MethodGet:
+		s.get(w, parts[0], parts[2])
+	default:
+		writeError(w, 400, "illegal_argument_exception", fmt.Sprintf("estest: %s %s is not supported", r.Method, r.URL.Path))
+	}
+}
+
+func (s *Server) template(w http.ResponseWriter, r *http.Request, name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch r.Method {
+	case http.MethodPut, http.MethodPost:
+		var body json.RawMessage
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			writeError(w, 400, "parse_exception", err.Error())
+			return
+		}
+		s.requests["template"]++
+		s.templates[name] = body
+		writeJSON(w, 200, map[string]any{"acknowledged": true})
+	case http.MethodGet:
+		t, ok := s.templates[name]
+		if !ok {
+			writeError(w, 404, "resource_not_found_exception", "index template matching ["+name+"] not found")
+			return
+		}
+		writeJSON(w, 200, map[string]any{"index_templates": []any{map[string]any{"name": name, "index_template": t}}})
+	default:
+		writeError(w, 405, "illegal_argument_exception", r.Method+" not allowed")
+	}
+}
+
+func (s *Server) index(w http.ResponseWriter, r *http.Request, name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, exists := s.indices[name]
+	switch r.Method {
+	case http.MethodHead:
+		if exists {
+			w.WriteHeader(200)
+		} else {
+			w.WriteHeader(404)
+		}
+	case http.MethodPut:
+		if msg := invalidIndex(name); msg != "" {
+			writeError(w, 400, "invalid_index_name_exception", msg)
+			return
+		}
+		if exists {
+			writeError(w, 400, "resource_already_exists_exception", "index ["+name+"] already exists")
+			return
+		}
+		s.requests["create_index"]++
+		s.indices[name] = map[string]*doc{}
+		writeJSON(w, 200, map[string]any{"acknowledged": true, "shards_acknowledged": true, "index": name})
+	default:
+		writeError(w, 405, "illegal_argument_exception", r.Method+" not allowed")
+	}
+}
+
+func (s *Server) get(w http.ResponseWriter, index, id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests["get"]++
+	docs, ok := s.indices[index]
+	if !ok {
+		writeError(w, 404, "index_not_found_exception", "no such index ["+index+"]")
+		return
+	}
+	d, ok := docs[id]
+	if !ok || d.deleted {
+		writeJSON(w, 404, map[string]any{"_index": index, "_id": id, "found": false})
+		return
+	}
+	writeJSON(w, 200, map[string]any{"_index": index, "_id": id, "_version": d.version, "found": true, "_source": d.source})
+}
+
+func (s *Server) count(w http.ResponseWriter, r *http.Request, pattern string) {
+	var q struct {
+		Query struct {
+			Term map[string]json.RawMessage `json:"term"`
+		} `json:"query"`
+	}
+	if r.Body != nil {
+		b := new(bytes.Buffer)
+		_, _ = b.ReadFrom(r.Body)
+		if b.Len() > 0 {
+			if err := json.Unmarshal(b.Bytes(), &q); err != nil {
+				writeError(w, 400, "parse_exception", err.Error())
+				return
+			}
+		}
+	}
+	var field string
+	var want any
+	for f, raw := range q.Query.Term {
+		field = f
+		var obj struct {
+			Value any `json:"value"`
+		}
+		if json.Unmarshal(raw, &obj) == nil && obj.Value != nil {
+			want = obj.Value
+		} else if err := json.Unmarshal(raw, &want); err != nil {
+			writeError(w, 400, "parse_exception", err.Error())
+			return
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests["count"]++
+	n := 0
+	for _, idx := range s.matchLocked(pattern) {
+		for _, d := range s.indices[idx] {
+			if d.deleted {
+				continue
+			}
+			if field != "" && !termMatches(d.source, field, want) {
+				continue
+			}
+			n++
+		}
+	}
+	writeJSON(w, 200, map[string]any{"count": n, "_shards": map[string]int{"total": 1, "successful": 1, "failed": 0}})
+}
+
+func termMatches(source json.RawMessage, field string, want any) bool {
+	var v any
+	if json.Unmarshal(source, &v) != nil {
+		return false
+	}
+	for _, p := range strings.Split(field, ".") {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return false
+		}
+		v = m[p]
+	}
+	return fmt.Sprint(v) == fmt.Sprint(want)
+}
+
+func (s *Server) matchLocked(pattern string) []string {
+	var out []string
+	for _, p := range strings.Split(pattern, ",") {
+		if p == "_all" {
+			p = "*"
+		}
+		for name := range s.indices {
+			if ok, _ := path.Match(p, name); ok {
+				out = append(out, name)
+			}
+		}
+	}
+	return out
+}
+
+type action struct {
+	Index       string `json:"_index"`
+	ID          string `json:"_id"`
+	Version     *int64 `json:"version"`
+	VersionType string `json:"version_type"`
+}
+
+func (s *Server) bulk(w http.ResponseWriter, r *http.Request, defIndex string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests["bulk"]++
+	f := s.fault
+	active := f.Status != 0 && time.Now().Before(f.Until)
+	if active && f.Whole {
+		s.requests["bulk_rejected"]++
+		writeError(w, f.Status, faultType(f.Status), "estest: refusing requests for now")
+		return
+	}
+	sc := bufio.NewScanner(r.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 100<<20)
+	var items []map[string]any
+	hasErrors := false
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		var meta map[string]action
+		if err := json.Unmarshal(line, &meta); err != nil || len(meta) != 1 {
+			writeError(w, 400, "illegal_argument_exception", "malformed action/metadata line")
+			return
+		}
+		var op string
+		var a action
+		for op, a = range meta {
+		}
+		if a.Index == "" {
+			a.Index = defIndex
+		}
+		var source json.RawMessage
+		if op != "delete" {
+			if !sc.Scan() {
+				writeError(w, 400, "illegal_argument_exception", "the bulk request must be terminated by a newline")
+				return
+			}
+			source = json.RawMessage(bytes.Clone(sc.Bytes()))
+		}
+		var res map[string]any
+		if active {
+			res = itemError(a, f.Status, faultType(f.Status), "estest: rejected for now")
+		} else {
+			res = s.applyLocked(op, a, source)
+		}
+		if res["status"].(int) > 201 && !(op == "delete" && res["status"].(int) == 404 && res["error"] == nil) {
+			hasErrors = true
+		}
+		items = append(items, map[string]any{op: res})
+	}
+	if err := sc.Err(); err != nil {
+		writeError(w, 400, "parse_exception", err.Error())
+		return
+	}
+	if active {
+		s.requests["bulk_rejected"]++
+	}
+	writeJSON(w, 200, map[string]any{"took": 1, "errors": hasErrors, "items": items})
+}
+
+func (s *Server) applyLocked(op string, a action, source json.RawMessage) map[string]any {
+	if a.Index == "" {
+		return itemError(a, 400, "action_request_validation_exception", "index is missing")
+	}
+	if msg := invalidIndex(a.Index); msg != "" {
+		return itemError(a, 400, "invalid_index_name_exception", msg)
+	}
+	if a.ID == "" && op != "index" {
+		return itemError(a, 400, "action_request_validation_exception", "id is missing")
+	}
+	external := a.VersionType == "external" || a.VersionType == "external_gt"
+	if a.VersionType != "" && !external {
+		return itemError(a, 400, "action_request_validation_exception", "version_type ["+a.VersionType+"] is not supported by estest")
+	}
+	if external && (a.Version == nil || *a.Version < 0) {
+		return itemError(a, 400, "action_request_validation_exception", "an external version must be set and non-negative")
+	}
+	docs, ok := s.indices[a.Index]
+	if !ok {
+		docs = map[string]*doc{}
+		s.indices[a.Index] = docs
+	}
+	cur := docs[a.ID]
+	if external && cur != nil && *a.Version <= cur.version {
+		return itemError(a, 409, "version_conflict_engine_exception",
+			fmt.Sprintf("[%s]: version conflict, current version [%d] is higher or equal to the one provided [%d]", a.ID, cur.version, *a.Version))
+	}
+	switch op {
+	case "index", "create":
+		if op == "create" && cur != nil && !cur.deleted {
+			return itemError(a, 409, "version_conflict_engine_exception", "["+a.ID+"]: version conflict, document already exists")
+		}
+		if !json.Valid(source) {
+			return itemError(a, 400, "mapper_parsing_exception", "failed to parse: source is not JSON")
+		}
+		v := int64(1)
+		if external {
+			v = *a.Version
+		} else if cur != nil {
+			v = cur.version + 1
+		}
+		result, status := "created", 201
+		if cur != nil && !cur.deleted {
+			result, status = "updated", 200
+		}
+		docs[a.ID] = &doc{version: v, source: source}
+		return map[string]any{"_index": a.Index, "_id": a.ID, "_version": v, "result": result, "status": status}
+	case "delete":
+		v := int64(1)
+		if external {
+			v = *a.Version
+		} else if cur != nil {
+			v = cur.version + 1
+		}
+		docs[a.ID] = &doc{version: v, deleted: true}
+		if cur == nil || cur.deleted {
+			return map[string]any{"_index": a.Index, "_id": a.ID, "_version": v, "result": "not_found", "status": 404}
+		}
+		return map[string]any{"_index": a.Index, "_id": a.ID, "_version": v, "result": "deleted", "status": 200}
+	}
+	return itemError(a, 400, "illegal_argument_exception", "action ["+op+"] is not supported by estest")
+}
+
+func itemError(a action, status int, typ, reason string) map[string]any {
+	return map[string]any{"_index": a.Index, "_id": a.ID, "status": status,
+		"error": map[string]any{"type": typ, "reason": reason, "index": a.Index}}
+}
+
+func faultType(status int) string {
+	if status == http.StatusTooManyRequests {
+		return "es_rejected_execution_exception"
+	}
+	return "unavailable_shards_exception"
+}
+
+func invalidIndex(name string) string {
+	if name == "" || name != strings.ToLower(name) || strings.HasPrefix(name, "_") || strings.HasPrefix(name, "-") ||
+		strings.ContainsAny(name, `\/*?"<>| ,#:`) {
+		return "Invalid index name [" + name + "]"
+	}
+	return ""
+}
+
+func writeError(w http.ResponseWriter, status int, typ, reason string) {
+	writeJSON(w, status, map[string]any{"error": map[string]any{"type": typ, "reason": reason,
+		"root_cause": []any{map[string]any{"type": typ, "reason": reason}}}, "status": status})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = 500, []byte(`{"error":{"type":"estest","reason":`+strconv.Quote(err.Error())+`},"status":500}`)
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
