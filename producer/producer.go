@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"go.opentelemetry.io/otel/trace"
@@ -27,6 +29,10 @@ type Producer struct {
 	mu     sync.RWMutex // held for reading while producing, for writing by Close
 	closed bool
 	loop   chan struct{} // closed when the delivery loop ends
+
+	// pending counts records handed to librdkafka whose delivery report
+	// has not been handled yet (callback run, waiter told).
+	pending atomic.Int64
 }
 
 // New connects a producer. It fails naming the setting that is wrong, or
@@ -49,7 +55,15 @@ func New(opts ...Option) (*Producer, error) {
 	case cfg.source == "":
 		return nil, fmt.Errorf("%w: source is empty (WithSource)", ErrConfig)
 	}
-	cm, err := kafkaconf.Producer(cfg.brokers, kafka.ConfigMap{"client.id": cfg.clientID}, cfg.kafka)
+	sec, err := cfg.securityConfig()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	// librdkafka's own log lines go to the injected logger, not stderr.
+	// Delivery reports carry the key only: the value was copied into
+	// librdkafka and is not needed back.
+	base := kafka.ConfigMap{"client.id": cfg.clientID, "go.logs.channel.enable": true, "go.delivery.report.fields": "key"}
+	cm, err := kafkaconf.Producer(cfg.brokers, base, sec, cfg.kafka)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
@@ -57,9 +71,19 @@ func New(opts ...Option) (*Producer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
+	if lc := kp.Logs(); lc != nil {
+		go forwardLogs(cfg.log, lc)
+	}
 	if _, err := kp.GetMetadata(nil, false, int(cfg.startTimeout.Milliseconds())); err != nil {
+		cause := startCause(kp)
 		kp.Close()
-		return nil, fmt.Errorf("producer: no broker reachable at %s within %s: %w", cfg.brokers, cfg.startTimeout, err)
+		if cause != nil {
+			if ke, ok := cause.(kafka.Error); ok && isAuthFailure(ke) {
+				return nil, fmt.Errorf("%w: brokers %s: %w", ErrAuth, cfg.brokers, cause)
+			}
+			return nil, fmt.Errorf("%w at %s within %s: %w (last client error: %w)", ErrUnreachable, cfg.brokers, cfg.startTimeout, err, cause)
+		}
+		return nil, fmt.Errorf("%w at %s within %s: %w", ErrUnreachable, cfg.brokers, cfg.startTimeout, err)
 	}
 	codec, err := schema.NewCodec(cfg.registry)
 	if err != nil {
@@ -69,6 +93,59 @@ func New(opts ...Option) (*Producer, error) {
 	p := &Producer{kp: kp, codec: codec, source: cfg.source, log: cfg.log, loop: make(chan struct{})}
 	go p.deliveries()
 	return p, nil
+}
+
+// startCause drains the client events queued so far (none is consumed
+// before the delivery loop starts) and returns what librdkafka reported
+// for a failed start: an authentication failure if there was one, else the
+// last client error other than the "brokers are down" summary, or nil.
+func startCause(kp *kafka.Producer) error {
+	var last, summary error
+	for {
+		select {
+		case ev := <-kp.Events():
+			ke, ok := ev.(kafka.Error)
+			switch {
+			case !ok:
+			case isAuthFailure(ke):
+				return ke
+			case ke.Code() == kafka.ErrAllBrokersDown:
+				summary = ke
+			default:
+				last = ke
+			}
+		default:
+			if last == nil {
+				return summary
+			}
+			return last
+		}
+	}
+}
+
+// isAuthFailure reports whether a client error is a refused login. A broker
+// that drops the connection instead of answering the SASL handshake shows
+// up as a transport error whose text says so.
+func isAuthFailure(ke kafka.Error) bool {
+	return classify(ke) == ErrAuth || strings.Contains(ke.String(), "SASL authentication error")
+}
+
+// forwardLogs writes librdkafka's log lines (syslog levels) to log until
+// the client closes the channel.
+func forwardLogs(log *slog.Logger, lc chan kafka.LogEvent) {
+	for ev := range lc {
+		lvl := slog.LevelDebug
+		switch {
+		case ev.Level <= 3:
+			lvl = slog.LevelError
+		case ev.Level == 4:
+			lvl = slog.LevelWarn
+		case ev.Level <= 6:
+			lvl = slog.LevelInfo
+		}
+		log.LogAttrs(context.Background(), lvl, "librdkafka", slog.String("client", ev.Name),
+			slog.String("tag", ev.Tag), slog.String("msg", ev.Message))
+	}
 }
 
 // Source returns the envelope source this producer stamps on change events.
@@ -140,6 +217,7 @@ func (p *Producer) deliveries() {
 			case asyncCallback:
 				o.fn(Delivery{Topic: topicOf(e), Partition: e.TopicPartition.Partition, Offset: int64(e.TopicPartition.Offset), ID: o.id, Err: err})
 			}
+			p.pending.Add(-1)
 		case kafka.Error:
 			p.log.Warn("kafka client error", "err", e, "code", e.Code(), "fatal", e.IsFatal())
 		}
@@ -209,22 +287,56 @@ func (p *Producer) PublishAsync(ctx context.Context, topic string, e schema.Enve
 	return p.produce(ctx, topic, &e, asyncCallback{id: e.ID, fn: fn})
 }
 
+// scratch holds the buffers of one produce call. librdkafka copies key,
+// value and headers while Produce runs (RD_KAFKA_MSG_F_COPY), so they are
+// reused for the next record instead of becoming garbage.
+type scratch struct {
+	value []byte
+	hbuf  []byte // header values
+	hs    []schema.Header
+	msg   kafka.Message
+}
+
+var scratchPool = sync.Pool{New: func() any {
+	return &scratch{value: make([]byte, 0, 512), hbuf: make([]byte, 0, 512), hs: make([]schema.Header, 0, 11)}
+}}
+
 func (p *Producer) produce(ctx context.Context, topic string, e *schema.Envelope, opaque any) error {
-	value, err := p.codec.Encode(ctx, nil, topic, e)
+	s := scratchPool.Get().(*scratch)
+	defer func() {
+		s.msg = kafka.Message{}
+		clear(s.hs)
+		scratchPool.Put(s)
+	}()
+	value, err := p.codec.Encode(ctx, s.value[:0], topic, e)
 	if err != nil {
 		return &PublishError{Topic: topic, Key: e.Subject, Err: err}
 	}
-	hs := schema.AppendHeaders(make([]schema.Header, 0, 11), e)
-	msg := newMessage(topic, []byte(e.Subject), value, hs, opaque)
-	msg.Timestamp = e.Time
-	return p.enqueue(ctx, msg)
+	s.value = value
+	s.hs, s.hbuf = schema.AppendHeadersTo(s.hs[:0], s.hbuf[:0], e)
+	s.msg = kafka.Message{
+		TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
+		// librdkafka only reads the key, to copy it.
+		Key:       unsafe.Slice(unsafe.StringData(e.Subject), len(e.Subject)),
+		Value:     value,
+		Headers:   kafkaHeaders(s.hs),
+		Opaque:    opaque,
+		Timestamp: e.Time,
+	}
+	return p.enqueue(ctx, &s.msg)
+}
+
+// The conversion fails to compile unless schema.Header and kafka.Header
+// have identical fields, which is what kafkaHeaders relies on.
+var _ = kafka.Header(schema.Header{})
+
+// kafkaHeaders reinterprets hs as kafka headers, without a copy per record.
+func kafkaHeaders(hs []schema.Header) []kafka.Header {
+	return unsafe.Slice((*kafka.Header)(unsafe.Pointer(unsafe.SliceData(hs))), len(hs))
 }
 
 func newMessage(topic string, key, value []byte, headers []schema.Header, opaque any) *kafka.Message {
-	kh := make([]kafka.Header, len(headers))
-	for i, h := range headers {
-		kh[i] = kafka.Header(h)
-	}
+	kh := kafkaHeaders(headers)
 	return &kafka.Message{
 		TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
 		Key:            key,
@@ -241,6 +353,9 @@ func (p *Producer) enqueue(ctx context.Context, msg *kafka.Message) error {
 	if p.closed {
 		return ErrClosed
 	}
+	// Counted before Produce: the delivery report may be handled before
+	// Produce returns.
+	p.pending.Add(1)
 	for {
 		err := p.kp.Produce(msg, nil)
 		if err == nil {
@@ -251,23 +366,33 @@ func (p *Producer) enqueue(ctx context.Context, msg *kafka.Message) error {
 			// Backpressure: the local queue is full; wait for deliveries.
 			select {
 			case <-ctx.Done():
+				p.pending.Add(-1)
 				return &PublishError{Topic: topicOf(msg), Key: string(msg.Key), Err: ctx.Err()}
 			case <-time.After(time.Millisecond):
 			}
 			continue
 		}
+		p.pending.Add(-1)
 		return &PublishError{Topic: topicOf(msg), Key: string(msg.Key), Err: err}
 	}
 }
 
-// Flush waits until every enqueued record was delivered or failed, or ctx
-// ends.
+// Flush waits until every enqueued record was acknowledged or failed and
+// its outcome was reported (the PublishAsync callback has returned), or
+// ctx ends. It returns within a millisecond of the last report; records
+// enqueued while it waits are waited for too.
 func (p *Producer) Flush(ctx context.Context) error {
-	for p.kp.Len() > 0 {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("producer: flush: %d records outstanding: %w", p.kp.Len(), err)
+	if p.pending.Load() <= 0 {
+		return nil
+	}
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	for p.pending.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("producer: flush: %d records outstanding: %w", p.pending.Load(), ctx.Err())
+		case <-t.C:
 		}
-		p.kp.Flush(50)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package schema
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -124,7 +125,14 @@ func (c *Codec) writerSchema(ctx context.Context, id int) (avro.Schema, error) {
 // Confluent wire format, ready for [Envelope.Data], and the dataschema
 // reference ("<subject>/<id>") to store beside it.
 func EncodeData(ctx context.Context, reg Registry, subject string, s avro.Schema, v any) ([]byte, string, error) {
-	id, err := reg.Register(ctx, subject, s.String())
+	// Register the full JSON form: the canonical form (s.String()) drops
+	// defaults, and without them the registry rejects compatible
+	// evolutions such as adding an optional field.
+	full, err := json.Marshal(s)
+	if err != nil {
+		return nil, "", fmt.Errorf("schema: data schema for %q: %w", subject, err)
+	}
+	id, err := reg.Register(ctx, subject, string(full))
 	if err != nil {
 		return nil, "", err
 	}

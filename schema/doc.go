@@ -6,5 +6,7 @@
 // Producers encode with a [Codec]; the enricher and consumers decode with the
 // same [Codec], which resolves the writer's schema (looked up by id in the
 // registry) against the reader's, so old readers understand new writers
-// within the registry's compatibility rules.
+// within the registry's compatibility rules. A [Serde] does the same for
+// the records an envelope carries as data, registering them under a subject
+// its [NameStrategy] names.
 package schema

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,7 +16,7 @@ import (
 
 func registryCmd() *cobra.Command {
 	var port int
-	var host string
+	var host, brokers string
 	cmd := &cobra.Command{
 		Use:   "registry",
 		Short: "Serve a Confluent-compatible schema registry (REST API)",
@@ -26,7 +27,18 @@ func registryCmd() *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			srv, err := registry.New(ctx, registry.WithLogger(log))
+			opts := []registry.Option{registry.WithLogger(log)}
+			if brokers != "" {
+				store, err := registry.NewKafkaStore(ctx, strings.Split(brokers, ","), registry.KafkaLogger(log))
+				if err != nil {
+					return err
+				}
+				defer store.Close()
+				opts = append(opts, registry.WithStore(store))
+			} else {
+				log.Warn("no --brokers: schemas are kept in memory and lost on exit")
+			}
+			srv, err := registry.New(ctx, opts...)
 			if err != nil {
 				return err
 			}
@@ -50,5 +62,6 @@ func registryCmd() *cobra.Command {
 	}
 	cmd.Flags().IntVar(&port, "port", 8081, "port to listen on")
 	cmd.Flags().StringVar(&host, "host", "127.0.0.1", "address to listen on")
+	cmd.Flags().StringVar(&brokers, "brokers", "", "Kafka bootstrap servers; schemas are stored durably in the _schemas topic there")
 	return cmd
 }

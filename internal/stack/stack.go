@@ -121,7 +121,14 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 
 	s.RegistryURL = cfg.RegistryURL
 	if s.RegistryURL == "" {
-		reg, err := registry.New(gctx, registry.WithLogger(log))
+		// Schemas live in the _schemas topic, as with Confluent's registry,
+		// so a restarted stack serves the same ids.
+		store, err := registry.NewKafkaStore(gctx, []string{s.Brokers}, registry.KafkaLogger(log))
+		if err != nil {
+			return s, err
+		}
+		s.onStop(func(context.Context) error { store.Close(); return nil })
+		reg, err := registry.New(gctx, registry.WithLogger(log), registry.WithStore(store))
 		if err != nil {
 			return s, err
 		}

@@ -86,6 +86,9 @@ func New(ctx context.Context, opts ...Option) (*Server, error) {
 	}
 	s := &Server{log: o.log, store: o.store, st: st, mux: http.NewServeMux()}
 	s.routes()
+	if f, ok := o.store.(Follower); ok {
+		s.follow(f)
+	}
 	s.log.Debug("registry loaded", "records", len(recs), "subjects", len(st.subjects), "schemas", len(st.schemas))
 	return s, nil
 }

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/slatehq/slate/schema/registry"
+)
+
+func TestSchemaCmd(t *testing.T) {
+	srv, err := registry.New(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	dir := t.TempDir()
+	write := func(name, s string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	v1 := write("v1.avsc", `{"type":"record","name":"Title","fields":[{"name":"id","type":"string"}]}`)
+	v2 := write("v2.avsc", `{"type":"record","name":"Title","fields":[{"name":"id","type":"string"},{"name":"name","type":["null","string"],"default":null}]}`)
+	bad := write("bad.avsc", `{"type":"record","name":"Title","fields":[{"name":"id","type":"long"}]}`)
+	notJSON := write("x.avsc", `record Title`)
+
+	tests := []struct {
+		name    string
+		args    []string
+		stdin   string
+		want    []string
+		wantErr string
+	}{
+		{"check before any version", []string{"check", "title-value", v1}, "", []string{"compatible"}, ""},
+		{"register v1", []string{"register", "title-value", v1}, "", []string{"subject title-value version 1 id 1"}, ""},
+		{"register v1 again", []string{"register", "title-value", v1}, "", []string{"version 1 id 1"}, ""},
+		{"check v2", []string{"check", "title-value", v2}, "", []string{"compatible with subject title-value"}, ""},
+		{"check incompatible", []string{"check", "title-value", bad}, "", []string{"incompatible"}, "not compatible"},
+		{"register incompatible", []string{"register", "title-value", bad}, "", nil, "incompatible with an earlier schema"},
+		{"register v2 from stdin", []string{"register", "title-value", "-"}, mustRead(t, v2), []string{"version 2 id 2"}, ""},
+		{"get latest", []string{"get", "title-value"}, "", []string{"# subject title-value version 2 id 2", `"name": "name"`}, ""},
+		{"get version 1", []string{"get", "title-value", "1"}, "", []string{"version 1 id 1"}, ""},
+		{"get by id", []string{"get", "--id", "1"}, "", []string{`"name": "Title"`}, ""},
+		{"get bad version", []string{"get", "title-value", "x"}, "", nil, `version "x"`},
+		{"list subjects", []string{"list"}, "", []string{"title-value"}, ""},
+		{"list versions", []string{"list", "title-value"}, "", []string{"1\n2\n"}, ""},
+		{"not JSON", []string{"register", "title-value", notJSON}, "", nil, "is not JSON"},
+		{"unknown subject", []string{"get", "nope"}, "", nil, "not found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := schemaCmd()
+			var out bytes.Buffer
+			cmd.SetOut(&out)
+			cmd.SetErr(&out)
+			cmd.SetIn(strings.NewReader(tt.stdin))
+			cmd.SetArgs(append([]string{"--registry-url", hs.URL}, tt.args...))
+			err := cmd.ExecuteContext(context.Background())
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("err = %v\n%s", err, out.String())
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("err = %v, want it to say %q", err, tt.wantErr)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output\n%s\nlacks %q", out.String(), w)
+				}
+			}
+			if tt.name == "check incompatible" && !errors.Is(err, errIncompatible) {
+				t.Errorf("err = %v, want errIncompatible", err)
+			}
+		})
+	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
