@@ -143,7 +143,10 @@ func consRegistry() (*schema.RegistryClient, error) {
 //
 //   - slate: consumer.New + Deduplicate(dedupe.NewRedis) + a discard sink
 //     (decodes every Avro envelope; claims and marks done per batch of 500,
-//     two pipelined round trips; commits per batch);
+//     two pipelined round trips; offsets stored per batch and committed in
+//     the background, the default);
+//   - slate-synccommit: the same with consumer.WithSyncCommit (a synchronous
+//     commit per batch, like the raw loops);
 //   - raw-setnx: confluent-kafka-go Poll loop, one SET NX EX per record on
 //     the ce_id header (no decode), a synchronous commit every 500 records;
 //   - raw-setnx-pipe500: the same with the SET NX commands pipelined in
@@ -158,7 +161,10 @@ func BenchmarkConsumerDedupe(b *testing.B) {
 		name string
 		fn   func(b *testing.B, f *consFixture, id string) int64
 	}{
-		{"slate", consSlate},
+		{"slate", func(b *testing.B, f *consFixture, id string) int64 { return consSlate(b, f, id) }},
+		{"slate-synccommit", func(b *testing.B, f *consFixture, id string) int64 {
+			return consSlate(b, f, id, consumer.WithSyncCommit())
+		}},
 		{"raw-setnx", func(b *testing.B, f *consFixture, id string) int64 { return consRaw(b, f, id, 1) }},
 		{"raw-setnx-pipe500", func(b *testing.B, f *consFixture, id string) int64 { return consRaw(b, f, id, 500) }},
 	} {
@@ -179,7 +185,7 @@ func BenchmarkConsumerDedupe(b *testing.B) {
 	}
 }
 
-func consSlate(b *testing.B, f *consFixture, id string) int64 {
+func consSlate(b *testing.B, f *consFixture, id string, extra ...consumer.Option) int64 {
 	store, err := dedupe.NewRedis(f.rdb, dedupe.WithKeyPrefix("slatebench:"+id+":"))
 	if err != nil {
 		b.Fatal(err)
@@ -191,8 +197,9 @@ func consSlate(b *testing.B, f *consFixture, id string) int64 {
 	})
 	h := consumer.Deduplicate(store, consumer.DedupeConfig{TTL: 10 * time.Minute, OnDuplicates: func(n int) { dups.Add(int64(n)) }},
 		consumer.ToSinks(discard))
-	c, err := consumer.New(h, consumer.WithBrokers(f.brokers), consumer.WithGroup("bench-"+id), consumer.WithTopics(f.topic),
-		consumer.WithRegistry(f.reg))
+	opts := append([]consumer.Option{consumer.WithBrokers(f.brokers), consumer.WithGroup("bench-" + id),
+		consumer.WithTopics(f.topic), consumer.WithRegistry(f.reg)}, extra...)
+	c, err := consumer.New(h, opts...)
 	if err != nil {
 		b.Fatal(err)
 	}

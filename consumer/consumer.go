@@ -48,8 +48,17 @@ type config struct {
 	kafka      kafka.ConfigMap
 	dlq        DeadLetterPublisher
 	lanes      int
+	commitSync bool
 	log        *slog.Logger
 }
+
+// WithSyncCommit commits offsets synchronously after every batch. By
+// default a handled batch's offsets are stored locally and librdkafka
+// commits them in the background (auto.commit.interval.ms, 1s), and on
+// revocation and close; either way only offsets of handled records are
+// ever committed. Synchronous commits shrink what a crash replays to at
+// most one batch, at the cost of a broker round trip per batch.
+func WithSyncCommit() Option { return func(c *config) { c.commitSync = true } }
 
 // Option configures [New].
 type Option func(*config)
@@ -171,7 +180,8 @@ func New(h Handler, opts ...Option) (*Consumer, error) {
 // succeeded for every record up to them. It returns an error only when the
 // client cannot be created or subscribed.
 func (c *Consumer) Run(ctx context.Context) error {
-	cm, err := kafkaconf.Consumer(c.cfg.brokers, c.cfg.group, c.cfg.kafka)
+	commit := kafka.ConfigMap{"enable.auto.commit": !c.cfg.commitSync, "auto.commit.interval.ms": 1000}
+	cm, err := kafkaconf.Consumer(c.cfg.brokers, c.cfg.group, commit, c.cfg.kafka)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
@@ -417,8 +427,9 @@ func (c *Consumer) poison(ctx context.Context, m *kafka.Message, cause error) er
 	return nil
 }
 
-// commit commits, per partition, the offset after the last record of the
-// batch, and updates the lag gauges.
+// commit commits (or stores for the background commit, see
+// [WithSyncCommit]), per partition, the offset after the last record of
+// the batch, and updates the lag gauges.
 func (c *Consumer) commit(kc *kafka.Consumer, msgs []*kafka.Message) {
 	owned := map[tp]bool{}
 	if as, err := kc.Assignment(); err == nil {
@@ -445,7 +456,13 @@ func (c *Consumer) commit(kc *kafka.Consumer, msgs []*kafka.Message) {
 	if len(offsets) == 0 {
 		return
 	}
-	if _, err := kc.CommitOffsets(offsets); err != nil {
+	var err error
+	if c.cfg.commitSync {
+		_, err = kc.CommitOffsets(offsets)
+	} else {
+		_, err = kc.StoreOffsets(offsets)
+	}
+	if err != nil {
 		// The records are handled; a failed commit means a replay after a
 		// rebalance or restart, which dedupe and idempotent sinks absorb.
 		c.cfg.log.Warn("offset commit failed", "group", c.cfg.group, "err", err)

@@ -26,8 +26,10 @@ func Producer(brokers string, overrides ...kafka.ConfigMap) (*kafka.ConfigMap, e
 	return merge(cm, overrides)
 }
 
-// Consumer returns the settings of a group consumer that commits offsets
-// only when told to, then overrides applied in order.
+// Consumer returns the settings of a group consumer that commits only
+// offsets it was told to (auto-commit off, no automatic offset store), then
+// overrides applied in order. With enable.auto.commit turned back on, only
+// offsets explicitly stored are committed in the background.
 func Consumer(brokers, group string, overrides ...kafka.ConfigMap) (*kafka.ConfigMap, error) {
 	cm := kafka.ConfigMap{
 		"bootstrap.servers":                  brokers,
