@@ -1,8 +1,38 @@
 // Package cdc turns database changes into slate envelopes, the way Debezium
-// does: PostgreSQL through logical replication and MySQL/MariaDB through the
-// binlog, each protocol in its own subpackage. A Source streams changes and
-// is told what Kafka acknowledged, so the replication slot or binlog
-// position only moves past events that are safely on the bus; the outbox
-// router publishes rows written by producer.Outbox as the envelopes they
-// carry.
+// does: PostgreSQL through logical replication (cdc/postgres) and
+// MySQL/MariaDB through the binlog (cdc/mysql), each protocol in its own
+// subpackage. This package holds what they share.
+//
+// The flow: a [Source] emits [Batch]es of [Event]s in commit order; a
+// [Runner] publishes them through a [Publisher] (*producer.Producer), which
+// returns only after the broker acknowledged them, and then calls
+// Source.Ack with the batch's position. Only then does the source confirm
+// the position to the database (the PostgreSQL slot's confirmed flush LSN,
+// the MySQL offset row), so a crash replays, never skips. Replayed events
+// have the same envelope ids (they are derived from the source position),
+// so consumers' dedupe drops them.
+//
+// Row events go to studio.cdc.<db>.<schema>.<table> ([Topic]), keyed by
+// the primary key (one column: its value; several: a JSON array of the
+// values as strings). The envelope's source is //pg/<db>/<schema>/<table>
+// (//mysql/... for MySQL), type CREATE, UPDATE, DELETE, SNAPSHOT or
+// TRUNCATE, entitytype the table name, sequence the change's LSN (or a
+// binlog-derived number that only grows), and data an Avro record
+// {before, after, source} in the Confluent wire format, whose schema
+// ([Encoder], [RecordName]) is derived from the table's columns and
+// registered under its full name, studio.cdc.<db>.<schema>.<table>.Change;
+// a changed table registers a new version. [Filter] selects tables and
+// drops or masks columns.
+//
+// The outbox: a service writes its change and a row of the outbox table
+// ([OutboxDDL]) carrying the framed envelope in one database transaction;
+// the source publishes that envelope to studio.<aggregatetype>.changes,
+// keyed by aggregateid ([OutboxRouter]), instead of a row event. A
+// rolled-back transaction never reaches the log, so it never reaches Kafka.
+//
+// [Metrics] exposes events acknowledged, lag in seconds and bytes, the
+// last confirmed position and snapshot progress.
+//
+// cdc/cdctest is the contract suite every source passes against its real
+// database.
 package cdc

@@ -26,7 +26,7 @@ func run(args []string) int {
 		},
 	}
 	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn, error")
-	root.AddCommand(upCmd(), registryCmd(), dlqCmd(), schemaCmd())
+	root.AddCommand(upCmd(), registryCmd(), dlqCmd(), schemaCmd(), cdcCmd())
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "slate:", err)

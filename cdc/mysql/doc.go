@@ -1,0 +1,22 @@
+// Package mysql is the MySQL/MariaDB source of the CDC sidecar: it reads
+// the ROW binlog as a replica (go-mysql canal, flavor mariadb or mysql).
+//
+// Each committed transaction (from its GTID event to its XID event)
+// becomes one batch of CREATE, UPDATE and DELETE events, published to
+// studio.cdc.<server>.<database>.<table> with the envelope source
+// //mysql/<server>/<database>/<table>. The batch's position is the binlog
+// file and offset after the XID event (and the GTID set). Once the Runner
+// acknowledged it, the source stores it in the offsets table
+// (slate_cdc_offsets, one row per source name) in the captured database;
+// a restarted source resumes from that row, so nothing is skipped and
+// what is replayed has the same envelope ids. On the first run (no row)
+// the source starts at the server's current binlog position and stores it
+// at once; it takes no initial snapshot of existing rows.
+//
+// Sequences are derived from the binlog coordinates: the file's numeric
+// suffix in the high 32 bits and the event's end offset in the low ones,
+// so they grow along the binlog. The before image is the full old row
+// with binlog_row_image=FULL (the default). TRUNCATE, a DDL statement in
+// the binlog, is not turned into an event. Outbox rows (slate_outbox,
+// cdc.OutboxDDLMySQL) are routed as the envelopes they carry.
+package mysql

@@ -1,0 +1,43 @@
+// Package postgres is the PostgreSQL source of the CDC sidecar: logical
+// replication with the built-in pgoutput plugin (pglogrepl).
+//
+// Run prepares the publication and replication slot when configured to,
+// and on a new slot reads every published table in the slot's exported
+// snapshot (consistent with the slot's start) as SNAPSHOT events. It then
+// streams committed transactions: INSERT, UPDATE, DELETE and TRUNCATE
+// become CREATE, UPDATE, DELETE and TRUNCATE events, handed on per
+// transaction with the transaction's end LSN as the position. Rolled-back
+// transactions are never decoded by the server, so they never appear.
+//
+// The before image depends on the table's REPLICA IDENTITY: with FULL,
+// updates and deletes carry the whole old row; with DEFAULT (the primary
+// key), deletes carry only the key columns (other fields null) and updates
+// carry no before unless the key changed. An unchanged TOASTed value is
+// not sent by the server: it is taken from the old row when there is one
+// (FULL), otherwise it is null in after and its column is named in
+// source.unchanged_toast, so a consumer knows to keep what it has.
+//
+// The slot's confirmed flush LSN moves only when the Runner acknowledged
+// every event up to it (standby status updates every StatusInterval and on
+// stop). When everything emitted is acknowledged and no transaction is
+// open, the position follows the server's WAL end from keepalives, and
+// HeartbeatInterval writes a row of the state table, so a slot on a quiet
+// database does not hold WAL back. The state table (slate_cdc_state) also
+// records whether the initial snapshot finished: a slot whose snapshot
+// was interrupted by a crash is dropped and the snapshot taken again.
+//
+// Envelope ids derive from the LSN and the change's order in its
+// transaction, so what a restart replays (changes after the last confirmed
+// position) are exact duplicates. Snapshot events carry the consistent
+// point minus one as sequence, so every streamed change orders after them.
+//
+// While Kafka does not take events, emit blocks and the source sends no
+// status updates; a stall longer than the server's wal_sender_timeout ends
+// the replication connection and Run returns an error. A restart resumes
+// from the confirmed position. Generated columns are read by the snapshot
+// but not sent by pgoutput, so such a table has two row schema versions.
+//
+// The connection needs a user with the REPLICATION attribute and a
+// pg_hba "replication" line; wal_level must be logical. The source adds
+// replication=database to the DSN itself.
+package postgres

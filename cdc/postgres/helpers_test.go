@@ -1,0 +1,262 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http/httptest"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/slatehq/slate/cdc"
+	"github.com/slatehq/slate/cdc/postgres"
+	"github.com/slatehq/slate/internal/broker"
+	"github.com/slatehq/slate/producer"
+	"github.com/slatehq/slate/schema"
+	slateregistry "github.com/slatehq/slate/schema/registry"
+)
+
+func dsn() string {
+	if d := os.Getenv("SLATE_PG_DSN"); d != "" {
+		return d
+	}
+	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+}
+
+// pgConn connects to the test database or skips (fails under CI=true).
+func pgConn(t testing.TB) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, dsn())
+	if err == nil {
+		var level string
+		if err = c.QueryRow(ctx, "SHOW wal_level").Scan(&level); err == nil && level != "logical" {
+			err = fmt.Errorf("wal_level is %s, want logical", level)
+		}
+	}
+	if err != nil {
+		msg := fmt.Sprintf("PostgreSQL with wal_level=logical not reachable at SLATE_PG_DSN=%s (%v); start one, e.g. "+
+			"docker run -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust postgres:15 -c wal_level=logical", dsn(), err)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
+	return c
+}
+
+func exec(t testing.TB, c *pgx.Conn, sql string, args ...any) {
+	t.Helper()
+	if _, err := c.Exec(context.Background(), sql, args...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+type harness struct {
+	t       testing.TB
+	db      *pgx.Conn
+	brokers string
+	reg     *schema.RegistryClient
+	prod    *producer.Producer
+	name    string // unique prefix of the slot, publication and tables
+}
+
+func newHarness(t testing.TB) *harness {
+	t.Helper()
+	db := pgConn(t)
+	b, err := broker.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	srv, err := slateregistry.New(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	reg, err := schema.NewRegistryClient(hs.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := producer.New(producer.WithBrokers(b.Addr()), producer.WithRegistry(reg), producer.WithSource("//pg/test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
+	h := &harness{t: t, db: db, brokers: b.Addr(), reg: reg, prod: p, name: fmt.Sprintf("slt%d", rand.IntN(1e9))}
+	t.Cleanup(h.dropSlot)
+	return h
+}
+
+func (h *harness) table(suffix string) string { return h.name + "_" + suffix }
+
+func (h *harness) config(tables ...string) postgres.Config {
+	return postgres.Config{
+		DSN: dsn(), Slot: h.name, Publication: h.name, CreateSlot: true, CreatePublication: true,
+		Tables: tables, Snapshot: true, StatusInterval: 100 * time.Millisecond,
+	}
+}
+
+func (h *harness) dropSlot() {
+	ctx := context.Background()
+	for i := 0; i < 50; i++ {
+		_, err := h.db.Exec(ctx, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", h.name)
+		if err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_, _ = h.db.Exec(ctx, "DROP PUBLICATION IF EXISTS "+h.name)
+	_, _ = h.db.Exec(ctx, "DELETE FROM slate_cdc_state WHERE slot = $1", h.name)
+}
+
+// running is a source and runner working in the background.
+type running struct {
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func (h *harness) start(cfg postgres.Config) *running {
+	h.t.Helper()
+	log := slog.New(slog.DiscardHandler)
+	if os.Getenv("SLATE_TEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	src, err := postgres.New(cfg, postgres.WithRegistry(h.reg), postgres.WithLogger(log))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	r, err := cdc.NewRunner(h.prod, cdc.WithLogger(log))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	run := &running{cancel: cancel, done: make(chan error, 1)}
+	go func() { run.done <- r.Run(ctx, src) }()
+	return run
+}
+
+func (r *running) stop(t testing.TB) {
+	t.Helper()
+	r.cancel()
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Fatalf("runner: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("runner did not stop")
+	}
+}
+
+// record is one consumed CDC event with its decoded row data.
+type record struct {
+	topic, key string
+	env        schema.Envelope
+	before     map[string]any
+	after      map[string]any
+	source     map[string]any
+	raw        []byte
+}
+
+// collector reads topics from the start in the background.
+type collector struct {
+	mu   sync.Mutex
+	recs []record
+	err  error
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+func (h *harness) collect(topics ...string) *collector {
+	h.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(h.brokers), kgo.ConsumeTopics(topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.MetadataMinAge(100*time.Millisecond))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	codec, _ := schema.NewCodec(h.reg)
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &collector{stop: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		defer cl.Close()
+		for ctx.Err() == nil {
+			fs := cl.PollFetches(ctx)
+			for _, kr := range fs.Records() {
+				e, err := codec.Decode(context.Background(), kr.Value)
+				rec := record{topic: kr.Topic, key: string(kr.Key), env: e, raw: kr.Value}
+				if err == nil && len(e.Data) > 0 && e.DataContentType == schema.ContentTypeAvro && kr.Topic[:11] == "studio.cdc." {
+					var m map[string]any
+					if err = schema.DecodeData(context.Background(), h.reg, e.Data, &m); err == nil {
+						rec.before, rec.after = unionRow(m["before"]), unionRow(m["after"])
+						rec.source, _ = m["source"].(map[string]any)
+					}
+				}
+				c.mu.Lock()
+				if err != nil && c.err == nil {
+					c.err = err
+				}
+				c.recs = append(c.recs, rec)
+				c.mu.Unlock()
+			}
+		}
+	}()
+	h.t.Cleanup(func() { cancel(); <-c.done })
+	return c
+}
+
+// waitFor waits until cond holds over the records collected so far.
+func (c *collector) waitFor(t testing.TB, d time.Duration, what string, cond func([]record) bool) []record {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		c.mu.Lock()
+		recs := append([]record(nil), c.recs...)
+		err := c.err
+		c.mu.Unlock()
+		if err != nil {
+			t.Fatalf("decode: %v", err)
+		}
+		if cond(recs) {
+			return recs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s (%d records)", what, len(recs))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func unionRow(v any) map[string]any {
+	m, _ := v.(map[string]any)
+	for _, r := range m {
+		row, _ := r.(map[string]any)
+		return row
+	}
+	return nil
+}
+
+// waitActive waits until the slot exists and a source streams from it.
+func (h *harness) waitActive() {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		var active bool
+		err := h.db.QueryRow(context.Background(), "SELECT active FROM pg_replication_slots WHERE slot_name = $1", h.name).Scan(&active)
+		if err == nil && active {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	h.t.Fatal("slot never became active")
+}

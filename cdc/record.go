@@ -1,0 +1,464 @@
+package cdc
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hamba/avro/v2"
+
+	"github.com/slatehq/slate/schema"
+)
+
+// Kind is the Avro type a column's values are published as.
+type Kind int
+
+// The column kinds. Integers become long, booleans boolean, timestamps
+// timestamp-micros; text, numeric (kept exact) and every other type string.
+// Every column is nullable.
+const (
+	KindString Kind = iota
+	KindLong
+	KindBool
+	KindTimestamp
+)
+
+// Column is one column of a captured table.
+type Column struct {
+	Name string
+	Kind Kind
+	Key  bool // part of the primary key
+}
+
+// Table describes a captured table as the source saw it last. A change of
+// its columns makes a new row schema, registered as a new version.
+type Table struct {
+	DB      string // database (PostgreSQL) or server name (MySQL)
+	Schema  string // PostgreSQL schema or MySQL database
+	Name    string
+	Columns []Column
+}
+
+// QualifiedName returns schema.table.
+func (t *Table) QualifiedName() string { return t.Schema + "." + t.Name }
+
+// SourceInfo is the source block of a change record (Debezium's source).
+type SourceInfo struct {
+	Connector string    // "postgresql" or "mysql"
+	LSN       int64     // PostgreSQL LSN of the change, or the binlog-derived sequence
+	TxID      int64     // transaction id (PostgreSQL xid; MySQL: a per-process transaction counter)
+	TxOrder   int64     // position of the change inside its transaction, from 1
+	Snapshot  bool      // read by the initial snapshot
+	Time      time.Time // commit time at the source
+	File      string    // MySQL binlog file
+	Pos       int64     // MySQL binlog offset
+	GTID      string    // MySQL GTID, when the server has one
+}
+
+// Change is one row change before it is encoded. Before and After hold one
+// value per column of Table (nil = SQL NULL), or are nil when absent.
+// Values are text as the source sent it, or Go values (int64, bool,
+// time.Time, []byte, string, ...) converted by Kind.
+type Change struct {
+	Op     schema.Op
+	Table  *Table
+	Before []any
+	After  []any
+	// Unchanged names columns whose new value the source did not send
+	// (PostgreSQL unchanged TOAST without a full old row); they are null in
+	// After and listed in source.unchanged_toast.
+	Unchanged []string
+	Source    SourceInfo
+	// ID seeds the envelope id: the same ID always gives the same envelope
+	// id, so a replay after a restart is an exact duplicate that dedupe
+	// drops. Sources build it from their stream position.
+	ID string
+}
+
+// idSpace is the UUIDv5 namespace of CDC envelope ids.
+var idSpace = uuid.MustParse("5c0f3a49-6a53-4f8c-9b1e-2f3b2d1c9e77")
+
+// Encoder turns changes into envelopes with Avro data: one record schema
+// per table and column set, registered under its full name. It applies a
+// [Filter]'s column rules. It is safe for concurrent use.
+type Encoder struct {
+	reg    schema.Registry
+	filter *Filter
+
+	mu     sync.Mutex
+	tables map[string]*tableCodec // key: table signature
+}
+
+type tableCodec struct {
+	schema avro.Schema
+	text   string // the schema as registered
+	// api encodes with an encoder cache of its own: hamba/avro's shared
+	// cache hands a later version of a table the encoder of an earlier
+	// one when the row record is referenced by name (after: "Row").
+	api     avro.API
+	subject string
+	rowName string   // full Avro name of the Row record
+	cols    []int    // indexes of the table's columns that are published
+	names   []string // Avro field names of cols
+	masked  []bool
+
+	once sync.Mutex
+	id   int    // registry id, once registered
+	ref  string // dataschema reference
+}
+
+// encode is schema.EncodeData with the registration done once (rendering
+// the schema to register it again per row would cost more than the row)
+// and of the schema text with its defaults.
+func (tc *tableCodec) encode(ctx context.Context, reg schema.Registry, rec map[string]any) ([]byte, string, error) {
+	tc.once.Lock()
+	id, ref := tc.id, tc.ref
+	tc.once.Unlock()
+	if ref == "" {
+		// Register the schema as written, defaults included (the parsed
+		// schema's canonical form drops them, and without the null
+		// defaults an added column would not be a compatible change).
+		var err error
+		if id, err = reg.Register(ctx, tc.subject, tc.text); err != nil {
+			return nil, "", err
+		}
+		ref = fmt.Sprintf("%s/%d", tc.subject, id)
+		tc.once.Lock()
+		tc.id, tc.ref = id, ref
+		tc.once.Unlock()
+	}
+	payload, err := tc.api.Marshal(tc.schema, rec)
+	if err != nil {
+		return nil, "", fmt.Errorf("cdc: encode %s: %w", tc.subject, err)
+	}
+	return schema.Frame(make([]byte, 0, 5+len(payload)), id, payload), ref, nil
+}
+
+// NewEncoder returns an encoder registering row schemas in reg. f may be
+// nil (publish every column).
+func NewEncoder(reg schema.Registry, f *Filter) *Encoder {
+	if f == nil {
+		f = &Filter{}
+	}
+	return &Encoder{reg: reg, filter: f, tables: make(map[string]*tableCodec)}
+}
+
+// Filter returns the filter the encoder applies.
+func (e *Encoder) Filter() *Filter { return e.filter }
+
+func signature(t *Table) string {
+	var b strings.Builder
+	b.WriteString(t.DB + "\x00" + t.Schema + "\x00" + t.Name)
+	for _, c := range t.Columns {
+		fmt.Fprintf(&b, "\x00%s:%d:%t", c.Name, c.Kind, c.Key)
+	}
+	return b.String()
+}
+
+// RecordName returns the full Avro name of a table's change record, which
+// is also its registry subject: studio.cdc.<db>.<schema>.<table>.Change,
+// each part reduced to Avro name characters.
+func RecordName(t *Table) string {
+	return "studio.cdc." + avroName(t.DB) + "." + avroName(t.Schema) + "." + avroName(t.Name) + ".Change"
+}
+
+func (e *Encoder) codec(t *Table) (*tableCodec, error) {
+	sig := signature(t)
+	e.mu.Lock()
+	tc, ok := e.tables[sig]
+	e.mu.Unlock()
+	if ok {
+		return tc, nil
+	}
+	tc = &tableCodec{subject: RecordName(t)}
+	ns := strings.TrimSuffix(tc.subject, ".Change")
+	tc.rowName = ns + ".Row"
+	var fields []string
+	seen := map[string]bool{}
+	for i, c := range t.Columns {
+		if e.filter.ExcludesColumn(t, c.Name) {
+			continue
+		}
+		name := avroName(c.Name)
+		for seen[name] {
+			name += "_"
+		}
+		seen[name] = true
+		masked := e.filter.MasksColumn(t, c.Name)
+		typ := `"string"`
+		if !masked {
+			switch c.Kind {
+			case KindLong:
+				typ = `"long"`
+			case KindBool:
+				typ = `"boolean"`
+			case KindTimestamp:
+				typ = `{"type":"long","logicalType":"timestamp-micros"}`
+			}
+		}
+		doc, _ := json.Marshal(c.Name)
+		fields = append(fields, fmt.Sprintf(`{"name":%q,"type":["null",%s],"default":null,"doc":%s}`, name, typ, doc))
+		tc.cols = append(tc.cols, i)
+		tc.names = append(tc.names, name)
+		tc.masked = append(tc.masked, masked)
+	}
+	text := fmt.Sprintf(`{"type":"record","name":"Change","namespace":%q,"fields":[
+{"name":"before","type":["null",{"type":"record","name":"Row","fields":[%s]}],"default":null},
+{"name":"after","type":["null","Row"],"default":null},
+{"name":"source","type":%s}]}`, ns, strings.Join(fields, ","), sourceSchema)
+	s, err := avro.Parse(text)
+	if err != nil {
+		return nil, fmt.Errorf("cdc: row schema of %s: %w", t.QualifiedName(), err)
+	}
+	tc.schema, tc.text, tc.api = s, text, avro.Config{}.Freeze()
+	e.mu.Lock()
+	e.tables[sig] = tc
+	e.mu.Unlock()
+	return tc, nil
+}
+
+const sourceSchema = `{"type":"record","name":"Source","namespace":"slate.cdc","fields":[
+{"name":"connector","type":"string"},
+{"name":"db","type":"string"},
+{"name":"schema","type":"string"},
+{"name":"table","type":"string"},
+{"name":"lsn","type":"long"},
+{"name":"txid","type":"long"},
+{"name":"tx_order","type":"long","default":0},
+{"name":"snapshot","type":"boolean"},
+{"name":"ts","type":{"type":"long","logicalType":"timestamp-micros"}},
+{"name":"binlog_file","type":["null","string"],"default":null},
+{"name":"binlog_pos","type":["null","long"],"default":null},
+{"name":"gtid","type":["null","string"],"default":null},
+{"name":"unchanged_toast","type":{"type":"array","items":"string"},"default":[]}]}`
+
+// Encode returns the event for ch: topic studio.cdc.<db>.<schema>.<table>,
+// subject the primary key (one column: its value; several: a JSON array
+// of the values as strings), sequence the source LSN, data the Avro change
+// record in the Confluent wire format.
+func (e *Encoder) Encode(ctx context.Context, ch *Change) (Event, error) {
+	t := ch.Table
+	tc, err := e.codec(t)
+	if err != nil {
+		return Event{}, err
+	}
+	key := ch.After
+	if key == nil {
+		key = ch.Before
+	}
+	subject, err := keyOf(t, key)
+	if err != nil && ch.Op != schema.OpTruncate {
+		return Event{}, err
+	}
+	rec := map[string]any{
+		"before": nil,
+		"after":  nil,
+		"source": e.source(ch),
+	}
+	if ch.Before != nil {
+		row, err := tc.row(t, ch.Before)
+		if err != nil {
+			return Event{}, err
+		}
+		rec["before"] = map[string]any{tc.rowName: row}
+	}
+	if ch.After != nil {
+		row, err := tc.row(t, ch.After)
+		if err != nil {
+			return Event{}, err
+		}
+		rec["after"] = map[string]any{tc.rowName: row}
+	}
+	data, ref, err := tc.encode(ctx, e.reg, rec)
+	if err != nil {
+		return Event{}, err
+	}
+	connector := "pg"
+	if ch.Source.Connector == "mysql" {
+		connector = "mysql"
+	}
+	env := schema.Envelope{
+		ID:              uuid.NewSHA1(idSpace, []byte(ch.ID)).String(),
+		Source:          SourceURI(connector, t.DB, t.Schema, t.Name),
+		SpecVersion:     schema.SpecVersion,
+		Type:            ch.Op,
+		EntityType:      t.Name,
+		Subject:         subject,
+		Time:            ch.Source.Time.UTC().Truncate(time.Microsecond),
+		Sequence:        ch.Source.LSN,
+		DataSchema:      ref,
+		DataContentType: schema.ContentTypeAvro,
+		Data:            data,
+	}
+	if env.Time.IsZero() {
+		env.Time = time.Now().UTC().Truncate(time.Microsecond)
+	}
+	return Event{Topic: Topic(t.DB, t.Schema, t.Name), Envelope: env}, nil
+}
+
+func (e *Encoder) source(ch *Change) map[string]any {
+	s := ch.Source
+	m := map[string]any{
+		"connector": s.Connector, "db": ch.Table.DB, "schema": ch.Table.Schema, "table": ch.Table.Name,
+		"lsn": s.LSN, "txid": s.TxID, "tx_order": s.TxOrder, "snapshot": s.Snapshot,
+		"ts": s.Time.UTC(), "binlog_file": nil, "binlog_pos": nil, "gtid": nil,
+		"unchanged_toast": ch.Unchanged,
+	}
+	if ch.Unchanged == nil {
+		m["unchanged_toast"] = []string{}
+	}
+	if s.File != "" {
+		m["binlog_file"] = s.File
+		m["binlog_pos"] = s.Pos
+	}
+	if s.GTID != "" {
+		m["gtid"] = s.GTID
+	}
+	return m
+}
+
+func (tc *tableCodec) row(t *Table, vals []any) (map[string]any, error) {
+	if len(vals) != len(t.Columns) {
+		return nil, fmt.Errorf("cdc: %s: %d values for %d columns", t.QualifiedName(), len(vals), len(t.Columns))
+	}
+	row := make(map[string]any, len(tc.cols))
+	for j, i := range tc.cols {
+		v := vals[i]
+		if v == nil {
+			row[tc.names[j]] = nil
+			continue
+		}
+		if tc.masked[j] {
+			sum := sha256.Sum256([]byte(text(v)))
+			row[tc.names[j]] = hex.EncodeToString(sum[:])
+			continue
+		}
+		c, err := convert(t.Columns[i].Kind, v)
+		if err != nil {
+			return nil, fmt.Errorf("cdc: %s.%s: %w", t.QualifiedName(), t.Columns[i].Name, err)
+		}
+		row[tc.names[j]] = c
+	}
+	return row, nil
+}
+
+// keyOf returns the primary key of a row as the envelope subject.
+func keyOf(t *Table, vals []any) (string, error) {
+	var parts []string
+	for i, c := range t.Columns {
+		if !c.Key {
+			continue
+		}
+		if i >= len(vals) || vals[i] == nil {
+			return "", fmt.Errorf("cdc: %s: key column %s is null or missing", t.QualifiedName(), c.Name)
+		}
+		parts = append(parts, text(vals[i]))
+	}
+	switch len(parts) {
+	case 0:
+		return "", fmt.Errorf("cdc: %s has no primary key", t.QualifiedName())
+	case 1:
+		return parts[0], nil
+	}
+	b, _ := json.Marshal(parts)
+	return string(b), nil
+}
+
+// text renders a value as the source would print it.
+func text(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case []byte:
+		return string(x)
+	case time.Time:
+		return x.UTC().Format(time.RFC3339Nano)
+	case fmt.Stringer:
+		return x.String()
+	}
+	return fmt.Sprint(v)
+}
+
+var timeLayouts = []string{
+	"2006-01-02 15:04:05.999999999Z07:00:00",
+	"2006-01-02 15:04:05.999999999Z07:00",
+	"2006-01-02 15:04:05.999999999Z07",
+	"2006-01-02 15:04:05.999999999",
+	"2006-01-02T15:04:05.999999999Z07:00",
+	"2006-01-02",
+}
+
+func convert(k Kind, v any) (any, error) {
+	switch k {
+	case KindLong:
+		switch x := v.(type) {
+		case int64:
+			return x, nil
+		case int:
+			return int64(x), nil
+		case int8:
+			return int64(x), nil
+		case int16:
+			return int64(x), nil
+		case int32:
+			return int64(x), nil
+		case uint8:
+			return int64(x), nil
+		case uint16:
+			return int64(x), nil
+		case uint32:
+			return int64(x), nil
+		case uint64:
+			return int64(x), nil
+		}
+		n, err := strconv.ParseInt(text(v), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("not an integer: %w", err)
+		}
+		return n, nil
+	case KindBool:
+		switch x := v.(type) {
+		case bool:
+			return x, nil
+		case int64:
+			return x != 0, nil
+		case int8:
+			return x != 0, nil
+		}
+		switch s := text(v); s {
+		case "t", "true", "1", "TRUE":
+			return true, nil
+		case "f", "false", "0", "FALSE":
+			return false, nil
+		default:
+			return nil, fmt.Errorf("not a boolean: %q", s)
+		}
+	case KindTimestamp:
+		if x, ok := v.(time.Time); ok {
+			return x.UTC(), nil
+		}
+		s := text(v)
+		switch s {
+		case "infinity", "-infinity", "0000-00-00 00:00:00":
+			return nil, nil
+		}
+		for _, l := range timeLayouts {
+			if ts, err := time.Parse(l, s); err == nil {
+				return ts.UTC(), nil
+			}
+		}
+		return nil, fmt.Errorf("not a timestamp: %q", s)
+	}
+	return text(v), nil
+}
+
+// Key returns the message key of a row of t: its primary key value, or a
+// JSON array of the values as strings when the key has several columns.
+func (e *Encoder) Key(t *Table, vals []any) (string, error) { return keyOf(t, vals) }

@@ -1,0 +1,207 @@
+package cdc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/slatehq/slate/schema"
+)
+
+// Publisher sends envelopes to a topic, keyed by subject, and returns only
+// after the broker acknowledged all of them. *producer.Producer implements
+// it.
+type Publisher interface {
+	Publish(ctx context.Context, topic string, envs ...schema.Envelope) error
+}
+
+// Runner connects a Source to a Publisher. It publishes batches in the
+// order the source emitted them (per topic, in one ordered call, so the
+// idempotent producer keeps per-key order), and Acks a batch's position
+// only after Kafka acknowledged every event of it and of every batch
+// before it. Several ready batches are published together, so throughput
+// does not pay one broker round trip per source transaction.
+type Runner struct {
+	pub      Publisher
+	log      *slog.Logger
+	queue    int
+	maxGroup int
+	metrics  *Metrics
+	ran      atomic.Bool
+}
+
+// RunnerOption configures [NewRunner].
+type RunnerOption func(*Runner)
+
+// WithLogger sets the logger; the default discards.
+func WithLogger(l *slog.Logger) RunnerOption { return func(r *Runner) { r.log = l } }
+
+// WithQueue sets how many emitted batches may wait for publishing before
+// emit blocks (default 1024).
+func WithQueue(n int) RunnerOption { return func(r *Runner) { r.queue = n } }
+
+// WithMaxGroup sets how many events at most are published in one round
+// (default 10000).
+func WithMaxGroup(n int) RunnerOption { return func(r *Runner) { r.maxGroup = n } }
+
+// WithMetrics makes the runner update m.
+func WithMetrics(m *Metrics) RunnerOption { return func(r *Runner) { r.metrics = m } }
+
+// NewRunner returns a runner publishing through pub.
+func NewRunner(pub Publisher, opts ...RunnerOption) (*Runner, error) {
+	r := &Runner{pub: pub, log: slog.New(slog.DiscardHandler), queue: 1024, maxGroup: 10000}
+	for _, o := range opts {
+		o(r)
+	}
+	switch {
+	case pub == nil:
+		return nil, fmt.Errorf("%w: publisher is nil", ErrConfig)
+	case r.queue < 1:
+		return nil, fmt.Errorf("%w: queue %d, need at least 1", ErrConfig, r.queue)
+	case r.maxGroup < 1:
+		return nil, fmt.Errorf("%w: max group %d, need at least 1", ErrConfig, r.maxGroup)
+	}
+	if r.metrics == nil {
+		r.metrics = NewMetrics(nil)
+	}
+	return r, nil
+}
+
+// Run runs src until ctx ends (then it returns nil) or the source or a
+// publish fails (then it returns that error; nothing after the last acked
+// position was confirmed, so a restart replays it). A Runner runs once.
+func (r *Runner) Run(ctx context.Context, src Source) error {
+	if !r.ran.CompareAndSwap(false, true) {
+		return ErrClosed
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	queue := make(chan Batch, r.queue)
+	failed := make(chan struct{})
+	var pubErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := r.publishLoop(ctx, src, queue); err != nil {
+			pubErr = err
+			close(failed)
+			cancel(err)
+		}
+	}()
+	emit := func(ectx context.Context, b Batch) error {
+		select {
+		case queue <- b:
+			return nil
+		case <-failed:
+			return pubErr
+		case <-ectx.Done():
+			return ectx.Err()
+		}
+	}
+	srcErr := src.Run(ctx, emit)
+	close(queue)
+	wg.Wait()
+	switch {
+	case pubErr != nil:
+		return pubErr
+	case srcErr != nil && !errors.Is(srcErr, context.Canceled):
+		return srcErr
+	}
+	return nil
+}
+
+// publishLoop publishes queued batches in rounds and acks after each
+// round. It returns nil when the queue is closed or ctx ends.
+func (r *Runner) publishLoop(ctx context.Context, src Source, queue <-chan Batch) error {
+	for {
+		var b Batch
+		var ok bool
+		select {
+		case b, ok = <-queue:
+			if !ok {
+				return nil
+			}
+		case <-ctx.Done():
+			return nil
+		}
+		round := []Batch{b}
+		n := len(b.Events)
+	fill:
+		for n < r.maxGroup {
+			select {
+			case nb, more := <-queue:
+				if !more {
+					break fill
+				}
+				round = append(round, nb)
+				n += len(nb.Events)
+			default:
+				break fill
+			}
+		}
+		if err := r.publishRound(ctx, src, round); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+func (r *Runner) publishRound(ctx context.Context, src Source, round []Batch) error {
+	byTopic := make(map[string][]schema.Envelope)
+	var order []string
+	var positions []Position
+	var last time.Time
+	for _, b := range round {
+		for _, ev := range b.Events {
+			if _, seen := byTopic[ev.Topic]; !seen {
+				order = append(order, ev.Topic)
+			}
+			byTopic[ev.Topic] = append(byTopic[ev.Topic], ev.Envelope)
+			if ev.Envelope.Time.After(last) {
+				last = ev.Envelope.Time
+			}
+		}
+		if b.Position != nil {
+			positions = append(positions, b.Position)
+		}
+	}
+	errs := make([]error, len(order))
+	var wg sync.WaitGroup
+	for i, topic := range order {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.pub.Publish(ctx, topic, byTopic[topic]...); err != nil {
+				errs[i] = fmt.Errorf("%w: %d events to %s: %w", ErrPublish, len(byTopic[topic]), topic, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, topic := range order {
+		r.metrics.Events.WithLabelValues(topic).Add(float64(len(byTopic[topic])))
+	}
+	if !last.IsZero() {
+		r.metrics.LagSeconds.Set(time.Since(last).Seconds())
+	}
+	// Every position, in order: a source may hang work on each (outbox
+	// rows to delete), not only on the newest.
+	for _, pos := range positions {
+		if err := src.Ack(pos); err != nil {
+			return fmt.Errorf("cdc: ack %s: %w", pos, err)
+		}
+	}
+	if n := len(positions); n > 0 {
+		r.log.Debug("cdc position acknowledged", "position", positions[n-1].String())
+	}
+	return nil
+}

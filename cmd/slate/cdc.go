@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/slatehq/slate/cdc"
+	"github.com/slatehq/slate/cdc/postgres"
+	"github.com/slatehq/slate/producer"
+	"github.com/slatehq/slate/schema"
+)
+
+func cdcCmd() *cobra.Command {
+	var (
+		pg          postgres.Config
+		brokers     string
+		registryURL string
+		noSnapshot  bool
+		metricsHost string
+		metricsPort int
+	)
+	cmd := &cobra.Command{
+		Use:   "cdc",
+		Short: "Stream PostgreSQL changes and outbox rows to Kafka (logical replication)",
+		Long: `cdc captures a PostgreSQL database through a logical replication slot
+(pgoutput) and publishes every committed row change to
+studio.cdc.<db>.<schema>.<table>, keyed by primary key, and every outbox row
+(slate_outbox) as the envelope it carries to studio.<aggregatetype>.changes.
+The slot advances only after Kafka acknowledged the events, so a restart
+replays and never skips. A new slot starts with a snapshot of the published
+tables unless --no-snapshot. Metrics are served on /metrics.
+
+The database needs wal_level=logical and a user allowed to replicate.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(cmd)
+			if err != nil {
+				return err
+			}
+			pg.Snapshot = !noSnapshot
+			if err := pg.Validate(); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			reg, err := schema.NewRegistryClient(registryURL)
+			if err != nil {
+				return err
+			}
+			promReg := prometheus.NewRegistry()
+			m := cdc.NewMetrics(promReg)
+			src, err := postgres.New(pg, postgres.WithRegistry(reg), postgres.WithLogger(log), postgres.WithMetrics(m))
+			if err != nil {
+				return err
+			}
+			p, err := producer.New(producer.WithBrokers(brokers), producer.WithRegistry(reg),
+				producer.WithSource("//pg"), producer.WithClientID("slate-cdc"), producer.WithLogger(log))
+			if err != nil {
+				return err
+			}
+			defer func() {
+				sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				_ = p.Close(sctx)
+			}()
+			r, err := cdc.NewRunner(p, cdc.WithLogger(log), cdc.WithMetrics(m))
+			if err != nil {
+				return err
+			}
+			stopHTTP, err := cdcServeMetrics(ctx, net.JoinHostPort(metricsHost, strconv.Itoa(metricsPort)), promReg)
+			if err != nil {
+				return err
+			}
+			defer stopHTTP()
+			log.Info("cdc starting", "slot", pg.Slot, "publication", pg.Publication, "brokers", brokers,
+				"registry", registryURL, "metrics", fmt.Sprintf("http://%s:%d/metrics", metricsHost, metricsPort))
+			return r.Run(ctx, src)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&pg.DSN, "pg-dsn", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "PostgreSQL connection string of the captured database")
+	f.StringVar(&pg.Slot, "slot", "slate", "logical replication slot")
+	f.StringVar(&pg.Publication, "publication", "slate", "publication to stream")
+	f.BoolVar(&pg.CreateSlot, "create-slot", true, "create the slot when it does not exist")
+	f.BoolVar(&pg.CreatePublication, "create-publication", true, "create the publication when it does not exist")
+	f.StringSliceVar(&pg.Tables, "tables", nil, "schema.table list of a created publication (default: all tables)")
+	f.BoolVar(&noSnapshot, "no-snapshot", false, "skip the initial snapshot of a new slot")
+	f.StringVar(&pg.StateTable, "state-table", "slate_cdc_state", `table for snapshot state and heartbeats ("-" for none)`)
+	f.DurationVar(&pg.StatusInterval, "status-interval", 10*time.Second, "how often the acknowledged position is confirmed to the server")
+	f.DurationVar(&pg.HeartbeatInterval, "heartbeat", time.Minute, "write the state table this often so an idle slot advances (0: off)")
+	f.StringVar(&pg.Outbox, "outbox", cdc.OutboxTable, `outbox table ("-": capture it as a plain table)`)
+	f.BoolVar(&pg.OutboxDelete, "outbox-delete", false, "delete outbox rows once Kafka acknowledged them")
+	f.StringSliceVar(&pg.Filter.IncludeTables, "include-tables", nil, "schema.table globs to capture (default all)")
+	f.StringSliceVar(&pg.Filter.ExcludeTables, "exclude-tables", nil, "schema.table globs not to capture")
+	f.StringSliceVar(&pg.Filter.ExcludeColumns, "exclude-columns", nil, "schema.table.column globs left out of records")
+	f.StringSliceVar(&pg.Filter.MaskColumns, "mask-columns", nil, "schema.table.column globs published as SHA-256 hex")
+	f.StringVar(&brokers, "brokers", "127.0.0.1:9092", "Kafka bootstrap servers")
+	f.StringVar(&registryURL, "registry-url", "http://127.0.0.1:8081", "schema registry URL")
+	f.StringVar(&metricsHost, "metrics-host", "127.0.0.1", "address of /metrics and /healthz")
+	f.IntVar(&metricsPort, "metrics-port", 9465, "port of /metrics and /healthz")
+	return cmd
+}
+
+// cdcServeMetrics serves /metrics and /healthz until ctx ends or stop is called.
+func cdcServeMetrics(ctx context.Context, addr string, g prometheus.Gatherer) (stop func(), err error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(lis) }()
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-done:
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(sctx)
+	}()
+	return func() { close(done) }, nil
+}
