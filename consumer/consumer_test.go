@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,9 +17,9 @@ import (
 	"github.com/slatehq/slate/consumer/sink"
 	"github.com/slatehq/slate/dedupe"
 	"github.com/slatehq/slate/internal/broker"
+	"github.com/slatehq/slate/internal/testenv"
 	"github.com/slatehq/slate/producer"
 	"github.com/slatehq/slate/schema"
-	"github.com/slatehq/slate/schema/registry"
 )
 
 type fixture struct {
@@ -31,27 +30,8 @@ type fixture struct {
 
 func setup(t *testing.T) fixture {
 	t.Helper()
-	b, err := broker.Start(broker.WithPartitions(2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	srv, err := registry.New(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close)
-	reg, err := schema.NewRegistryClient(hs.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := producer.New(producer.WithBrokers(b.Addr()), producer.WithRegistry(reg), producer.WithSource("//test"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pub.Close(context.Background()) })
-	return fixture{brokers: b.Addr(), reg: reg, pub: pub}
+	e := testenv.Start(t, "//test", broker.WithPartitions(2))
+	return fixture{brokers: e.Brokers, reg: e.Registry, pub: e.Producer}
 }
 
 type collector struct {
@@ -96,17 +76,6 @@ func run(t *testing.T, f fixture, h consumer.Handler, topic string) {
 	})
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // An undecodable record neither stops the consumer nor is lost: the good
 // records around it are handled, and it lands in <topic>.dlq with its
 // origin in headers.
@@ -125,7 +94,7 @@ func TestPoisonRecordGoesToDeadLetterTopic(t *testing.T) {
 	}
 	var c collector
 	run(t, f, &c, topic)
-	waitFor(t, "both good events", func() bool { return c.count() == 2 })
+	testenv.WaitFor(t, 20*time.Second, "both good events", func() bool { return c.count() == 2 })
 	if c.events[0].Sequence != 1 || c.events[1].Sequence != 2 {
 		t.Errorf("events out of order: %d, %d", c.events[0].Sequence, c.events[1].Sequence)
 	}
@@ -172,7 +141,7 @@ func TestFailedBatchIsRetried(t *testing.T) {
 	}
 	c := collector{fail: 3}
 	run(t, f, &c, schema.ChangesTopic("budget"))
-	waitFor(t, "all five events", func() bool { return c.count() >= 5 })
+	testenv.WaitFor(t, 20*time.Second, "all five events", func() bool { return c.count() >= 5 })
 }
 
 func TestNewValidates(t *testing.T) {
@@ -311,7 +280,7 @@ func TestConcurrencyKeepsKeyOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	runConsumer(t, c)
-	waitFor(t, "all events", func() bool { return total.Load() == int64(len(envs)) })
+	testenv.WaitFor(t, 20*time.Second, "all events", func() bool { return total.Load() == int64(len(envs)) })
 	if disorder.Load() != 0 {
 		t.Errorf("%d events out of key order", disorder.Load())
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/slatehq/slate/consumer"
+	"github.com/slatehq/slate/internal/testenv"
 	"github.com/slatehq/slate/schema"
 )
 
@@ -29,10 +30,10 @@ func TestDeadLettersListAndReplay(t *testing.T) {
 	}
 	var c collector
 	run(t, f, &c, topic)
-	waitFor(t, "the good event", func() bool { return c.count() == 1 })
+	testenv.WaitFor(t, 20*time.Second, "the good event", func() bool { return c.count() == 1 })
 
 	var dls []consumer.DeadLetter
-	waitFor(t, "two dead letters", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "two dead letters", func() bool {
 		dls = dls[:0]
 		err := consumer.ReadDeadLetters(ctx, f.brokers, schema.DLQTopic(topic), func(d consumer.DeadLetter) error {
 			dls = append(dls, d)

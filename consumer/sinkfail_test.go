@@ -22,6 +22,7 @@ import (
 	"github.com/slatehq/slate/consumer/sink/es"
 	"github.com/slatehq/slate/consumer/sink/es/estest"
 	"github.com/slatehq/slate/dedupe"
+	"github.com/slatehq/slate/internal/testenv"
 	"github.com/slatehq/slate/schema"
 )
 
@@ -158,7 +159,7 @@ func TestSinkFailureRetriesWithoutLoss(t *testing.T) {
 			}
 			start := time.Now()
 			runConsumer(t, c)
-			waitFor(t, "every event written and done", func() bool {
+			testenv.WaitFor(t, 20*time.Second, "every event written and done", func() bool {
 				return e.double.Count(e.sink.Index("title")) == n && store.nDone.Load() == n
 			})
 			if time.Since(start) < 2*time.Second {
@@ -241,7 +242,7 @@ func TestRetryKeepsGroupMembership(t *testing.T) {
 		t.Fatal(err)
 	}
 	runConsumer(t, c)
-	waitFor(t, "the batch after the outage", func() bool { return handled.Load() == 20 })
+	testenv.WaitFor(t, 20*time.Second, "the batch after the outage", func() bool { return handled.Load() == 20 })
 	out := logs.String()
 	if strings.Contains(out, "partitions revoked") || strings.Contains(out, "MAX_POLL") {
 		t.Errorf("the consumer lost its partitions during the retries:\n%s", out)

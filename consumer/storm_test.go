@@ -14,6 +14,7 @@ import (
 	"github.com/slatehq/slate/consumer"
 	"github.com/slatehq/slate/consumer/sink/hive"
 	"github.com/slatehq/slate/dedupe"
+	"github.com/slatehq/slate/internal/testenv"
 	"github.com/slatehq/slate/schema"
 )
 
@@ -63,7 +64,7 @@ func TestDuplicateStorm(t *testing.T) {
 		if group == "storm-2" {
 			want = int64(len(deliveries)) // everything is a redelivery now
 		}
-		waitFor(t, group+" to drop its duplicates", func() bool { return dups.Load()-before == want })
+		testenv.WaitFor(t, 20*time.Second, group+" to drop its duplicates", func() bool { return dups.Load()-before == want })
 	}
 	// Let the second group's last batch settle.
 	time.Sleep(200 * time.Millisecond)

@@ -3,7 +3,6 @@ package producer_test
 import (
 	"context"
 	"errors"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -11,10 +10,9 @@ import (
 	"github.com/hamba/avro/v2/registry"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/slatehq/slate/internal/broker"
+	"github.com/slatehq/slate/internal/testenv"
 	"github.com/slatehq/slate/producer"
 	"github.com/slatehq/slate/schema"
-	slateregistry "github.com/slatehq/slate/schema/registry"
 )
 
 type env struct {
@@ -25,32 +23,14 @@ type env struct {
 
 func start(t *testing.T) env {
 	t.Helper()
-	b, err := broker.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	srv, err := slateregistry.New(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close)
-	reg, err := schema.NewRegistryClient(hs.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return env{brokers: b.Addr(), regURL: hs.URL, reg: reg}
+	e := env{brokers: testenv.Kafka(t)}
+	e.regURL, e.reg = testenv.Registry(t)
+	return e
 }
 
 func newProducer(t *testing.T, e env) *producer.Producer {
 	t.Helper()
-	p, err := producer.New(producer.WithBrokers(e.brokers), producer.WithRegistry(e.reg), producer.WithSource("//studio/titles"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close(context.Background()) })
-	return p
+	return testenv.Producer(t, e.brokers, e.reg, "//studio/titles")
 }
 
 func consumeOne(t *testing.T, brokers, topic string) *kgo.Record {

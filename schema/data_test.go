@@ -2,13 +2,12 @@ package schema_test
 
 import (
 	"context"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/hamba/avro/v2"
 
+	"github.com/slatehq/slate/internal/testenv"
 	"github.com/slatehq/slate/schema"
-	"github.com/slatehq/slate/schema/registry"
 )
 
 // Adding an optional field to a data record is a compatible evolution:
@@ -16,16 +15,7 @@ import (
 // (BACKWARD by default) to accept v2.
 func TestEncodeDataEvolvesWithDefaults(t *testing.T) {
 	ctx := context.Background()
-	srv, err := registry.New(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	defer hs.Close()
-	reg, err := schema.NewRegistryClient(hs.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, reg := testenv.Registry(t)
 	v1 := avro.MustParse(`{"type":"record","name":"Budget","namespace":"studio","fields":[{"name":"id","type":"string"}]}`)
 	v2 := avro.MustParse(`{"type":"record","name":"Budget","namespace":"studio","fields":[{"name":"id","type":"string"},{"name":"currency","type":"string","default":"USD"}]}`)
 	if _, _, err := schema.EncodeData(ctx, reg, "studio.Budget", v1, map[string]any{"id": "b1"}); err != nil {

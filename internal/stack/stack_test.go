@@ -15,6 +15,7 @@ import (
 	"github.com/slatehq/slate/consumer"
 	"github.com/slatehq/slate/consumer/sink/hive"
 	"github.com/slatehq/slate/internal/stack"
+	"github.com/slatehq/slate/internal/testenv"
 	titlesv1 "github.com/slatehq/slate/proto/titles/v1"
 	"github.com/slatehq/slate/schema"
 )
@@ -33,17 +34,6 @@ func startStack(t *testing.T) *stack.Stack {
 		}
 	})
 	return s
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 type row struct {
@@ -117,7 +107,7 @@ func TestEndToEnd(t *testing.T) {
 		keep.GetId():            {Version: final.GetTitle().GetVersion()},
 		gone.GetTitle().GetId(): {Version: del.GetVersion(), Deleted: true},
 	}
-	waitFor(t, "every change in the sink", func() bool { return len(s.Tracker.Missing(want)) == 0 })
+	testenv.WaitFor(t, 30*time.Second, "every change in the sink", func() bool { return len(s.Tracker.Missing(want)) == 0 })
 
 	rows := readTable(t, s)
 	seen := map[string]bool{}
@@ -177,7 +167,7 @@ func TestEndToEnd(t *testing.T) {
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- c.Run(rctx) }()
-	waitFor(t, "the replay to see every event", func() bool { return dropped.Load() >= int64(before) })
+	testenv.WaitFor(t, 30*time.Second, "the replay to see every event", func() bool { return dropped.Load() >= int64(before) })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

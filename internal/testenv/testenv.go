@@ -1,0 +1,105 @@
+// Package testenv starts what slate's integration tests run against: the
+// Kafka broker (SLATE_KAFKA_BROKERS, or the embedded one), the schema
+// registry (slate's own server) and a producer, and decides what a test
+// does when a real server it needs is missing: skip with a message saying
+// how to start it, or fail under CI=true.
+package testenv
+
+import (
+	"context"
+	"net/http/httptest"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/slatehq/slate/internal/broker"
+	"github.com/slatehq/slate/producer"
+	"github.com/slatehq/slate/schema"
+	"github.com/slatehq/slate/schema/registry"
+)
+
+// Env is a broker, a registry and a producer, all stopped at the end of
+// the test.
+type Env struct {
+	Brokers     string
+	RegistryURL string
+	Registry    *schema.RegistryClient
+	Producer    *producer.Producer
+}
+
+// Start returns a fresh Env; the producer stamps source on its events.
+func Start(tb testing.TB, source string, opts ...broker.Option) Env {
+	tb.Helper()
+	e := Env{Brokers: Kafka(tb, opts...)}
+	e.RegistryURL, e.Registry = Registry(tb)
+	e.Producer = Producer(tb, e.Brokers, e.Registry, source)
+	return e
+}
+
+// Kafka returns SLATE_KAFKA_BROKERS when set, or starts an embedded broker
+// on a free port for the test.
+func Kafka(tb testing.TB, opts ...broker.Option) string {
+	tb.Helper()
+	if b := os.Getenv("SLATE_KAFKA_BROKERS"); b != "" {
+		return b
+	}
+	b, err := broker.Start(opts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(b.Close)
+	return b.Addr()
+}
+
+// Registry starts slate's schema registry server and returns its URL and a
+// client of it.
+func Registry(tb testing.TB) (string, *schema.RegistryClient) {
+	tb.Helper()
+	srv, err := registry.New(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	tb.Cleanup(hs.Close)
+	c, err := schema.NewRegistryClient(hs.URL)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return hs.URL, c
+}
+
+// Producer returns a producer closed at the end of the test.
+func Producer(tb testing.TB, brokers string, reg schema.Registry, source string, opts ...producer.Option) *producer.Producer {
+	tb.Helper()
+	all := append([]producer.Option{producer.WithBrokers(brokers), producer.WithRegistry(reg), producer.WithSource(source)}, opts...)
+	p, err := producer.New(all...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = p.Close(context.Background()) })
+	return p
+}
+
+// Unavailable reports a real server the test needs as missing: it skips
+// the test with how to start it, or fails it under CI=true, where every
+// server must be there.
+func Unavailable(tb testing.TB, what, how string, err error) {
+	tb.Helper()
+	if os.Getenv("CI") == "true" {
+		tb.Fatalf("%s unavailable under CI=true: %v", what, err)
+	}
+	tb.Skipf("%s unavailable (%v): %s", what, err, how)
+}
+
+// WaitFor polls cond every 20ms until it holds, failing the test after
+// timeout with what it waited for.
+func WaitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
