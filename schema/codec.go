@@ -24,7 +24,7 @@ type Codec struct {
 	reader avro.Schema
 
 	mu       sync.Mutex
-	ids      map[string]int      // subject -> id of the reader schema
+	ids      map[string]int      // topic -> id of the reader schema in its value subject
 	resolved map[int]avro.Schema // writer id -> schema to decode with
 }
 
@@ -40,19 +40,18 @@ func NewCodec(reg Registry) (*Codec, error) {
 // SchemaID registers the envelope schema under the value subject of topic
 // (once) and returns its id.
 func (c *Codec) SchemaID(ctx context.Context, topic string) (int, error) {
-	subject := ValueSubject(topic)
 	c.mu.Lock()
-	id, ok := c.ids[subject]
+	id, ok := c.ids[topic]
 	c.mu.Unlock()
 	if ok {
 		return id, nil
 	}
-	id, err := c.reg.Register(ctx, subject, envelopeSchema)
+	id, err := c.reg.Register(ctx, ValueSubject(topic), envelopeSchema)
 	if err != nil {
 		return 0, err
 	}
 	c.mu.Lock()
-	c.ids[subject] = id
+	c.ids[topic] = id
 	c.resolved[id] = c.reader
 	c.mu.Unlock()
 	return id, nil
