@@ -50,6 +50,8 @@ type config struct {
 	lanes      int
 	commitSync bool
 	log        *slog.Logger
+
+	transactional bool // see WithTransactional
 }
 
 // WithSyncCommit commits offsets synchronously after every batch. By
@@ -168,6 +170,9 @@ func New(h Handler, opts ...Option) (*Consumer, error) {
 	case cfg.backoff <= 0 || cfg.maxBackoff < cfg.backoff:
 		return nil, fmt.Errorf("%w: backoff %s..%s", ErrConfig, cfg.backoff, cfg.maxBackoff)
 	}
+	if err := cfg.validateTransactional(h); err != nil {
+		return nil, err
+	}
 	codec, err := schema.NewCodec(cfg.registry)
 	if err != nil {
 		return nil, err
@@ -181,6 +186,9 @@ func New(h Handler, opts ...Option) (*Consumer, error) {
 // client cannot be created or subscribed.
 func (c *Consumer) Run(ctx context.Context) error {
 	commit := kafka.ConfigMap{"enable.auto.commit": !c.cfg.commitSync, "auto.commit.interval.ms": 1000}
+	if c.cfg.transactional {
+		commit = transactionalKafka()
+	}
 	cm, err := kafkaconf.Consumer(c.cfg.brokers, c.cfg.group, commit, c.cfg.kafka)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
@@ -268,10 +276,14 @@ func (c *Consumer) process(ctx context.Context, kc *kafka.Consumer, msgs []*kafk
 	for attempt := 0; ; attempt++ {
 		err := c.decode(ctx, msgs, settled, &events)
 		if err == nil {
-			if lanes == nil {
-				lanes = splitLanes(events, c.cfg.lanes)
+			if c.cfg.transactional {
+				err = c.handleTx(ctx, kc, msgs, events)
+			} else {
+				if lanes == nil {
+					lanes = splitLanes(events, c.cfg.lanes)
+				}
+				err = lanes.run(ctx, c.h)
 			}
-			err = lanes.run(ctx, c.h)
 		}
 		if err == nil {
 			break
@@ -292,7 +304,9 @@ func (c *Consumer) process(ctx context.Context, kc *kafka.Consumer, msgs []*kafk
 	for i := range events {
 		freshness.WithLabelValues(c.cfg.group, events[i].Topic).Observe(now.Sub(events[i].Time).Seconds())
 	}
-	c.commit(kc, msgs)
+	if !c.cfg.transactional {
+		c.commit(kc, msgs)
+	}
 	return true
 }
 

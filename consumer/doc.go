@@ -28,4 +28,9 @@
 // dropped, retries, pauses, rebalances, dead letters, batch time, lag per
 // partition (slate_consumer_lag), and per sink the write time, errors,
 // events and freshness (slate_sink_*).
+//
+// Exactly once: with [WithTransactional] and a [TransactionalHandler] (the
+// enricher's TxHandler is one) the consumer reads read_committed and hands
+// each batch's offsets to the handler, which commits them in the same Kafka
+// transaction as its outputs; the consumer never commits on its own then.
 package consumer

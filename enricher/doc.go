@@ -57,5 +57,11 @@
 // of an enricher's configuration, bound to live resolvers with
 // [Pipeline.Options].
 //
+// Exactly once: [NewTransactional] wraps an enricher so that its outputs
+// and the input offsets commit in one Kafka transaction (run it with
+// consumer.WithTransactional and a producer built with
+// producer.WithTransactionalID); a crash then never emits a view twice to
+// read_committed readers.
+//
 // Metrics are Prometheus series named slate_enricher_*.
 package enricher

@@ -71,6 +71,11 @@ type Pipeline struct {
 	Breaker BreakerSpec `yaml:"breaker"`
 	// DeadLetter is [WithDeadLetterAfter]; enabled, it needs a publisher.
 	DeadLetter DeadLetterSpec `yaml:"dead_letter"`
+	// Transactional runs the pipeline exactly once: outputs and input
+	// offsets commit in one Kafka transaction. The runner then builds the
+	// producer with producer.WithTransactionalID, wraps the enricher with
+	// [NewTransactional] and runs it with consumer.WithTransactional.
+	Transactional bool `yaml:"transactional"`
 }
 
 // ResolverSpec is one service the pipeline asks.

@@ -78,6 +78,7 @@ by itself, prints a summary and exits 0 only if every change reached the sink.`,
 	f.IntVar(&cfg.RegistryPort, "registry-port", 8081, "schema registry port")
 	f.IntVar(&cfg.TitlesPort, "titles-port", 50051, "titles gRPC service port")
 	f.IntVar(&cfg.HTTPPort, "http-port", 9464, "port of /metrics and /healthz")
+	f.BoolVar(&cfg.Transactional, "transactional", false, "run the enricher exactly once (Kafka transactions)")
 	f.DurationVar(&duration, "duration", 0, "stop after this long and print a summary (0 runs until Ctrl-C)")
 	f.Float64Var(&rate, "rate", 50, "workload writes per second")
 	f.DurationVar(&settle, "settle", 30*time.Second, "with --duration, how long to wait for the pipeline to drain")

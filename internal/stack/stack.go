@@ -46,7 +46,10 @@ type Config struct {
 	TitlesPort   int
 	HTTPPort     int // /metrics and /healthz
 	Partitions   int // partitions of auto-created topics on the embedded broker
-	Log          *slog.Logger
+	// Transactional runs the enricher exactly once: its outputs and input
+	// offsets commit in one Kafka transaction.
+	Transactional bool
+	Log           *slog.Logger
 	// ExtraSinks receive every deduplicated event after the Hive sink.
 	ExtraSinks []sink.Sink
 }
@@ -164,8 +167,11 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	// The enricher: studio.title.changes -> studio.title.materialized.
 	// The enricher publishes a whole batch and waits for its acks, so a
 	// linger would only add latency.
-	enrichPub, err := s.newProducer("//slate/enricher", "slate-enricher",
-		producer.WithKafkaConfig(kafka.ConfigMap{"linger.ms": 0}))
+	pubOpts := []producer.Option{producer.WithKafkaConfig(kafka.ConfigMap{"linger.ms": 0})}
+	if cfg.Transactional {
+		pubOpts = append(pubOpts, producer.WithTransactionalID("slate-enricher-title-0"))
+	}
+	enrichPub, err := s.newProducer("//slate/enricher", "slate-enricher", pubOpts...)
 	if err != nil {
 		return s, err
 	}
@@ -174,7 +180,15 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		return s, err
 	}
 	s.Enricher = enr
-	if err := s.runConsumer(gctx, enr, "slate-enricher-title", schema.ChangesTopic(titles.EntityType), enrichPub); err != nil {
+	var h consumer.Handler = enr
+	var copts []consumer.Option
+	if cfg.Transactional {
+		if h, err = enricher.NewTransactional(enr, enrichPub); err != nil {
+			return s, err
+		}
+		copts = append(copts, consumer.WithTransactional())
+	}
+	if err := s.runConsumer(gctx, h, "slate-enricher-title", schema.ChangesTopic(titles.EntityType), enrichPub, copts...); err != nil {
 		return s, err
 	}
 
@@ -190,7 +204,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	s.Dedupe = store
 	s.onStop(func(context.Context) error { return store.Close() })
 	sinks := append([]sink.Sink{hs, s.Tracker}, cfg.ExtraSinks...)
-	h := consumer.Deduplicate(store, consumer.DedupeConfig{OnDuplicates: func(n int) { s.Duplicates.Add(int64(n)) }},
+	h = consumer.Deduplicate(store, consumer.DedupeConfig{OnDuplicates: func(n int) { s.Duplicates.Add(int64(n)) }},
 		consumer.ToSinks(sinks...))
 	if err := s.runConsumer(gctx, h, "slate-sink-title", enr.Topic(), enrichPub); err != nil {
 		return s, err
@@ -218,9 +232,10 @@ func (s *Stack) newProducer(source, clientID string, extra ...producer.Option) (
 	return p, nil
 }
 
-func (s *Stack) runConsumer(ctx context.Context, h consumer.Handler, group, topic string, dlq consumer.DeadLetterPublisher) error {
-	c, err := consumer.New(h, consumer.WithBrokers(s.Brokers), consumer.WithGroup(group), consumer.WithTopics(topic),
-		consumer.WithRegistry(s.Registry), consumer.WithDeadLetter(dlq), consumer.WithLogger(s.cfg.Log))
+func (s *Stack) runConsumer(ctx context.Context, h consumer.Handler, group, topic string, dlq consumer.DeadLetterPublisher, extra ...consumer.Option) error {
+	opts := append([]consumer.Option{consumer.WithBrokers(s.Brokers), consumer.WithGroup(group), consumer.WithTopics(topic),
+		consumer.WithRegistry(s.Registry), consumer.WithDeadLetter(dlq), consumer.WithLogger(s.cfg.Log)}, extra...)
+	c, err := consumer.New(h, opts...)
 	if err != nil {
 		return err
 	}

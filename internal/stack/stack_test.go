@@ -20,9 +20,9 @@ import (
 	"github.com/slatehq/slate/schema"
 )
 
-func startStack(t *testing.T) *stack.Stack {
+func startStack(t *testing.T, transactional bool) *stack.Stack {
 	t.Helper()
-	s, err := stack.Start(context.Background(), stack.Config{DataDir: t.TempDir()})
+	s, err := stack.Start(context.Background(), stack.Config{DataDir: t.TempDir(), Transactional: transactional})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,12 @@ func readTable(t *testing.T, s *stack.Stack) []row {
 // events, the enricher materializes the current state, the consumer appends
 // each event once to the Hive table, read back with DuckDB.
 func TestEndToEnd(t *testing.T) {
-	s := startStack(t)
+	t.Run("at-least-once", func(t *testing.T) { endToEnd(t, false) })
+	t.Run("transactional", func(t *testing.T) { endToEnd(t, true) })
+}
+
+func endToEnd(t *testing.T, transactional bool) {
+	s := startStack(t, transactional)
 	ctx := context.Background()
 
 	created, err := s.Titles.CreateTitle(ctx, &titlesv1.CreateTitleRequest{Title: &titlesv1.Title{
