@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -45,6 +46,8 @@ const (
 		` (id, aggregatetype, aggregateid, type, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6)`
 	outboxInsertMySQL = `INSERT INTO ` + OutboxTable +
 		` (id, aggregatetype, aggregateid, type, payload, created_at) VALUES (?, ?, ?, ?, ?, ?)`
+	// mysqlTimeLayout is a DATETIME/TIMESTAMP literal with microseconds.
+	mysqlTimeLayout = "2006-01-02 15:04:05.000000"
 )
 
 // ErrOutbox is wrapped by every error of an [Outbox] write that the
@@ -153,13 +156,17 @@ func (o *Outbox) WriteChangeMySQL(ctx context.Context, tx *sql.Tx, entityType, i
 }
 
 // WriteMySQL is [Outbox.Write] for a MySQL or MariaDB transaction (it uses
-// ? placeholders).
+// ? placeholders). created_at is sent as a UTC 'YYYY-MM-DD hh:mm:ss.ffffff'
+// string rather than a time.Time, which not every driver accepts (go-mysql's
+// does not); it is stored as given when the session time zone is UTC, as
+// go-sql-driver/mysql's default loc=UTC also assumes.
 func (o *Outbox) WriteMySQL(ctx context.Context, tx *sql.Tx, envs ...schema.Envelope) error {
 	rows, err := o.rows(ctx, envs)
 	if err != nil {
 		return err
 	}
 	for _, r := range rows {
+		r[5] = r[5].(time.Time).Format(mysqlTimeLayout)
 		if _, err := tx.ExecContext(ctx, outboxInsertMySQL, r...); err != nil {
 			return fmt.Errorf("%w: insert %s: %w", ErrOutbox, r[0], err)
 		}

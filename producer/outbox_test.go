@@ -140,69 +140,9 @@ func TestOutbox(t *testing.T) {
 		backend func(*testing.T, *producer.Outbox) outboxBackend
 	}{
 		{"postgres", pgBackend},
+		{"mysql", func(t *testing.T, o *producer.Outbox) outboxBackend { return mysqlBackend(t, mysqlDB(t), o) }},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			b := tt.backend(t, o)
-			t.Run("rollback leaves no row", func(t *testing.T) {
-				id := "t-" + schema.NewID()
-				write, _, rollback := b.begin(t)
-				if _, err := write("title", id, schema.OpUpdate, 3); err != nil {
-					t.Fatal(err)
-				}
-				if err := rollback(); err != nil {
-					t.Fatal(err)
-				}
-				if rows := b.rowsFor(t, id); len(rows) != 0 {
-					t.Fatalf("%d rows after rollback, want 0", len(rows))
-				}
-			})
-			t.Run("commit leaves one decodable row", func(t *testing.T) {
-				id := "t-" + schema.NewID()
-				write, commit, _ := b.begin(t)
-				want, err := write("title", id, schema.OpCreate, 1)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := commit(); err != nil {
-					t.Fatal(err)
-				}
-				rows := b.rowsFor(t, id)
-				if len(rows) != 1 {
-					t.Fatalf("%d rows after commit, want 1", len(rows))
-				}
-				r := rows[0]
-				if r.id != want.ID || r.aggType != "title" || r.aggID != id || r.typ != "CREATE" {
-					t.Errorf("row = %+v, want id %s, title, %s, CREATE", r, want.ID, id)
-				}
-				got, err := codec.Decode(context.Background(), r.payload)
-				if err != nil {
-					t.Fatalf("decode payload: %v", err)
-				}
-				if !got.Time.Equal(want.Time) {
-					t.Errorf("time = %v, want %v", got.Time, want.Time)
-				}
-				got.Time = want.Time
-				if got.ID != want.ID || got.Subject != id || got.Type != schema.OpCreate || got.Sequence != 1 ||
-					got.Source != "//studio/titles" || got.EntityType != "title" {
-					t.Errorf("payload = %+v, want %+v", got, want)
-				}
-				sid, _, err := schema.Unframe(r.payload)
-				if err != nil {
-					t.Fatal(err)
-				}
-				topicID, err := codec.SchemaID(context.Background(), schema.ChangesTopic("title"))
-				if err != nil || sid != topicID {
-					t.Errorf("payload schema id %d, want the id of %s (%d, %v)", sid, schema.ValueSubject(schema.ChangesTopic("title")), topicID, err)
-				}
-			})
-			t.Run("invalid envelope writes nothing", func(t *testing.T) {
-				bad := schema.NewEnvelope("//studio/titles", schema.Op("UPSERT"), "title", "t-bad-"+schema.NewID())
-				err := b.writeBad(t, bad)
-				if !errors.Is(err, schema.ErrInvalidEnvelope) {
-					t.Fatalf("err = %v, want ErrInvalidEnvelope", err)
-				}
-			})
-		})
+		t.Run(tt.name, func(t *testing.T) { runOutboxContract(t, codec, tt.backend(t, o)) })
 	}
 }
 

@@ -16,7 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
@@ -165,9 +164,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	s.Titles = titlesv1.NewTitlesClient(conn)
 
 	// The enricher: studio.title.changes -> studio.title.materialized.
-	// The enricher publishes a whole batch and waits for its acks, so a
-	// linger would only add latency.
-	pubOpts := []producer.Option{producer.WithKafkaConfig(kafka.ConfigMap{"linger.ms": 0})}
+	var pubOpts []producer.Option
 	if cfg.Transactional {
 		pubOpts = append(pubOpts, producer.WithTransactionalID("slate-enricher-title-0"))
 	}
