@@ -116,6 +116,9 @@ func summarize(ctx context.Context, s *stack.Stack, w *stack.Workload, settle ti
 	fmt.Fprintf(out, "  duplicates dropped     %d\n", s.Duplicates.Load())
 	fmt.Fprintf(out, "  titles in step         %d/%d\n", len(want)-len(missing), len(want))
 	fmt.Fprintf(out, "  hive table             %s/%s\n", s.HiveRoot, s.HiveTable)
+	if n, err := s.Search.Count(ctx, "title"); err == nil {
+		fmt.Fprintf(out, "  search index (bleve)   %d titles in %s\n", n, s.Search.Dir())
+	}
 	if w.Writes() == 0 {
 		return errors.New("the workload published nothing")
 	}

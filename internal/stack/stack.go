@@ -1,7 +1,8 @@
 // Package stack wires slate's parts into the whole local system that
 // `slate up` runs and the end-to-end tests drive: embedded broker, schema
 // registry, the titles service, the title enricher and the sink consumer
-// (dedupe, Hive audit table), with /metrics and /healthz.
+// (dedupe, Hive audit table, embedded search index), with /metrics and
+// /healthz.
 package stack
 
 import (
@@ -23,6 +24,7 @@ import (
 
 	"github.com/slatehq/slate/consumer"
 	"github.com/slatehq/slate/consumer/sink"
+	"github.com/slatehq/slate/consumer/sink/bleve"
 	"github.com/slatehq/slate/consumer/sink/hive"
 	"github.com/slatehq/slate/dedupe"
 	"github.com/slatehq/slate/enricher"
@@ -76,6 +78,8 @@ type Stack struct {
 	Titles   titlesv1.TitlesClient
 	Enricher *enricher.Enricher
 	Dedupe   *dedupe.Memory
+	// Search is the embedded Elasticsearch-compatible index of titles.
+	Search   *bleve.Sink
 	Tracker  *Tracker
 	Registry *schema.RegistryClient
 	Producer *producer.Producer // the titles service's
@@ -197,10 +201,14 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		return s, err
 	}
 	s.onStop(hs.Close)
+	if s.Search, err = bleve.New(filepath.Join(cfg.DataDir, "search"), bleve.WithRegistry(s.Registry), bleve.WithLogger(log)); err != nil {
+		return s, err
+	}
+	s.onStop(s.Search.Close)
 	store := dedupe.NewMemory()
 	s.Dedupe = store
 	s.onStop(func(context.Context) error { return store.Close() })
-	sinks := append([]sink.Sink{hs, s.Tracker}, cfg.ExtraSinks...)
+	sinks := append([]sink.Sink{hs, s.Search, s.Tracker}, cfg.ExtraSinks...)
 	h = consumer.Deduplicate(store, consumer.DedupeConfig{OnDuplicates: func(n int) { s.Duplicates.Add(int64(n)) }},
 		consumer.ToSinks(sinks...))
 	if err := s.runConsumer(gctx, h, "slate-sink-title", enr.Topic(), enrichPub); err != nil {

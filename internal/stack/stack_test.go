@@ -154,6 +154,16 @@ func endToEnd(t *testing.T, transactional bool) {
 		t.Error("no CREATE row")
 	}
 
+	// The embedded search index holds the kept title at its last version
+	// and not the deleted one.
+	doc, v, found, err := s.Search.Get(ctx, "title", keep.GetId())
+	if err != nil || !found || v != final.GetTitle().GetVersion() || doc["release_date"] != "2027-07-04" {
+		t.Errorf("search: kept title = %v, v%d, found %v, err %v", doc, v, found, err)
+	}
+	if _, _, found, err := s.Search.Get(ctx, "title", gone.GetTitle().GetId()); err != nil || found {
+		t.Errorf("search: deleted title found=%v err=%v", found, err)
+	}
+
 	// Running the same events again writes nothing new: a second consumer
 	// group replays the materialized topic from the start through the same
 	// dedupe store into the same table.

@@ -322,48 +322,13 @@ func (s *Sink) item(ctx context.Context, ev *sink.Event) (it esutil.BulkIndexerI
 }
 
 // document returns the event's data as a JSON object with the envelope
-// under [EnvelopeField].
+// under [EnvelopeField] (see sink.Document); data errors wrap [ErrData].
 func (s *Sink) document(ctx context.Context, ev *sink.Event) (map[string]any, error) {
-	doc := map[string]any{}
-	if len(ev.Data) > 0 {
-		switch ev.DataContentType {
-		case schema.ContentTypeAvro:
-			if s.reg == nil {
-				return nil, fmt.Errorf("%w: event %s has Avro data and the sink has no registry (WithRegistry)", ErrData, ev.ID)
-			}
-			if err := schema.DecodeData(ctx, s.reg, ev.Data, &doc); err != nil {
-				if errors.Is(err, schema.ErrDecode) {
-					return nil, fmt.Errorf("%w: event %s: %w", ErrData, ev.ID, err)
-				}
-				return nil, fmt.Errorf("es: event %s: %w", ev.ID, err)
-			}
-		case schema.ContentTypeJSON:
-			var v any
-			if err := json.Unmarshal(ev.Data, &v); err != nil {
-				return nil, fmt.Errorf("%w: event %s: %w", ErrData, ev.ID, err)
-			}
-			if m, ok := v.(map[string]any); ok {
-				doc = m
-			} else {
-				doc["data"] = v
-			}
-		default:
-			return nil, fmt.Errorf("%w: event %s: datacontenttype %q", ErrData, ev.ID, ev.DataContentType)
-		}
+	doc, err := sink.Document(ctx, s.reg, ev, EnvelopeField)
+	if errors.Is(err, sink.ErrData) {
+		return nil, fmt.Errorf("%w: %w", ErrData, err)
 	}
-	env := map[string]any{
-		"id": ev.ID, "type": string(ev.Type), "entitytype": ev.EntityType, "subject": ev.Subject,
-		"sequence": ev.Sequence, "time": ev.Time.UTC().Format(time.RFC3339Nano), "source": ev.Source,
-		"topic": ev.Topic, "partition": ev.Partition, "offset": ev.Offset,
-	}
-	if ev.TraceParent != "" {
-		env["traceparent"] = ev.TraceParent
-	}
-	if ev.DataSchema != "" {
-		env["dataschema"] = ev.DataSchema
-	}
-	doc[EnvelopeField] = env
-	return doc, nil
+	return doc, err
 }
 
 // Close marks the sink closed; Write is synchronous, so nothing is

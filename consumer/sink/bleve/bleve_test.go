@@ -1,0 +1,372 @@
+package bleve_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/hamba/avro/v2"
+
+	"github.com/slatehq/slate/consumer/sink"
+	"github.com/slatehq/slate/consumer/sink/bleve"
+	"github.com/slatehq/slate/consumer/sink/sinktest"
+	"github.com/slatehq/slate/schema"
+	"github.com/slatehq/slate/schema/registry"
+)
+
+// reader reads the sink's directory. While the sink is open it asks the
+// sink; once the sink is closed it opens the directory again, which also
+// shows that what was written survives a restart.
+type reader struct{ s *bleve.Sink }
+
+func (r reader) with(ctx context.Context, f func(*bleve.Sink) error) error {
+	err := f(r.s)
+	if !errors.Is(err, sink.ErrClosed) {
+		return err
+	}
+	s, err := bleve.New(r.s.Dir())
+	if err != nil {
+		return err
+	}
+	defer s.Close(ctx)
+	return f(s)
+}
+
+func (r reader) Count(ctx context.Context) (int, error) {
+	var n uint64
+	err := r.with(ctx, func(s *bleve.Sink) (err error) {
+		n, err = s.Count(ctx, "title")
+		return err
+	})
+	return int(n), err
+}
+
+func (r reader) Has(ctx context.Context, id string) (bool, error) {
+	var hits []bleve.Hit
+	err := r.with(ctx, func(s *bleve.Sink) (err error) {
+		hits, err = s.Search(ctx, "title", `slate.id:"`+id+`"`, 2)
+		return err
+	})
+	return len(hits) > 0, err
+}
+
+func newSink(t *testing.T, opts ...bleve.Option) *bleve.Sink {
+	t.Helper()
+	s, err := bleve.New(t.TempDir(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s
+}
+
+func TestContract(t *testing.T) {
+	sinktest.Run(t, func(t *testing.T) (sink.Sink, sinktest.Reader) {
+		s := newSink(t)
+		return s, reader{s}
+	})
+}
+
+func event(op schema.Op, subject string, seq int64, data map[string]any) sink.Event {
+	e := schema.NewEnvelope("//test", op, "title", subject)
+	e.Sequence = seq
+	if data != nil {
+		e.DataContentType = schema.ContentTypeJSON
+		e.Data, _ = json.Marshal(data)
+	}
+	return sink.Event{Envelope: e, Topic: "studio.title.materialized"}
+}
+
+// The stored version decides, not the order of arrival: the same cases
+// as the es sink's, plus the tombstone ones.
+func TestExternalVersions(t *testing.T) {
+	name := func(n string) map[string]any { return map[string]any{"name": n} }
+	tests := []struct {
+		name        string
+		batches     [][]sink.Event
+		wantFound   bool
+		wantName    string
+		wantVersion int64
+	}{
+		{"newer wins", [][]sink.Event{{event(schema.OpCreate, "t1", 1, name("A"))},
+			{event(schema.OpUpdate, "t1", 2, name("B"))}}, true, "B", 2},
+		{"older update arrives last", [][]sink.Event{{event(schema.OpUpdate, "t1", 5, name("July"))},
+			{event(schema.OpUpdate, "t1", 4, name("June"))}}, true, "July", 5},
+		{"same version replayed", [][]sink.Event{{event(schema.OpUpdate, "t1", 3, name("A"))},
+			{event(schema.OpUpdate, "t1", 3, name("other"))}}, true, "A", 3},
+		{"out of order in one batch", [][]sink.Event{{event(schema.OpUpdate, "t1", 7, name("new")),
+			event(schema.OpUpdate, "t1", 6, name("old"))}}, true, "new", 7},
+		{"delete", [][]sink.Event{{event(schema.OpCreate, "t1", 1, name("A"))},
+			{event(schema.OpDelete, "t1", 2, nil)}}, false, "", 2},
+		{"delete with the same version", [][]sink.Event{{event(schema.OpCreate, "t1", 2, name("A"))},
+			{event(schema.OpDelete, "t1", 2, nil)}}, false, "", 2},
+		{"older delete is ignored", [][]sink.Event{{event(schema.OpUpdate, "t1", 5, name("A"))},
+			{event(schema.OpDelete, "t1", 4, nil)}}, true, "A", 5},
+		{"delete then older update", [][]sink.Event{{event(schema.OpCreate, "t1", 1, name("A"))},
+			{event(schema.OpDelete, "t1", 3, nil)}, {event(schema.OpUpdate, "t1", 2, name("B"))}}, false, "", 3},
+		{"delete then same-version update", [][]sink.Event{{event(schema.OpDelete, "t1", 3, nil)},
+			{event(schema.OpUpdate, "t1", 3, name("B"))}}, false, "", 3},
+		{"delete then newer create", [][]sink.Event{{event(schema.OpCreate, "t1", 1, name("A"))},
+			{event(schema.OpDelete, "t1", 2, nil)}, {event(schema.OpCreate, "t1", 3, name("C"))}}, true, "C", 3},
+		{"delete and older update in one batch", [][]sink.Event{{event(schema.OpCreate, "t1", 1, name("A")),
+			event(schema.OpDelete, "t1", 3, nil), event(schema.OpUpdate, "t1", 2, name("B"))}}, false, "", 3},
+		{"delete of a missing document", [][]sink.Event{{event(schema.OpDelete, "t1", 1, nil)}}, false, "", 1},
+		{"whole history replayed", [][]sink.Event{{event(schema.OpCreate, "t1", 1, name("A")),
+			event(schema.OpUpdate, "t1", 2, name("B")), event(schema.OpDelete, "t1", 3, nil)},
+			{event(schema.OpCreate, "t1", 1, name("A")), event(schema.OpUpdate, "t1", 2, name("B"))}}, false, "", 3},
+		{"snapshot indexes", [][]sink.Event{{event(schema.OpSnapshot, "t1", 1, name("S"))}}, true, "S", 1},
+		{"truncate is skipped", [][]sink.Event{{event(schema.OpCreate, "t1", 1, name("A"))},
+			{event(schema.OpTruncate, "", 2, nil)}}, true, "A", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSink(t)
+			for _, batch := range tt.batches {
+				if err := s.Write(t.Context(), batch); err != nil {
+					t.Fatalf("Write: %v", err)
+				}
+			}
+			doc, v, found, err := s.Get(t.Context(), "title", "t1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if found != tt.wantFound || v != tt.wantVersion {
+				t.Fatalf("found = %v version %d, want %v version %d (doc %v)", found, v, tt.wantFound, tt.wantVersion, doc)
+			}
+			n, err := s.Count(t.Context(), "title")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if hits, err := s.Search(t.Context(), "title", `slate.subject:"t1"`, 10); err != nil || len(hits) != int(n) {
+				t.Fatalf("Search = %d hits, %v; want %d", len(hits), err, n)
+			}
+			if !found {
+				if n != 0 {
+					t.Errorf("Count = %d, want 0", n)
+				}
+				return
+			}
+			if doc["name"] != tt.wantName {
+				t.Errorf("name %v, want %q", doc["name"], tt.wantName)
+			}
+			env, _ := doc[bleve.EnvelopeField].(map[string]any)
+			if env["subject"] != "t1" || env["sequence"] != float64(tt.wantVersion) || env["entitytype"] != "title" {
+				t.Errorf("envelope fields = %v", env)
+			}
+		})
+	}
+}
+
+// Versions and tombstones are kept on disk: a sink reopened over the same
+// directory still refuses an event older than a delete.
+func TestVersionsSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	ctx := t.Context()
+	s, err := bleve.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(ctx, []sink.Event{event(schema.OpCreate, "t1", 1, map[string]any{"name": "A"}),
+		event(schema.OpDelete, "t1", 2, nil), event(schema.OpUpdate, "t2", 4, map[string]any{"name": "Heat"})}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s, err = bleve.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	if err := s.Write(ctx, []sink.Event{event(schema.OpUpdate, "t1", 1, map[string]any{"name": "again"}),
+		event(schema.OpUpdate, "t2", 3, map[string]any{"name": "older"})}); err != nil {
+		t.Fatal(err)
+	}
+	if _, v, found, err := s.Get(ctx, "title", "t1"); err != nil || found || v != 2 {
+		t.Errorf("t1: found %v version %d err %v; want the tombstone of version 2", found, v, err)
+	}
+	if doc, v, found, err := s.Get(ctx, "title", "t2"); err != nil || !found || v != 4 || doc["name"] != "Heat" {
+		t.Errorf("t2: %v version %d found %v err %v", doc, v, found, err)
+	}
+}
+
+func TestSearch(t *testing.T) {
+	s := newSink(t)
+	ctx := t.Context()
+	err := s.Write(ctx, []sink.Event{
+		event(schema.OpCreate, "t1", 1, map[string]any{"name": "Heat", "budget": 60000000}),
+		event(schema.OpCreate, "t2", 1, map[string]any{"name": "Ronin", "budget": 55000000}),
+		event(schema.OpCreate, "t3", 1, map[string]any{"name": "The Insider", "budget": 90000000}),
+		event(schema.OpDelete, "t2", 2, nil),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		query string
+		want  []string
+	}{
+		{"heat", []string{"t1"}},
+		{"name:insider", []string{"t3"}},
+		{"budget:>59000000", []string{"t1", "t3"}},
+		{"ronin", nil},
+		{`slate.subject:"t3"`, []string{"t3"}},
+		{"", []string{"t1", "t3"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			hits, err := s.Search(ctx, "title", tt.query, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]bool{}
+			for _, h := range hits {
+				got[h.ID] = true
+				if h.Version != 1 || h.Doc["name"] == nil {
+					t.Errorf("hit %+v", h)
+				}
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("hits %v, want %v", hits, tt.want)
+			}
+			for _, id := range tt.want {
+				if !got[id] {
+					t.Errorf("hits %v, want %v", hits, tt.want)
+				}
+			}
+		})
+	}
+	if hits, err := s.Search(ctx, "budget", "anything", 10); err != nil || len(hits) != 0 {
+		t.Errorf("search of an unwritten entity type: %v, %v", hits, err)
+	}
+	if _, err := s.Search(ctx, "title", `name:"unterminated`, 10); !errors.Is(err, bleve.ErrQuery) {
+		t.Errorf("bad query: err = %v, want ErrQuery", err)
+	}
+}
+
+// Avro data in the Confluent wire format is decoded with the writer's
+// schema from the registry.
+func TestAvroData(t *testing.T) {
+	ctx := t.Context()
+	srv, err := registry.New(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	reg, err := schema.NewRegistryClient(hs.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sch := avro.MustParse(`{"type":"record","name":"Title","namespace":"test.v1","fields":[
+		{"name":"id","type":"string"},{"name":"name","type":"string"},{"name":"budget","type":"long"}]}`)
+	type title struct {
+		ID     string `avro:"id"`
+		Name   string `avro:"name"`
+		Budget int64  `avro:"budget"`
+	}
+	data, ref, err := schema.EncodeData(ctx, reg, "test.v1.Title", sch, title{"t9", "Heat", 42})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := event(schema.OpCreate, "t9", 1, nil)
+	ev.Data, ev.DataContentType, ev.DataSchema = data, schema.ContentTypeAvro, ref
+
+	s := newSink(t, bleve.WithRegistry(reg))
+	if err := s.Write(ctx, []sink.Event{ev}); err != nil {
+		t.Fatal(err)
+	}
+	doc, _, found, err := s.Get(ctx, "title", "t9")
+	if err != nil || !found || doc["name"] != "Heat" || doc["budget"] != float64(42) {
+		t.Fatalf("document = %v (found %v, err %v)", doc, found, err)
+	}
+	if env := doc[bleve.EnvelopeField].(map[string]any); env["dataschema"] != ref {
+		t.Errorf("dataschema = %v, want %s", env["dataschema"], ref)
+	}
+	if hits, err := s.Search(ctx, "title", "budget:42", 1); err != nil || len(hits) != 1 {
+		t.Errorf("search on a decoded Avro field: %v, %v", hits, err)
+	}
+
+	noReg := newSink(t)
+	if err := noReg.Write(ctx, []sink.Event{ev}); !errors.Is(err, bleve.ErrData) {
+		t.Errorf("Write of Avro data without a registry: err = %v, want ErrData", err)
+	}
+}
+
+func TestRejected(t *testing.T) {
+	tests := []struct {
+		name string
+		ev   sink.Event
+		want error
+	}{
+		{"entity type with a slash", func() sink.Event {
+			e := event(schema.OpCreate, "x", 1, map[string]any{"n": 1})
+			e.EntityType = "../title"
+			return e
+		}(), bleve.ErrRejected},
+		{"empty subject", event(schema.OpCreate, "", 1, map[string]any{"n": 1}), bleve.ErrRejected},
+		{"bad JSON", func() sink.Event {
+			e := event(schema.OpCreate, "x", 1, nil)
+			e.DataContentType, e.Data = schema.ContentTypeJSON, []byte("{")
+			return e
+		}(), bleve.ErrData},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSink(t)
+			if err := s.Write(t.Context(), []sink.Event{tt.ev}); !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	if _, err := bleve.New(""); !errors.Is(err, bleve.ErrConfig) {
+		t.Fatalf("err = %v, want ErrConfig", err)
+	}
+}
+
+// Search, Get and Count may run while a Write is under way, and Close
+// may come in the middle of both.
+func TestReadsDuringWrites(t *testing.T) {
+	s := newSink(t)
+	ctx := t.Context()
+	done := make(chan struct{})
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(readErr)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if _, err := s.Search(ctx, "title", "name:title", 5); err != nil && !errors.Is(err, sink.ErrClosed) {
+				readErr <- err
+				return
+			}
+			if _, _, _, err := s.Get(ctx, "title", "title-0"); err != nil && !errors.Is(err, sink.ErrClosed) {
+				readErr <- err
+				return
+			}
+		}
+	}()
+	for i := range 10 {
+		if err := s.Write(ctx, sinktest.Events(0, int64(i*50), 50)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.Count(ctx, "title"); err != nil || n != 500 {
+		t.Errorf("Count = %d, %v; want 500", n, err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	close(done)
+	if err := <-readErr; err != nil {
+		t.Fatalf("read during writes: %v", err)
+	}
+}
