@@ -6,7 +6,10 @@
 // The flow: a [Source] emits [Batch]es of [Event]s in commit order; a
 // [Runner] publishes them through a [Publisher] (*producer.Producer), which
 // returns only after the broker acknowledged them, and then calls
-// Source.Ack with the batch's position. Only then does the source confirm
+// Source.Ack with the batch's position (with an [AsyncPublisher], as the
+// producer is, events are enqueued as they come and each position is
+// acked, in order, once its events and all before them are acknowledged).
+// Only then does the source confirm
 // the position to the database (the PostgreSQL slot's confirmed flush LSN,
 // the MySQL offset row), so a crash replays, never skips. Replayed events
 // have the same envelope ids (they are derived from the source position),

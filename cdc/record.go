@@ -3,6 +3,7 @@ package cdc
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -92,17 +93,18 @@ type Encoder struct {
 	reg    schema.Registry
 	filter *Filter
 
-	mu     sync.Mutex
-	tables map[string]*tableCodec // key: table signature
+	mu      sync.Mutex
+	tables  map[string]*tableCodec // key: table signature
+	byTable map[*Table]*tableCodec // tables seen, to skip the signature
 }
 
+// maxByTable bounds Encoder.byTable; sources make a new Table per schema
+// change, so it is only cleared on a long-running source with many.
+const maxByTable = 4096
+
 type tableCodec struct {
-	schema avro.Schema
-	text   string // the schema as registered
-	// api encodes with an encoder cache of its own: hamba/avro's shared
-	// cache hands a later version of a table the encoder of an earlier
-	// one when the row record is referenced by name (after: "Row").
-	api     avro.API
+	schema  avro.Schema // the parsed schema, which checks the text
+	text    string      // the schema as registered
 	subject string
 	rowName string   // full Avro name of the Row record
 	cols    []int    // indexes of the table's columns that are published
@@ -116,8 +118,9 @@ type tableCodec struct {
 
 // encode is schema.EncodeData with the registration done once (rendering
 // the schema to register it again per row would cost more than the row)
-// and of the schema text with its defaults.
-func (tc *tableCodec) encode(ctx context.Context, reg schema.Registry, rec map[string]any) ([]byte, string, error) {
+// and of the schema text with its defaults, and the record written
+// straight to Avro binary (appendChange) instead of through maps.
+func (tc *tableCodec) encode(ctx context.Context, reg schema.Registry, ch *Change) ([]byte, string, error) {
 	tc.once.Lock()
 	id, ref := tc.id, tc.ref
 	tc.once.Unlock()
@@ -134,11 +137,11 @@ func (tc *tableCodec) encode(ctx context.Context, reg schema.Registry, rec map[s
 		tc.id, tc.ref = id, ref
 		tc.once.Unlock()
 	}
-	payload, err := tc.api.Marshal(tc.schema, rec)
+	b, err := tc.appendChange(schema.Frame(make([]byte, 0, 256), id, nil), ch)
 	if err != nil {
-		return nil, "", fmt.Errorf("cdc: encode %s: %w", tc.subject, err)
+		return nil, "", err
 	}
-	return schema.Frame(make([]byte, 0, 5+len(payload)), id, payload), ref, nil
+	return b, ref, nil
 }
 
 // NewEncoder returns an encoder registering row schemas in reg. f may be
@@ -147,7 +150,7 @@ func NewEncoder(reg schema.Registry, f *Filter) *Encoder {
 	if f == nil {
 		f = &Filter{}
 	}
-	return &Encoder{reg: reg, filter: f, tables: make(map[string]*tableCodec)}
+	return &Encoder{reg: reg, filter: f, tables: make(map[string]*tableCodec), byTable: make(map[*Table]*tableCodec)}
 }
 
 // Filter returns the filter the encoder applies.
@@ -169,10 +172,22 @@ func RecordName(t *Table) string {
 	return "studio.cdc." + avroName(t.DB) + "." + avroName(t.Schema) + "." + avroName(t.Name) + ".Change"
 }
 
+// codec returns the codec of t. A Table must not change once encoded
+// (sources make a new one for a new column set): codecs are cached by
+// pointer as well as by signature.
 func (e *Encoder) codec(t *Table) (*tableCodec, error) {
+	e.mu.Lock()
+	tc, ok := e.byTable[t]
+	e.mu.Unlock()
+	if ok {
+		return tc, nil
+	}
 	sig := signature(t)
 	e.mu.Lock()
-	tc, ok := e.tables[sig]
+	tc, ok = e.tables[sig]
+	if ok {
+		e.remember(t, tc)
+	}
 	e.mu.Unlock()
 	if ok {
 		return tc, nil
@@ -217,11 +232,24 @@ func (e *Encoder) codec(t *Table) (*tableCodec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cdc: row schema of %s: %w", t.QualifiedName(), err)
 	}
-	tc.schema, tc.text, tc.api = s, text, avro.Config{}.Freeze()
+	tc.schema, tc.text = s, text
 	e.mu.Lock()
-	e.tables[sig] = tc
+	if prev, ok := e.tables[sig]; ok {
+		tc = prev // another goroutine made it first
+	} else {
+		e.tables[sig] = tc
+	}
+	e.remember(t, tc)
 	e.mu.Unlock()
 	return tc, nil
+}
+
+// remember caches tc for t; e.mu is held.
+func (e *Encoder) remember(t *Table, tc *tableCodec) {
+	if len(e.byTable) >= maxByTable {
+		clear(e.byTable)
+	}
+	e.byTable[t] = tc
 }
 
 const sourceSchema = `{"type":"record","name":"Source","namespace":"slate.cdc","fields":[
@@ -257,26 +285,7 @@ func (e *Encoder) Encode(ctx context.Context, ch *Change) (Event, error) {
 	if err != nil && ch.Op != schema.OpTruncate {
 		return Event{}, err
 	}
-	rec := map[string]any{
-		"before": nil,
-		"after":  nil,
-		"source": e.source(ch),
-	}
-	if ch.Before != nil {
-		row, err := tc.row(t, ch.Before)
-		if err != nil {
-			return Event{}, err
-		}
-		rec["before"] = map[string]any{tc.rowName: row}
-	}
-	if ch.After != nil {
-		row, err := tc.row(t, ch.After)
-		if err != nil {
-			return Event{}, err
-		}
-		rec["after"] = map[string]any{tc.rowName: row}
-	}
-	data, ref, err := tc.encode(ctx, e.reg, rec)
+	data, ref, err := tc.encode(ctx, e.reg, ch)
 	if err != nil {
 		return Event{}, err
 	}
@@ -303,51 +312,102 @@ func (e *Encoder) Encode(ctx context.Context, ch *Change) (Event, error) {
 	return Event{Topic: Topic(t.DB, t.Schema, t.Name), Envelope: env}, nil
 }
 
-func (e *Encoder) source(ch *Change) map[string]any {
+// appendChange appends the Avro binary encoding of ch as the table's
+// change record: before and after (unions of null and Row), then source.
+func (tc *tableCodec) appendChange(b []byte, ch *Change) ([]byte, error) {
+	for _, vals := range [2][]any{ch.Before, ch.After} {
+		if vals == nil {
+			b = appendLong(b, 0)
+			continue
+		}
+		b = appendLong(b, 1)
+		var err error
+		if b, err = tc.appendRow(b, ch.Table, vals); err != nil {
+			return nil, err
+		}
+	}
 	s := ch.Source
-	m := map[string]any{
-		"connector": s.Connector, "db": ch.Table.DB, "schema": ch.Table.Schema, "table": ch.Table.Name,
-		"lsn": s.LSN, "txid": s.TxID, "tx_order": s.TxOrder, "snapshot": s.Snapshot,
-		"ts": s.Time.UTC(), "binlog_file": nil, "binlog_pos": nil, "gtid": nil,
-		"unchanged_toast": ch.Unchanged,
+	for _, str := range [4]string{s.Connector, ch.Table.DB, ch.Table.Schema, ch.Table.Name} {
+		b = appendString(b, str)
 	}
-	if ch.Unchanged == nil {
-		m["unchanged_toast"] = []string{}
-	}
+	b = appendLong(b, s.LSN)
+	b = appendLong(b, s.TxID)
+	b = appendLong(b, s.TxOrder)
+	b = appendBool(b, s.Snapshot)
+	b = appendLong(b, s.Time.UnixMicro())
 	if s.File != "" {
-		m["binlog_file"] = s.File
-		m["binlog_pos"] = s.Pos
+		b = appendString(appendLong(b, 1), s.File)
+		b = appendLong(appendLong(b, 1), s.Pos)
+	} else {
+		b = appendLong(appendLong(b, 0), 0)
 	}
 	if s.GTID != "" {
-		m["gtid"] = s.GTID
+		b = appendString(appendLong(b, 1), s.GTID)
+	} else {
+		b = appendLong(b, 0)
 	}
-	return m
+	if n := len(ch.Unchanged); n > 0 {
+		// One block, written as hamba/avro does: a negative count, then
+		// the block's size in bytes.
+		var items []byte
+		for _, c := range ch.Unchanged {
+			items = appendString(items, c)
+		}
+		b = append(appendLong(appendLong(b, -int64(n)), int64(len(items))), items...)
+	}
+	return appendLong(b, 0), nil
 }
 
-func (tc *tableCodec) row(t *Table, vals []any) (map[string]any, error) {
+// appendRow appends a Row record: per published column a union of null
+// and the column's type.
+func (tc *tableCodec) appendRow(b []byte, t *Table, vals []any) ([]byte, error) {
 	if len(vals) != len(t.Columns) {
 		return nil, fmt.Errorf("cdc: %s: %d values for %d columns", t.QualifiedName(), len(vals), len(t.Columns))
 	}
-	row := make(map[string]any, len(tc.cols))
 	for j, i := range tc.cols {
 		v := vals[i]
 		if v == nil {
-			row[tc.names[j]] = nil
+			b = appendLong(b, 0)
 			continue
 		}
 		if tc.masked[j] {
 			sum := sha256.Sum256([]byte(text(v)))
-			row[tc.names[j]] = hex.EncodeToString(sum[:])
+			b = appendString(appendLong(b, 1), hex.EncodeToString(sum[:]))
 			continue
 		}
 		c, err := convert(t.Columns[i].Kind, v)
 		if err != nil {
 			return nil, fmt.Errorf("cdc: %s.%s: %w", t.QualifiedName(), t.Columns[i].Name, err)
 		}
-		row[tc.names[j]] = c
+		switch x := c.(type) {
+		case nil:
+			b = appendLong(b, 0)
+		case int64:
+			b = appendLong(appendLong(b, 1), x)
+		case bool:
+			b = appendBool(appendLong(b, 1), x)
+		case time.Time:
+			b = appendLong(appendLong(b, 1), x.UnixMicro())
+		case string:
+			b = appendString(appendLong(b, 1), x)
+		default:
+			return nil, fmt.Errorf("cdc: %s.%s: unexpected %T", t.QualifiedName(), t.Columns[i].Name, c)
+		}
 	}
-	return row, nil
+	return b, nil
 }
+
+// appendLong appends an Avro long (zig-zag varint, as binary.AppendVarint).
+func appendLong(b []byte, v int64) []byte { return binary.AppendVarint(b, v) }
+
+func appendBool(b []byte, v bool) []byte {
+	if v {
+		return append(b, 1)
+	}
+	return append(b, 0)
+}
+
+func appendString(b []byte, s string) []byte { return append(appendLong(b, int64(len(s))), s...) }
 
 // keyOf returns the primary key of a row as the envelope subject.
 func keyOf(t *Table, vals []any) (string, error) {
@@ -386,10 +446,12 @@ func text(v any) string {
 	return fmt.Sprint(v)
 }
 
+// timeLayouts are tried in order; a layout matches only the whole text,
+// so the order is for speed: PostgreSQL's UTC sessions print "+00" first.
 var timeLayouts = []string{
-	"2006-01-02 15:04:05.999999999Z07:00:00",
-	"2006-01-02 15:04:05.999999999Z07:00",
 	"2006-01-02 15:04:05.999999999Z07",
+	"2006-01-02 15:04:05.999999999Z07:00",
+	"2006-01-02 15:04:05.999999999Z07:00:00",
 	"2006-01-02 15:04:05.999999999",
 	"2006-01-02T15:04:05.999999999Z07:00",
 	"2006-01-02",

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/slatehq/slate/producer"
 	"github.com/slatehq/slate/schema"
 )
 
@@ -19,17 +20,30 @@ type Publisher interface {
 	Publish(ctx context.Context, topic string, envs ...schema.Envelope) error
 }
 
+// AsyncPublisher is a Publisher that can also enqueue one envelope and
+// report its acknowledgement later, keeping the enqueue order per key.
+// *producer.Producer implements it; the Runner then streams instead of
+// publishing in rounds.
+type AsyncPublisher interface {
+	Publisher
+	PublishAsync(ctx context.Context, topic string, e schema.Envelope, fn func(producer.Delivery)) error
+}
+
 // Runner connects a Source to a Publisher. It publishes batches in the
 // order the source emitted them (per topic, in one ordered call, so the
 // idempotent producer keeps per-key order), and Acks a batch's position
 // only after Kafka acknowledged every event of it and of every batch
-// before it. Several ready batches are published together, so throughput
-// does not pay one broker round trip per source transaction.
+// before it. With an [AsyncPublisher] it enqueues events as they come and
+// acks each batch once its events and those of every earlier batch are
+// acknowledged, so batches overlap their broker round trips; with a plain
+// Publisher several ready batches are published together in rounds, so
+// throughput does not pay one round trip per source transaction.
 type Runner struct {
 	pub      Publisher
 	log      *slog.Logger
 	queue    int
 	maxGroup int
+	sync     bool
 	metrics  *Metrics
 	ran      atomic.Bool
 }
@@ -41,12 +55,17 @@ type RunnerOption func(*Runner)
 func WithLogger(l *slog.Logger) RunnerOption { return func(r *Runner) { r.log = l } }
 
 // WithQueue sets how many emitted batches may wait for publishing before
-// emit blocks (default 1024).
+// emit blocks, and with an [AsyncPublisher] also how many published
+// batches may wait for their acknowledgement (default 1024).
 func WithQueue(n int) RunnerOption { return func(r *Runner) { r.queue = n } }
 
 // WithMaxGroup sets how many events at most are published in one round
-// (default 10000).
+// (default 10000); it applies when publishing in rounds.
 func WithMaxGroup(n int) RunnerOption { return func(r *Runner) { r.maxGroup = n } }
+
+// WithSyncPublish publishes in rounds through Publish even when the
+// publisher is an [AsyncPublisher].
+func WithSyncPublish() RunnerOption { return func(r *Runner) { r.sync = true } }
 
 // WithMetrics makes the runner update m.
 func WithMetrics(m *Metrics) RunnerOption { return func(r *Runner) { r.metrics = m } }
@@ -83,16 +102,35 @@ func (r *Runner) Run(ctx context.Context, src Source) error {
 	queue := make(chan Batch, r.queue)
 	failed := make(chan struct{})
 	var pubErr error
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := r.publishLoop(ctx, src, queue); err != nil {
+	var failOnce sync.Once
+	fail := func(err error) {
+		failOnce.Do(func() {
 			pubErr = err
 			close(failed)
 			cancel(err)
-		}
-	}()
+		})
+	}
+	var wg sync.WaitGroup
+	if ap, ok := r.pub.(AsyncPublisher); ok && !r.sync {
+		inflight := make(chan *tracked, r.queue)
+		wg.Go(func() {
+			defer close(inflight)
+			if err := r.enqueueLoop(ctx, ap, queue, inflight); err != nil {
+				fail(err)
+			}
+		})
+		wg.Go(func() {
+			if err := r.ackLoop(ctx, src, inflight); err != nil {
+				fail(err)
+			}
+		})
+	} else {
+		wg.Go(func() {
+			if err := r.publishLoop(ctx, src, queue); err != nil {
+				fail(err)
+			}
+		})
+	}
 	emit := func(ectx context.Context, b Batch) error {
 		select {
 		case queue <- b:
@@ -202,6 +240,108 @@ func (r *Runner) publishRound(ctx context.Context, src Source, round []Batch) er
 	}
 	if n := len(positions); n > 0 {
 		r.log.Debug("cdc position acknowledged", "position", positions[n-1].String())
+	}
+	return nil
+}
+
+// tracked is a batch enqueued on an AsyncPublisher, waiting for the
+// acknowledgements of its events.
+type tracked struct {
+	batch     Batch
+	remaining atomic.Int64
+	done      chan struct{}
+	mu        sync.Mutex
+	err       error
+}
+
+func (t *tracked) delivered(d producer.Delivery) {
+	if d.Err != nil {
+		t.mu.Lock()
+		if t.err == nil {
+			t.err = fmt.Errorf("%w: %s: %w", ErrPublish, d.Topic, d.Err)
+		}
+		t.mu.Unlock()
+	}
+	if t.remaining.Add(-1) == 0 {
+		close(t.done)
+	}
+}
+
+// enqueueLoop hands each event to the publisher in emit order and passes
+// the batch on to ackLoop. It returns nil when the queue is closed or ctx
+// ends.
+func (r *Runner) enqueueLoop(ctx context.Context, ap AsyncPublisher, queue <-chan Batch, inflight chan<- *tracked) error {
+	for {
+		var b Batch
+		var ok bool
+		select {
+		case b, ok = <-queue:
+			if !ok {
+				return nil
+			}
+		case <-ctx.Done():
+			return nil
+		}
+		t := &tracked{batch: b, done: make(chan struct{})}
+		// One extra count, released after the last enqueue, so done
+		// cannot close while events are still being enqueued.
+		t.remaining.Store(int64(len(b.Events)) + 1)
+		for _, ev := range b.Events {
+			if err := ap.PublishAsync(ctx, ev.Topic, ev.Envelope, t.delivered); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("%w: enqueue to %s: %w", ErrPublish, ev.Topic, err)
+			}
+		}
+		t.delivered(producer.Delivery{})
+		select {
+		case inflight <- t:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// ackLoop acks the positions of enqueued batches in order, each once all
+// its events are acknowledged. It returns nil when inflight is closed and
+// drained or ctx ends.
+func (r *Runner) ackLoop(ctx context.Context, src Source, inflight <-chan *tracked) error {
+	counts := make(map[string]int)
+	for t := range inflight {
+		select {
+		case <-t.done:
+		case <-ctx.Done():
+			return nil
+		}
+		t.mu.Lock()
+		err := t.err
+		t.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		var last time.Time
+		for _, ev := range t.batch.Events {
+			counts[ev.Topic]++
+			if ev.Envelope.Time.After(last) {
+				last = ev.Envelope.Time
+			}
+		}
+		for topic, n := range counts {
+			r.metrics.Events.WithLabelValues(topic).Add(float64(n))
+			delete(counts, topic)
+		}
+		if !last.IsZero() {
+			r.metrics.LagSeconds.Set(time.Since(last).Seconds())
+		}
+		if pos := t.batch.Position; pos != nil {
+			if err := src.Ack(pos); err != nil {
+				return fmt.Errorf("cdc: ack %s: %w", pos, err)
+			}
+			if r.log.Enabled(ctx, slog.LevelDebug) {
+				r.log.Debug("cdc position acknowledged", "position", pos.String())
+			}
+		}
 	}
 	return nil
 }

@@ -75,7 +75,22 @@ func readAll(t *testing.T, brokers string, n int, topics ...string) []*kgo.Recor
 	return out
 }
 
+// Both publishing modes: streaming through PublishAsync (the producer is
+// an AsyncPublisher) and rounds through Publish.
 func TestRunnerPublishesThenAcks(t *testing.T) {
+	tests := []struct {
+		name string
+		opts []cdc.RunnerOption
+	}{
+		{"async", nil},
+		{"rounds", []cdc.RunnerOption{cdc.WithSyncPublish()}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { testPublishesThenAcks(t, tt.opts...) })
+	}
+}
+
+func testPublishesThenAcks(t *testing.T, opts ...cdc.RunnerOption) {
 	b, err := broker.Start()
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +123,7 @@ func TestRunnerPublishesThenAcks(t *testing.T) {
 	}
 	batches = append(batches, cdc.Batch{Position: seqPos(51)}) // heartbeat
 	src := &scriptSource{batches: batches, done: make(chan struct{})}
-	r, err := cdc.NewRunner(p)
+	r, err := cdc.NewRunner(p, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,12 +178,33 @@ func (f *failingPublisher) Publish(context.Context, string, ...schema.Envelope) 
 	return errors.New("broker down")
 }
 
+// failingAsync enqueues and reports every record as failed.
+type failingAsync struct{ failingPublisher }
+
+func (f *failingAsync) PublishAsync(_ context.Context, topic string, _ schema.Envelope, fn func(producer.Delivery)) error {
+	go fn(producer.Delivery{Topic: topic, Err: errors.New("broker down")})
+	return nil
+}
+
 func TestRunnerDoesNotAckFailedPublish(t *testing.T) {
+	tests := []struct {
+		name string
+		pub  cdc.Publisher
+	}{
+		{"rounds", &failingPublisher{}},
+		{"async", &failingAsync{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { testDoesNotAckFailedPublish(t, tt.pub) })
+	}
+}
+
+func testDoesNotAckFailedPublish(t *testing.T, pub cdc.Publisher) {
 	src := &scriptSource{done: make(chan struct{}), batches: []cdc.Batch{
 		{Events: []cdc.Event{event("studio.cdc.db.public.t", "k", 1)}, Position: seqPos(1)},
 		{Events: []cdc.Event{event("studio.cdc.db.public.t", "k", 2)}, Position: seqPos(2)},
 	}}
-	r, err := cdc.NewRunner(&failingPublisher{})
+	r, err := cdc.NewRunner(pub)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,13 @@
 // a restarted source resumes from that row, so nothing is skipped and
 // what is replayed has the same envelope ids. On the first run (no row)
 // the source starts at the server's current binlog position and stores it
-// at once; it takes no initial snapshot of existing rows.
+// at once; with Snapshot it first reads every captured table in one
+// consistent view (FLUSH TABLES WITH READ LOCK just long enough to START
+// TRANSACTION WITH CONSISTENT SNAPSHOT and read SHOW MASTER STATUS and the
+// GTID position), emits the rows as SNAPSHOT events whose sequence is
+// below every streamed change's, and streams from that view's binlog
+// position. That position is stored only once the snapshot is
+// acknowledged, so a crash mid-snapshot takes the snapshot again.
 //
 // Sequences are derived from the binlog coordinates: the file's numeric
 // suffix in the high 32 bits and the event's end offset in the low ones,

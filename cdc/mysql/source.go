@@ -46,6 +46,12 @@ type Config struct {
 	// MaxTxEvents bounds the events of one transaction held before they
 	// are handed on without a position (default 1000).
 	MaxTxEvents int `yaml:"max_tx_events"`
+	// Snapshot reads every captured table in one consistent view on the
+	// first run (no offsets row), as SNAPSHOT events, and streams from that
+	// view's binlog position. The offsets row is stored only once the
+	// snapshot is acknowledged, so a crash mid-snapshot takes it again.
+	// It needs the RELOAD privilege (FLUSH TABLES WITH READ LOCK).
+	Snapshot bool `yaml:"snapshot"`
 }
 
 var (
@@ -206,11 +212,20 @@ func (s *Source) Run(ctx context.Context, emit cdc.EmitFunc) error {
 		return fmt.Errorf("mysql: connect %s: %w", s.addr, err)
 	}
 	defer c.Close()
-	start, err := s.startPosition(c)
+	start, fresh, err := s.startPosition(c)
 	if err != nil {
 		return err
 	}
 	h := &handler{s: s, c: c, ctx: ctx, emit: emit, pos: start, tables: make(map[string]*tableInfo)}
+	if fresh && s.cfg.Snapshot {
+		if start, err = s.snapshot(ctx, c, h, emit); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		h.pos = start
+	}
 	c.SetEventHandler(h)
 	s.log.Info("streaming binlog", "from", start.String(), "server_id", s.cfg.ServerID)
 
@@ -229,8 +244,11 @@ func (s *Source) Run(ctx context.Context, emit cdc.EmitFunc) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			if h.err != nil {
-				return h.err
+			h.mu.Lock()
+			herr := h.err
+			h.mu.Unlock()
+			if herr != nil {
+				return herr
 			}
 			if err == nil {
 				err = errors.New("binlog stream ended")
@@ -248,18 +266,19 @@ func (s *Source) Run(ctx context.Context, emit cdc.EmitFunc) error {
 
 func (s *Source) offsetsTable() string { return "`" + s.dbName + "`.`" + s.cfg.OffsetsTable + "`" }
 
-// startPosition reads the stored position, or stores the server's current
-// one on a first run.
-func (s *Source) startPosition(c *canal.Canal) (Position, error) {
+// startPosition reads the stored position, or on a first run (fresh)
+// returns the server's current one, stored at once unless a snapshot is
+// to be taken.
+func (s *Source) startPosition(c *canal.Canal) (pos Position, fresh bool, err error) {
 	ddl := "CREATE TABLE IF NOT EXISTS " + s.offsetsTable() + ` (
 		name varchar(255) NOT NULL PRIMARY KEY, file varchar(255) NOT NULL, pos bigint NOT NULL,
 		gtid text NOT NULL, updated_at timestamp(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6))`
 	if _, err := c.Execute(ddl); err != nil {
-		return Position{}, fmt.Errorf("mysql: create offsets table: %w", err)
+		return Position{}, false, fmt.Errorf("mysql: create offsets table: %w", err)
 	}
 	r, err := c.Execute("SELECT file, pos, gtid FROM "+s.offsetsTable()+" WHERE name = ?", s.cfg.Name)
 	if err != nil {
-		return Position{}, fmt.Errorf("mysql: read offsets: %w", err)
+		return Position{}, false, fmt.Errorf("mysql: read offsets: %w", err)
 	}
 	if r.RowNumber() > 0 {
 		file, _ := r.GetString(0, 0)
@@ -269,20 +288,23 @@ func (s *Source) startPosition(c *canal.Canal) (Position, error) {
 		s.mu.Lock()
 		s.acked, s.stored = p, p
 		s.mu.Unlock()
-		return p, nil
+		return p, false, nil
 	}
 	mp, err := c.GetMasterPos()
 	if err != nil {
-		return Position{}, fmt.Errorf("mysql: current binlog position: %w", err)
+		return Position{}, false, fmt.Errorf("mysql: current binlog position: %w", err)
 	}
 	p := Position{File: mp.Name, Pos: mp.Pos}
+	if s.cfg.Snapshot {
+		return p, true, nil
+	}
 	s.mu.Lock()
 	s.acked = p
 	s.mu.Unlock()
 	if err := s.flush(c); err != nil {
-		return Position{}, err
+		return Position{}, false, err
 	}
-	return p, nil
+	return p, true, nil
 }
 
 // flush stores the acknowledged position when it moved.
@@ -313,9 +335,11 @@ type tableInfo struct {
 	outbox bool
 }
 
-// handler receives canal's callbacks on canal's goroutine.
+// handler receives canal's callbacks on canal's goroutine, and one more
+// (OnPosSynced) from canal.Close on the caller's: mu serializes them.
 type handler struct {
 	canal.DummyEventHandler
+	mu   sync.Mutex
 	s    *Source
 	c    *canal.Canal
 	ctx  context.Context
@@ -340,16 +364,22 @@ func (h *handler) fail(err error) error {
 }
 
 func (h *handler) OnRotate(_ *replication.EventHeader, e *replication.RotateEvent) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	h.pos.File = string(e.NextLogName)
 	return nil
 }
 
 func (h *handler) OnTableChanged(_ *replication.EventHeader, db, table string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	delete(h.tables, db+"."+table)
 	return nil
 }
 
 func (h *handler) OnGTID(hd *replication.EventHeader, e gomysql.BinlogGTIDEvent) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	h.order = 0
 	h.when = time.Unix(int64(hd.Timestamp), 0)
 	if g, ok := e.(*replication.MariadbGTIDEvent); ok {
@@ -391,6 +421,8 @@ func (h *handler) table(t *mschema.Table) *tableInfo {
 }
 
 func (h *handler) OnRow(e *canal.RowsEvent) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	ti := h.table(e.Table)
 	if ti.skip {
 		return nil
@@ -451,6 +483,8 @@ func (h *handler) OnRow(e *canal.RowsEvent) error {
 }
 
 func (h *handler) OnXID(_ *replication.EventHeader, next gomysql.Position) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	pos := Position{File: next.Name, Pos: next.Pos}
 	if gs := h.c.SyncedGTIDSet(); gs != nil {
 		pos.GTID = gs.String()
@@ -464,6 +498,8 @@ func (h *handler) OnXID(_ *replication.EventHeader, next gomysql.Position) error
 }
 
 func (h *handler) OnPosSynced(_ *replication.EventHeader, p gomysql.Position, _ gomysql.GTIDSet, _ bool) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	if p.Name != "" {
 		h.pos.File = p.Name
 	}

@@ -31,7 +31,16 @@
 // position) are exact duplicates. Snapshot events carry the consistent
 // point minus one as sequence, so every streamed change orders after them.
 //
-// While Kafka does not take events, emit blocks and the source sends no
+// Decoding and encoding are pipelined: the replication goroutine decodes
+// pgoutput messages and groups them per transaction; workers (one per
+// CPU) build and Avro-encode the change records; one goroutine emits the
+// transactions in the order they were read, each with its position, so
+// acks, and with them the slot, move exactly as without the pipeline. A
+// transaction counts as emitted (keepalives do not move the position past
+// it) from the moment it is decoded.
+//
+// While Kafka does not take events, emit blocks (and the pipeline, once
+// full, blocks decoding) and the source sends no
 // status updates; a stall longer than the server's wal_sender_timeout ends
 // the replication connection and Run returns an error. A restart resumes
 // from the confirmed position. Generated columns are read by the snapshot

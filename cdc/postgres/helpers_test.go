@@ -65,6 +65,7 @@ type harness struct {
 	db      *pgx.Conn
 	brokers string
 	reg     *schema.RegistryClient
+	regURL  string
 	prod    *producer.Producer
 	name    string // unique prefix of the slot, publication and tables
 }
@@ -92,7 +93,7 @@ func newHarness(t testing.TB) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Close(context.Background()) })
-	h := &harness{t: t, db: db, brokers: b.Addr(), reg: reg, prod: p, name: fmt.Sprintf("slt%d", rand.IntN(1e9))}
+	h := &harness{t: t, db: db, brokers: b.Addr(), reg: reg, regURL: hs.URL, prod: p, name: fmt.Sprintf("slt%d", rand.IntN(1e9))}
 	t.Cleanup(h.dropSlot)
 	return h
 }

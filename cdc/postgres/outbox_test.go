@@ -36,7 +36,7 @@ func TestOutboxPublishesExactlyTheCommitted(t *testing.T) {
 	defer run.stop(t)
 	h.waitActive()
 
-	const txs = 1200
+	const txs = 10_000 // the acceptance scale: every one a real transaction
 	rng := rand.New(rand.NewPCG(3, 4))
 	committed := map[string]string{} // envelope id -> aggregate id
 	rolledBack := map[string]bool{}

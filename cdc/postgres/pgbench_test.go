@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"os"
 	osexec "os/exec"
 	"regexp"
 	"strconv"
@@ -16,12 +17,20 @@ import (
 	"github.com/slatehq/slate/schema"
 )
 
-// pgbench (TPC-B-like, 4 clients, 10 s) against a captured database: the
-// UPDATE events of pgbench_accounts equal the transactions pgbench
-// committed, each exactly once.
+// pgbench (TPC-B-like, 4 clients, 10 s, or SLATE_PGBENCH_SECONDS) against
+// a captured database: the UPDATE events of pgbench_accounts equal the
+// transactions pgbench committed, each exactly once.
 func TestPgbenchUpdatesAllArrive(t *testing.T) {
+	seconds := 10
+	if v := os.Getenv("SLATE_PGBENCH_SECONDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("SLATE_PGBENCH_SECONDS=%q: want a positive number of seconds", v)
+		}
+		seconds = n
+	}
 	if testing.Short() {
-		t.Skip("pgbench runs for 10s; skipped with -short")
+		t.Skipf("pgbench runs for %ds; skipped with -short", seconds)
 	}
 	bin, err := osexec.LookPath("pgbench")
 	if err != nil {
@@ -68,7 +77,7 @@ func TestPgbenchUpdatesAllArrive(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	out, err := osexec.Command(bin, "-c", "4", "-j", "2", "-T", "10", "-n", benchDSN).CombinedOutput()
+	out, err := osexec.Command(bin, "-c", "4", "-j", "2", "-T", strconv.Itoa(seconds), "-n", benchDSN).CombinedOutput()
 	if err != nil {
 		t.Fatalf("pgbench: %v: %s", err, out)
 	}
@@ -97,6 +106,6 @@ func TestPgbenchUpdatesAllArrive(t *testing.T) {
 	if len(recs) != committed || len(ids) != committed {
 		t.Fatalf("%d UPDATE events (%d distinct), pgbench committed %d", len(recs), len(ids), committed)
 	}
-	t.Logf("pgbench committed %d transactions in 10s; %d UPDATE events on %s, caught up %s after pgbench ended",
-		committed, len(recs), topic, caughtUp.Round(time.Millisecond))
+	t.Logf("pgbench -c 4 -T %d committed %d transactions (%.0f tps); %d UPDATE events on %s, caught up %s after pgbench ended",
+		seconds, committed, float64(committed)/float64(seconds), len(recs), topic, caughtUp.Round(time.Millisecond))
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -137,8 +139,10 @@ type stream struct {
 	xid        uint32
 	commitTime time.Time
 	order      int64
-	buf        []cdc.Event
+	buf        []pending
 	outboxIDs  []string
+
+	pipe *pipeline // decoded units to the encoders, in order to emit
 
 	emitted        pglogrepl.LSN // position of the last emitted batch
 	snapshotMarked bool
@@ -394,6 +398,16 @@ func (st *stream) heartbeat(ctx context.Context) error {
 
 func (st *stream) loop(ctx context.Context) error {
 	cfg := &st.s.cfg
+	workers := runtime.GOMAXPROCS(0)
+	if workers < 2 {
+		workers = 2
+	}
+	st.pipe = startPipeline(ctx, st.s.enc, st.emit, workers, 256)
+	defer st.pipe.stop()
+	// A failed pipeline (encode or publish error) ends the receive wait.
+	ctx = st.pipe.ctx
+	var recv deadline
+	defer recv.stop()
 	nextStatus := time.Now()
 	var nextBeat time.Time
 	if cfg.HeartbeatInterval > 0 {
@@ -421,10 +435,11 @@ func (st *stream) loop(ctx context.Context) error {
 		if !nextBeat.IsZero() && nextBeat.Before(wake) {
 			wake = nextBeat
 		}
-		rctx, cancel := context.WithDeadline(ctx, wake)
-		msg, err := st.repl.ReceiveMessage(rctx)
-		cancel()
+		msg, err := st.repl.ReceiveMessage(recv.until(ctx, wake))
 		if err != nil {
+			if perr := st.pipe.failure(); perr != nil {
+				return perr
+			}
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -465,6 +480,29 @@ func (st *stream) loop(ctx context.Context) error {
 				}
 			}
 		}
+	}
+}
+
+// deadline is one deadline context per wake time, reused for every
+// message received until then instead of made per message.
+type deadline struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	at     time.Time
+}
+
+func (d *deadline) until(parent context.Context, at time.Time) context.Context {
+	if d.ctx == nil || !at.Equal(d.at) {
+		d.stop()
+		d.ctx, d.cancel = context.WithDeadline(parent, at)
+		d.at = at
+	}
+	return d.ctx
+}
+
+func (d *deadline) stop() {
+	if d.cancel != nil {
+		d.cancel()
 	}
 }
 
@@ -591,9 +629,9 @@ func (st *stream) handle(ctx context.Context, xld pglogrepl.XLogData) error {
 		st.inTx, st.xid, st.commitTime, st.order = true, m.Xid, m.CommitTime, 0
 		st.buf, st.outboxIDs = st.buf[:0], nil
 	case *pglogrepl.CommitMessage:
-		b := cdc.Batch{Events: st.buf, Position: Position{LSN: m.TransactionEndLSN, outboxIDs: st.outboxIDs}}
+		u := &unit{items: st.buf, pos: Position{LSN: m.TransactionEndLSN, outboxIDs: st.outboxIDs}}
 		st.buf, st.inTx = nil, false
-		return st.emitBatch(ctx, b)
+		return st.submit(ctx, u)
 	case *pglogrepl.InsertMessage:
 		new, unch := values(m.Tuple, nil)
 		return st.change(ctx, xld.WALStart, m.RelationID, schema.OpCreate, nil, new, unch)
@@ -631,24 +669,46 @@ func (st *stream) change(ctx context.Context, lsn pglogrepl.LSN, relID uint32, o
 		if err != nil {
 			return err
 		}
-		st.buf = append(st.buf, ev)
+		st.buf = append(st.buf, pending{ev: ev})
 		st.outboxIDs = append(st.outboxIDs, id)
 		return st.flushLarge(ctx)
 	}
 	ch := &cdc.Change{
 		Op: op, Table: r.table, Before: before, After: after,
 		Source: cdc.SourceInfo{Connector: "postgresql", LSN: int64(lsn), TxID: int64(st.xid), TxOrder: st.order, Time: st.commitTime},
-		ID:     fmt.Sprintf("pg/%s/%s/%d", st.db, lsn, st.order),
+		ID:     changeID(st.db, lsn, st.order),
 	}
 	for _, i := range unchanged {
 		ch.Unchanged = append(ch.Unchanged, r.table.Columns[i].Name)
 	}
-	ev, err := st.s.enc.Encode(ctx, ch)
-	if err != nil {
-		return err
-	}
-	st.buf = append(st.buf, ev)
+	st.buf = append(st.buf, pending{ch: ch})
 	return st.flushLarge(ctx)
+}
+
+// changeID is fmt.Sprintf("pg/%s/%s/%d", db, lsn, order) without fmt: the
+// seed of the envelope id, which must never change for a given change.
+func changeID(db string, lsn pglogrepl.LSN, order int64) string {
+	b := make([]byte, 0, len(db)+32)
+	b = append(b, "pg/"...)
+	b = append(b, db...)
+	b = append(b, '/')
+	b = appendUpperHex(b, uint64(uint32(lsn>>32)))
+	b = append(b, '/')
+	b = appendUpperHex(b, uint64(uint32(lsn)))
+	b = append(b, '/')
+	b = strconv.AppendInt(b, order, 10)
+	return string(b)
+}
+
+func appendUpperHex(b []byte, v uint64) []byte {
+	n := len(b)
+	b = strconv.AppendUint(b, v, 16)
+	for i := n; i < len(b); i++ {
+		if b[i] >= 'a' {
+			b[i] -= 'a' - 'A'
+		}
+	}
+	return b
 }
 
 // flushLarge hands on the events of a big transaction without a position:
@@ -657,7 +717,21 @@ func (st *stream) flushLarge(ctx context.Context) error {
 	if len(st.buf) < st.s.cfg.MaxTxEvents {
 		return nil
 	}
-	b := cdc.Batch{Events: st.buf}
+	u := &unit{items: st.buf}
 	st.buf = nil
-	return st.emitBatch(ctx, b)
+	return st.submit(ctx, u)
+}
+
+// submit hands a unit to the encoders. Its position counts as emitted
+// from here on: idleConfirm must not confirm past a transaction that is
+// still being encoded or published.
+func (st *stream) submit(ctx context.Context, u *unit) error {
+	if p, ok := u.pos.(Position); ok {
+		st.s.mu.Lock()
+		if p.LSN > st.emitted {
+			st.emitted = p.LSN
+		}
+		st.s.mu.Unlock()
+	}
+	return st.pipe.submit(ctx, u)
 }

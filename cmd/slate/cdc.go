@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slatehq/slate/cdc"
+	"github.com/slatehq/slate/cdc/mysql"
 	"github.com/slatehq/slate/cdc/postgres"
 	"github.com/slatehq/slate/producer"
 	"github.com/slatehq/slate/schema"
@@ -21,6 +22,7 @@ import (
 func cdcCmd() *cobra.Command {
 	var (
 		pg          postgres.Config
+		my          mysql.Config
 		brokers     string
 		registryURL string
 		noSnapshot  bool
@@ -29,7 +31,7 @@ func cdcCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "cdc",
-		Short: "Stream PostgreSQL changes and outbox rows to Kafka (logical replication)",
+		Short: "Stream PostgreSQL or MariaDB/MySQL changes and outbox rows to Kafka",
 		Long: `cdc captures a PostgreSQL database through a logical replication slot
 (pgoutput) and publishes every committed row change to
 studio.cdc.<db>.<schema>.<table>, keyed by primary key, and every outbox row
@@ -38,15 +40,17 @@ The slot advances only after Kafka acknowledged the events, so a restart
 replays and never skips. A new slot starts with a snapshot of the published
 tables unless --no-snapshot. Metrics are served on /metrics.
 
-The database needs wal_level=logical and a user allowed to replicate.`,
+The database needs wal_level=logical and a user allowed to replicate.
+
+With --mysql-dsn it captures a MariaDB or MySQL database through its ROW
+binlog instead (as a replica with --server-id), publishing to
+studio.cdc.<name>.<database>.<table>; acknowledged binlog positions are
+stored in --offsets-table of that database, so a restart resumes there.
+The PostgreSQL flags are then ignored.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(cmd)
 			if err != nil {
-				return err
-			}
-			pg.Snapshot = !noSnapshot
-			if err := pg.Validate(); err != nil {
 				return err
 			}
 			ctx := cmd.Context()
@@ -56,12 +60,33 @@ The database needs wal_level=logical and a user allowed to replicate.`,
 			}
 			promReg := prometheus.NewRegistry()
 			m := cdc.NewMetrics(promReg)
-			src, err := postgres.New(pg, postgres.WithRegistry(reg), postgres.WithLogger(log), postgres.WithMetrics(m))
+			var (
+				src    cdc.Source
+				srcURI = "//pg"
+				attrs  []any
+			)
+			if my.DSN != "" {
+				my.Filter = pg.Filter
+				my.Outbox = pg.Outbox
+				if err := my.Validate(); err != nil {
+					return err
+				}
+				src, err = mysql.New(my, mysql.WithRegistry(reg), mysql.WithLogger(log), mysql.WithMetrics(m))
+				srcURI = "//mysql"
+				attrs = []any{"source", "mysql", "flavor", my.Flavor, "name", my.Name, "server_id", my.ServerID}
+			} else {
+				pg.Snapshot = !noSnapshot
+				if err := pg.Validate(); err != nil {
+					return err
+				}
+				src, err = postgres.New(pg, postgres.WithRegistry(reg), postgres.WithLogger(log), postgres.WithMetrics(m))
+				attrs = []any{"source", "postgres", "slot", pg.Slot, "publication", pg.Publication}
+			}
 			if err != nil {
 				return err
 			}
 			p, err := producer.New(producer.WithBrokers(brokers), producer.WithRegistry(reg),
-				producer.WithSource("//pg"), producer.WithClientID("slate-cdc"), producer.WithLogger(log))
+				producer.WithSource(srcURI), producer.WithClientID("slate-cdc"), producer.WithLogger(log))
 			if err != nil {
 				return err
 			}
@@ -79,8 +104,8 @@ The database needs wal_level=logical and a user allowed to replicate.`,
 				return err
 			}
 			defer stopHTTP()
-			log.Info("cdc starting", "slot", pg.Slot, "publication", pg.Publication, "brokers", brokers,
-				"registry", registryURL, "metrics", fmt.Sprintf("http://%s:%d/metrics", metricsHost, metricsPort))
+			log.Info("cdc starting", append(attrs, "brokers", brokers,
+				"registry", registryURL, "metrics", fmt.Sprintf("http://%s:%d/metrics", metricsHost, metricsPort))...)
 			return r.Run(ctx, src)
 		},
 	}
@@ -101,6 +126,13 @@ The database needs wal_level=logical and a user allowed to replicate.`,
 	f.StringSliceVar(&pg.Filter.ExcludeTables, "exclude-tables", nil, "schema.table globs not to capture")
 	f.StringSliceVar(&pg.Filter.ExcludeColumns, "exclude-columns", nil, "schema.table.column globs left out of records")
 	f.StringSliceVar(&pg.Filter.MaskColumns, "mask-columns", nil, "schema.table.column globs published as SHA-256 hex")
+	f.StringVar(&my.DSN, "mysql-dsn", "", "user[:password]@tcp(host:port)/database of a MariaDB/MySQL database to capture instead of PostgreSQL")
+	f.StringVar(&my.Flavor, "mysql-flavor", "mariadb", "mariadb or mysql")
+	f.StringVar(&my.Name, "mysql-name", "mysql", "name of the MySQL source: the <db> part of topics and its offsets row")
+	f.Uint32Var(&my.ServerID, "server-id", 0, "replica server id for the binlog connection (default: random)")
+	f.StringVar(&my.OffsetsTable, "offsets-table", "slate_cdc_offsets", "MySQL table storing acknowledged binlog positions")
+	f.DurationVar(&my.FlushInterval, "offsets-flush", time.Second, "how often acknowledged MySQL positions are stored")
+	f.BoolVar(&my.Snapshot, "mysql-snapshot", false, "on the first MySQL run, read the captured tables in a consistent snapshot before streaming")
 	f.StringVar(&brokers, "brokers", "127.0.0.1:9092", "Kafka bootstrap servers")
 	f.StringVar(&registryURL, "registry-url", "http://127.0.0.1:8081", "schema registry URL")
 	f.StringVar(&metricsHost, "metrics-host", "127.0.0.1", "address of /metrics and /healthz")
