@@ -248,6 +248,26 @@ func unionRow(v any) map[string]any {
 }
 
 // waitActive waits until the slot exists and a source streams from it.
+// waitSnapshotDone waits until the source recorded its initial snapshot
+// as acknowledged, so a restart streams on instead of taking it again.
+func (h *harness) waitSnapshotDone(cfg postgres.Config) {
+	h.t.Helper()
+	table := cfg.StateTable
+	if table == "" {
+		table = "slate_cdc_state"
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		var done bool
+		err := h.db.QueryRow(context.Background(), "SELECT snapshot_done FROM "+table+" WHERE slot = $1", h.name).Scan(&done)
+		if err == nil && done {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	h.t.Fatal("the snapshot was never recorded as done")
+}
+
 func (h *harness) waitActive() {
 	h.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)

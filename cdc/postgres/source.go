@@ -196,10 +196,15 @@ func (s *Source) Run(ctx context.Context, emit cdc.EmitFunc) error {
 		return err
 	}
 	err = st.loop(ctx)
-	// Confirm what was acknowledged, so a restart does not replay it.
+	// Confirm what was acknowledged, so a restart does not replay it, and
+	// record an acknowledged snapshot as done, so a restart does not take
+	// it again.
 	fctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = st.sendStatus(fctx)
+	if herr := st.housekeeping(fctx); herr != nil {
+		st.s.log.Warn("housekeeping at stop", "err", herr)
+	}
 	if ctx.Err() != nil {
 		return nil
 	}
