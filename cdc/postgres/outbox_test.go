@@ -107,15 +107,7 @@ func TestOutboxPublishesExactlyTheCommitted(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			// Known issue, tracked in the CDC notes: under heavy load one
-			// published row is occasionally left behind (its event was
-			// published exactly once, as checked above; only the cleanup
-			// is missed). More than one left is a failure.
-			if left > 1 {
-				t.Fatalf("%d published outbox rows not deleted", left)
-			}
-			t.Logf("known issue: %d published outbox row not deleted", left)
-			break
+			t.Fatalf("%d published outbox rows not deleted", left)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -145,6 +145,8 @@ type stream struct {
 	pipe *pipeline // decoded units to the encoders, in order to emit
 
 	emitted        pglogrepl.LSN // position of the last emitted batch
+	undeleted      []string      // acknowledged outbox ids not found yet
+	undeletedTries int           // ticks the undeleted ids were looked for
 	snapshotMarked bool
 	snapshotActive bool // a snapshot was taken in this run and is not marked done yet
 }
@@ -378,14 +380,50 @@ func (st *stream) housekeeping(ctx context.Context) error {
 		st.snapshotMarked = true
 		st.s.log.Info("snapshot acknowledged", "slot", cfg.Slot)
 	}
-	if len(ids) > 0 {
-		q := fmt.Sprintf("DELETE FROM %s WHERE id = ANY($1::uuid[])", outboxIdent(cfg.Outbox))
-		if _, err := st.meta.Exec(ctx, q, ids); err != nil {
+	ids = append(ids, st.undeleted...)
+	st.undeleted = nil
+	if len(ids) == 0 {
+		return nil
+	}
+	q := fmt.Sprintf("DELETE FROM %s WHERE id = ANY($1::uuid[]) RETURNING id::text", outboxIdent(cfg.Outbox))
+	rows, err := st.meta.Query(ctx, q, ids)
+	if err != nil {
+		return fmt.Errorf("postgres: delete published outbox rows: %w", err)
+	}
+	deleted := make(map[string]bool, len(ids))
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
 			return fmt.Errorf("postgres: delete published outbox rows: %w", err)
 		}
+		deleted[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("postgres: delete published outbox rows: %w", err)
+	}
+	// A commit is decoded from the WAL a moment before the committing
+	// backend makes it visible to other sessions, so a fast ack can try
+	// to delete a row this session cannot see yet. Such ids are tried
+	// again at the next ticks, a bounded number of times (an id deleted by
+	// someone else meanwhile is never found).
+	st.undeletedTries++
+	if len(deleted) < len(ids) && st.undeletedTries <= outboxDeleteTries {
+		for _, id := range ids {
+			if !deleted[strings.ToLower(id)] {
+				st.undeleted = append(st.undeleted, id)
+			}
+		}
+	}
+	if len(st.undeleted) == 0 {
+		st.undeletedTries = 0
 	}
 	return nil
 }
+
+// outboxDeleteTries bounds how many status ticks an acknowledged outbox id
+// that was not found is looked for again.
+const outboxDeleteTries = 50
 
 func outboxIdent(name string) string {
 	return pgx.Identifier(strings.SplitN(name, ".", 2)).Sanitize()
