@@ -9,18 +9,17 @@ package cdctest
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/slatehq/slate/internal/testenv"
+
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/slatehq/slate/cdc"
-	"github.com/slatehq/slate/internal/broker"
 	"github.com/slatehq/slate/producer"
 	"github.com/slatehq/slate/schema"
-	slateregistry "github.com/slatehq/slate/schema/registry"
 )
 
 // Harness adapts one source implementation and its database to the suite.
@@ -55,27 +54,8 @@ type env struct {
 
 func start(t *testing.T) env {
 	t.Helper()
-	b, err := broker.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	srv, err := slateregistry.New(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close)
-	reg, err := schema.NewRegistryClient(hs.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := producer.New(producer.WithBrokers(b.Addr()), producer.WithRegistry(reg), producer.WithSource("//cdctest"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close(context.Background()) })
-	return env{brokers: b.Addr(), reg: reg, prod: p}
+	e := testenv.Start(t, "//cdctest")
+	return env{brokers: e.Brokers, reg: e.Registry, prod: e.Producer}
 }
 
 type running struct {

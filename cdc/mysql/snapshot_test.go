@@ -3,18 +3,16 @@ package mysql_test
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/slatehq/slate/internal/testenv"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/slatehq/slate/cdc"
 	"github.com/slatehq/slate/cdc/mysql"
-	"github.com/slatehq/slate/internal/broker"
-	"github.com/slatehq/slate/producer"
 	"github.com/slatehq/slate/schema"
-	slateregistry "github.com/slatehq/slate/schema/registry"
 )
 
 // With Snapshot, the rows a table held before the first run arrive as
@@ -33,20 +31,8 @@ func TestSnapshotThenStream(t *testing.T) {
 	for i := 1; i <= existing; i++ {
 		exec(t, db, "INSERT INTO "+tbl+" VALUES (?, ?, 'before', '2026-01-02 03:04:05.123456')", i, i)
 	}
-	b, err := broker.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	srv, _ := slateregistry.New(context.Background())
-	hs := httptest.NewServer(srv)
-	defer hs.Close()
-	reg, _ := schema.NewRegistryClient(hs.URL)
-	p, err := producer.New(producer.WithBrokers(b.Addr()), producer.WithRegistry(reg), producer.WithSource("//mysql/test"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close(context.Background())
+	e := testenv.Start(t, "//mysql/test")
+	reg, p := e.Registry, e.Producer
 	src, err := mysql.New(mysql.Config{DSN: dsn(), Name: name, FlushInterval: 50 * time.Millisecond, Snapshot: true, MaxTxEvents: 10,
 		Filter: cdc.Filter{IncludeTables: []string{"test." + tbl}}}, mysql.WithRegistry(reg))
 	if err != nil {
@@ -78,7 +64,7 @@ func TestSnapshotThenStream(t *testing.T) {
 		exec(t, db, "INSERT INTO "+tbl+" VALUES (?, ?, 'after', NOW(6))", i, i)
 	}
 
-	cl, _ := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.ConsumeTopics(cdc.Topic(name, "test", tbl)), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl, _ := kgo.NewClient(kgo.SeedBrokers(e.Brokers), kgo.ConsumeTopics(cdc.Topic(name, "test", tbl)), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	defer cl.Close()
 	codec, _ := schema.NewCodec(reg)
 	cctx, ccancel := context.WithTimeout(context.Background(), 20*time.Second)

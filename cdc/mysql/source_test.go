@@ -3,22 +3,20 @@ package mysql_test
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"regexp"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/slatehq/slate/internal/testenv"
+
 	"github.com/go-mysql-org/go-mysql/client"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/slatehq/slate/cdc"
 	"github.com/slatehq/slate/cdc/mysql"
-	"github.com/slatehq/slate/internal/broker"
-	"github.com/slatehq/slate/producer"
 	"github.com/slatehq/slate/schema"
-	slateregistry "github.com/slatehq/slate/schema/registry"
 )
 
 func dsn() string {
@@ -63,20 +61,8 @@ func TestBinlogStreamResumesFromStoredOffset(t *testing.T) {
 		exec(t, db, "DELETE FROM slate_cdc_offsets WHERE name = ?", name)
 	})
 
-	b, err := broker.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	srv, _ := slateregistry.New(context.Background())
-	hs := httptest.NewServer(srv)
-	defer hs.Close()
-	reg, _ := schema.NewRegistryClient(hs.URL)
-	p, err := producer.New(producer.WithBrokers(b.Addr()), producer.WithRegistry(reg), producer.WithSource("//mysql/test"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close(context.Background())
+	e := testenv.Start(t, "//mysql/test")
+	reg, p := e.Registry, e.Producer
 
 	cfg := mysql.Config{DSN: dsn(), Name: name, FlushInterval: 50 * time.Millisecond,
 		Filter: cdc.Filter{IncludeTables: []string{"test." + tbl}}}
@@ -138,7 +124,7 @@ func TestBinlogStreamResumesFromStoredOffset(t *testing.T) {
 	defer stop(cancel, done)
 
 	topic := cdc.Topic(name, "test", tbl)
-	cl, _ := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl, _ := kgo.NewClient(kgo.SeedBrokers(e.Brokers), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	defer cl.Close()
 	codec, _ := schema.NewCodec(reg)
 	var mu sync.Mutex

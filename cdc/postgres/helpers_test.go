@@ -5,21 +5,20 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net/http/httptest"
 	"os"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/slatehq/slate/internal/testenv"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/slatehq/slate/cdc"
 	"github.com/slatehq/slate/cdc/postgres"
-	"github.com/slatehq/slate/internal/broker"
 	"github.com/slatehq/slate/producer"
 	"github.com/slatehq/slate/schema"
-	slateregistry "github.com/slatehq/slate/schema/registry"
 )
 
 func dsn() string {
@@ -73,27 +72,8 @@ type harness struct {
 func newHarness(t testing.TB) *harness {
 	t.Helper()
 	db := pgConn(t)
-	b, err := broker.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	srv, err := slateregistry.New(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close)
-	reg, err := schema.NewRegistryClient(hs.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := producer.New(producer.WithBrokers(b.Addr()), producer.WithRegistry(reg), producer.WithSource("//pg/test"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close(context.Background()) })
-	h := &harness{t: t, db: db, brokers: b.Addr(), reg: reg, regURL: hs.URL, prod: p, name: fmt.Sprintf("slt%d", rand.IntN(1e9))}
+	e := testenv.Start(t, "//pg/test")
+	h := &harness{t: t, db: db, brokers: e.Brokers, reg: e.Registry, regURL: e.RegistryURL, prod: e.Producer, name: fmt.Sprintf("slt%d", rand.IntN(1e9))}
 	t.Cleanup(h.dropSlot)
 	return h
 }
