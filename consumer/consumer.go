@@ -100,7 +100,11 @@ func WithKafkaConfig(cm kafka.ConfigMap) Option {
 	}
 }
 
-// WithDeadLetter sends undecodable records to <topic>.dlq through p.
+// WithDeadLetter sends undecodable records (stage "decode") and events the
+// sinks refused for good (stage "sink", see [sink.RejectedError]) to
+// <topic>.dlq through p, with the cause and origin in headers. Without it,
+// undecodable records are logged and counted, and refused events are
+// retried like any failed batch, so that nothing is dropped unseen.
 func WithDeadLetter(p DeadLetterPublisher) Option { return func(c *config) { c.dlq = p } }
 
 // WithConcurrency splits each batch by a hash of the key (the envelope's
@@ -267,6 +271,7 @@ func (c *Consumer) process(ctx context.Context, kc *kafka.Consumer, msgs []*kafk
 	settled := make([]bool, len(msgs))
 	events := make([]sink.Event, 0, len(msgs))
 	var lanes *laneSet
+	var refused []sink.Rejection // refused by the sinks, not yet dead-lettered
 	isPaused := false
 	defer func() {
 		if isPaused {
@@ -282,8 +287,17 @@ func (c *Consumer) process(ctx context.Context, kc *kafka.Consumer, msgs []*kafk
 				if lanes == nil {
 					lanes = splitLanes(events, c.cfg.lanes)
 				}
-				err = lanes.run(ctx, c.h)
+				var rs []sink.Rejection
+				rs, err = lanes.run(ctx, c.h, c.cfg.dlq != nil)
+				refused = append(refused, rs...)
 			}
+		}
+		// Refused events are dead-lettered even when other lanes failed,
+		// so that a retry does not run them again.
+		if len(refused) > 0 {
+			var derr error
+			refused, derr = c.deadLetterRefused(ctx, msgs, refused)
+			err = errors.Join(err, derr)
 		}
 		if err == nil {
 			break
@@ -422,13 +436,73 @@ func (c *Consumer) poison(ctx context.Context, m *kafka.Message, cause error) er
 	if c.cfg.dlq == nil {
 		return nil
 	}
+	return c.deadLetter(ctx, m, "decode", cause)
+}
+
+// deadLetterRefused dead-letters, with stage "sink", the records of the
+// events the sinks refused for good, and returns those it could not write
+// (to try again on the batch's next attempt) with the first failure.
+func (c *Consumer) deadLetterRefused(ctx context.Context, msgs []*kafka.Message, refused []sink.Rejection) ([]sink.Rejection, error) {
+	byOffset := make(map[tp]map[kafka.Offset]*kafka.Message)
+	for _, m := range msgs {
+		k := tp{*m.TopicPartition.Topic, m.TopicPartition.Partition}
+		if byOffset[k] == nil {
+			byOffset[k] = make(map[kafka.Offset]*kafka.Message)
+		}
+		byOffset[k][m.TopicPartition.Offset] = m
+	}
+	// Several sinks may refuse one event: one dead letter, every cause.
+	causes := make(map[*kafka.Message][]error)
+	var order []*kafka.Message
+	var missing []sink.Rejection
+	for _, r := range refused {
+		m := byOffset[tp{r.Event.Topic, r.Event.Partition}][kafka.Offset(r.Event.Offset)]
+		if m == nil {
+			missing = append(missing, r)
+			continue
+		}
+		if causes[m] == nil {
+			order = append(order, m)
+		}
+		causes[m] = append(causes[m], r.Err)
+	}
+	if len(missing) > 0 {
+		// A handler reported an event that is not of this batch: a bug
+		// in the handler, not something to retry.
+		return nil, fmt.Errorf("consumer: %d refused event(s) not in the batch, first %s at %s[%d]@%d",
+			len(missing), missing[0].Event.ID, missing[0].Event.Topic, missing[0].Event.Partition, missing[0].Event.Offset)
+	}
+	var left []sink.Rejection
+	var first error
+	for _, m := range order {
+		cause := errors.Join(causes[m]...)
+		c.cfg.log.Error("event refused by a sink, dead-lettering", "group", c.cfg.group, "topic", *m.TopicPartition.Topic,
+			"partition", m.TopicPartition.Partition, "offset", int64(m.TopicPartition.Offset), "err", cause)
+		if err := c.deadLetter(ctx, m, "sink", cause); err != nil {
+			for _, r := range refused {
+				if r.Event.Topic == *m.TopicPartition.Topic && r.Event.Partition == m.TopicPartition.Partition && kafka.Offset(r.Event.Offset) == m.TopicPartition.Offset {
+					left = append(left, r)
+				}
+			}
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	return left, first
+}
+
+// deadLetter writes m, with its headers and the dead-letter headers, to
+// the dead-letter topic of its topic.
+func (c *Consumer) deadLetter(ctx context.Context, m *kafka.Message, stage string, cause error) error {
+	topic := *m.TopicPartition.Topic
 	hs := make([]schema.Header, 0, len(m.Headers)+6)
 	for _, h := range m.Headers {
 		hs = append(hs, schema.Header(h))
 	}
 	hs = append(hs,
 		schema.Header{Key: HeaderDLQError, Value: []byte(cause.Error())},
-		schema.Header{Key: HeaderDLQStage, Value: []byte("decode")},
+		schema.Header{Key: HeaderDLQStage, Value: []byte(stage)},
 		schema.Header{Key: HeaderDLQTopic, Value: []byte(topic)},
 		schema.Header{Key: HeaderDLQPartition, Value: strconv.AppendInt(nil, int64(m.TopicPartition.Partition), 10)},
 		schema.Header{Key: HeaderDLQOffset, Value: strconv.AppendInt(nil, int64(m.TopicPartition.Offset), 10)},
@@ -437,7 +511,7 @@ func (c *Consumer) poison(ctx context.Context, m *kafka.Message, cause error) er
 	if err := c.cfg.dlq.PublishRaw(ctx, schema.DLQTopic(topic), m.Key, m.Value, hs); err != nil {
 		return fmt.Errorf("consumer: dead-letter to %s: %w", schema.DLQTopic(topic), err)
 	}
-	deadLetters.WithLabelValues(c.cfg.group, topic).Inc()
+	deadLetters.WithLabelValues(c.cfg.group, topic, stage).Inc()
 	return nil
 }
 

@@ -19,7 +19,11 @@
 //
 // A record that cannot be decoded is poison: it is logged with its topic,
 // partition and offset, counted, and sent to <topic>.dlq when a dead-letter
-// publisher is configured; it never stops the partition.
+// publisher is configured; it never stops the partition. An event a sink
+// refuses for good (a [sink.RejectedError]: a mapping conflict, data that
+// is not a document) goes to <topic>.dlq with stage "sink" while the rest
+// of the batch is done; without a dead-letter publisher it is retried
+// instead, so nothing is dropped.
 // [ReadDeadLetters] and [Replay] list and re-publish dead letters (the
 // `slate dlq` command).
 //

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -36,6 +38,11 @@ type Named interface {
 // and fails if any of them fails. A retried batch is written again to the
 // sinks that had succeeded, which their idempotency makes harmless.
 //
+// A sink that refuses some events for good ([sink.RejectedError]) does not
+// stop the others: every sink still gets the whole batch, and the handler
+// returns one [*sink.RejectedError] with the refusals of all sinks, each
+// cause naming its sink, so that the consumer dead-letters those events.
+//
 // The handler is safe for concurrent use ([WithConcurrency]): calls to one
 // sink are serialised, as the [sink.Sink] contract requires, while
 // different lanes can be in different sinks at once. Each write is timed
@@ -51,6 +58,7 @@ func ToSinks(sinks ...sink.Sink) Handler {
 		}
 	}
 	return HandlerFunc(func(ctx context.Context, batch []sink.Event) error {
+		var rejected []sink.Rejection
 		for i, s := range sinks {
 			locks[i].Lock()
 			start := time.Now()
@@ -58,17 +66,27 @@ func ToSinks(sinks ...sink.Sink) Handler {
 			now := time.Now()
 			locks[i].Unlock()
 			sinkSeconds.WithLabelValues(names[i]).Observe(now.Sub(start).Seconds())
+			applied := len(batch)
 			if err != nil {
 				sinkErrors.WithLabelValues(names[i]).Inc()
-				return fmt.Errorf("consumer: sink %d (%s): %w", i, names[i], err)
+				rs, ok := sink.Rejections(err)
+				if !ok {
+					return fmt.Errorf("consumer: sink %d (%s): %w", i, names[i], err)
+				}
+				sinkRejected.WithLabelValues(names[i]).Add(float64(len(rs)))
+				for _, r := range rs {
+					r.Err = fmt.Errorf("sink %s: %w", names[i], r.Err)
+					rejected = append(rejected, r)
+				}
+				applied -= len(rs)
 			}
-			sinkEvents.WithLabelValues(names[i]).Add(float64(len(batch)))
+			sinkEvents.WithLabelValues(names[i]).Add(float64(applied))
 			fresh := sinkFreshness.WithLabelValues(names[i])
 			for j := range batch {
 				fresh.Observe(now.Sub(batch[j].Time).Seconds())
 			}
 		}
-		return nil
+		return sink.Reject(rejected...)
 	})
 }
 
@@ -160,22 +178,47 @@ func Deduplicate(store DedupeStore, cfg DedupeConfig, next Handler) Handler {
 		if len(keep) == 0 {
 			return nil
 		}
-		if err := next.Handle(ctx, keep); err != nil {
+		err = next.Handle(ctx, keep)
+		if rs, ok := sink.Rejections(err); ok {
+			// The other events were written: they are done. The refused
+			// ones are released, so that a retry (the dead-letter write
+			// failed) or a replay meets them again instead of dropping
+			// them as duplicates.
+			refused := make(map[string]bool, len(rs))
+			for _, r := range rs {
+				refused[r.Event.ID] = true
+			}
+			written := claimed[:0:0]
+			for _, id := range claimed {
+				if !refused[id] {
+					written = append(written, id)
+				}
+			}
+			claimed = written
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if rerr := store.Release(rctx, slices.Collect(maps.Keys(refused))); rerr != nil {
+				return errors.Join(err, rerr)
+			}
+		} else if err != nil {
 			// Use a fresh context: the release must happen even when ctx
 			// was cancelled, or the ids stay blocked until the lease ends.
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
 			return errors.Join(err, store.Release(rctx, claimed))
 		}
+		rejected := err // nil, or the refusals the consumer dead-letters
+		if len(claimed) == 0 {
+			return rejected
+		}
 		if err := store.Done(ctx, claimed, cfg.TTL); err != nil {
 			// The writes happened; the leases expire and a redelivery is
 			// absorbed by the sinks' own idempotency.
-			if cfg.FailOpen && dedupe.IsRetryable(err) {
-				cfg.Logger.Warn("dedupe store unavailable, done markers not recorded", "group", cfg.Group, "events", len(claimed), "err", err)
-				return nil
+			if !cfg.FailOpen || !dedupe.IsRetryable(err) {
+				return errors.Join(rejected, fmt.Errorf("consumer: dedupe done: %w", err))
 			}
-			return fmt.Errorf("consumer: dedupe done: %w", err)
+			cfg.Logger.Warn("dedupe store unavailable, done markers not recorded", "group", cfg.Group, "events", len(claimed), "err", err)
 		}
-		return nil
+		return rejected
 	})
 }

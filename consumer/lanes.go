@@ -40,39 +40,43 @@ func splitLanes(events []sink.Event, n int) *laneSet {
 }
 
 // run hands every lane not yet done to h, concurrently when there are
-// several, and returns the joined errors of the lanes that failed.
-func (ls *laneSet) run(ctx context.Context, h Handler) error {
+// several, and returns the joined errors of the lanes that failed. With
+// acceptRejected, a lane whose only failure is events refused for good by
+// the sinks ([sink.RejectedError]) counts as done, and those refusals are
+// returned for the caller to dead-letter.
+func (ls *laneSet) run(ctx context.Context, h Handler, acceptRejected bool) ([]sink.Rejection, error) {
+	errs := make([]error, len(ls.lanes))
 	todo := 0
-	last := -1
-	for i, d := range ls.done {
+	for _, d := range ls.done {
 		if !d {
 			todo++
-			last = i
 		}
 	}
-	switch todo {
-	case 0:
-		return nil
-	case 1:
-		if err := h.Handle(ctx, ls.lanes[last]); err != nil {
-			return err
+	if todo == 1 {
+		for i, d := range ls.done {
+			if !d {
+				errs[i] = h.Handle(ctx, ls.lanes[i])
+			}
 		}
-		ls.done[last] = true
-		return nil
+	} else if todo > 1 {
+		var wg sync.WaitGroup
+		for i := range ls.lanes {
+			if !ls.done[i] {
+				wg.Go(func() { errs[i] = h.Handle(ctx, ls.lanes[i]) })
+			}
+		}
+		wg.Wait()
 	}
-	errs := make([]error, len(ls.lanes))
-	var wg sync.WaitGroup
-	for i := range ls.lanes {
+	var rejected []sink.Rejection
+	for i, err := range errs {
 		if ls.done[i] {
 			continue
 		}
-		wg.Go(func() { errs[i] = h.Handle(ctx, ls.lanes[i]) })
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err == nil {
-			ls.done[i] = true
+		if rs, ok := sink.Rejections(err); ok && acceptRejected {
+			rejected = append(rejected, rs...)
+			err, errs[i] = nil, nil
 		}
+		ls.done[i] = err == nil
 	}
-	return errors.Join(errs...)
+	return rejected, errors.Join(errs...)
 }

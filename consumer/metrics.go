@@ -16,8 +16,8 @@ var (
 	}, []string{"group", "topic"})
 	deadLetters = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "slate_consumer_dead_letters_total",
-		Help: "Records sent to a dead-letter topic, by group and source topic.",
-	}, []string{"group", "topic"})
+		Help: "Records sent to a dead-letter topic, by group, source topic and stage (decode, sink).",
+	}, []string{"group", "topic", "stage"})
 	handlerRetries = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "slate_consumer_handler_retries_total",
 		Help: "Batches retried after the handler failed, by group.",
@@ -75,3 +75,8 @@ var (
 		Help: "High watermark minus committed offset, by group, topic and partition.",
 	}, []string{"group", "topic", "partition"})
 )
+
+var sinkRejected = promauto.NewCounterVec(prometheus.CounterOpts{
+	Name: "slate_sink_rejected_total",
+	Help: "Events a sink refused for good (dead-lettered with stage sink when a dead-letter topic is set), by sink.",
+}, []string{"sink"})

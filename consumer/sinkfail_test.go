@@ -113,9 +113,10 @@ func metric(t *testing.T, name string, labels map[string]string) float64 {
 	return -1
 }
 
-// While Elasticsearch answers 429 or 503 for about three seconds, the
-// consumer retries the batch, loses nothing, and marks no event done
-// before it was written.
+// While Elasticsearch answers 429 or 503 for ten seconds, the consumer
+// pauses and retries the batch, loses nothing, and marks no event done
+// before it was written. The cases run in parallel, each with its own
+// broker and double.
 func TestSinkFailureRetriesWithoutLoss(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -128,7 +129,9 @@ func TestSinkFailureRetriesWithoutLoss(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			const n = 300
+			const faultFor = 10 * time.Second
 			f := setup(t)
 			e := newES(t)
 			topic := fmt.Sprintf("studio.title.materialized.fail%d", i)
@@ -144,7 +147,7 @@ func TestSinkFailureRetriesWithoutLoss(t *testing.T) {
 			defer store.Close()
 
 			fault := tt.fault
-			fault.Until = time.Now().Add(3 * time.Second)
+			fault.Until = time.Now().Add(faultFor)
 			e.double.Fail(fault)
 			if err := f.pub.Publish(t.Context(), topic, envs...); err != nil {
 				t.Fatal(err)
@@ -159,10 +162,10 @@ func TestSinkFailureRetriesWithoutLoss(t *testing.T) {
 			}
 			start := time.Now()
 			runConsumer(t, c)
-			testenv.WaitFor(t, 20*time.Second, "every event written and done", func() bool {
+			testenv.WaitFor(t, faultFor+20*time.Second, "every event written and done", func() bool {
 				return e.double.Count(e.sink.Index("title")) == n && store.nDone.Load() == n
 			})
-			if time.Since(start) < 2*time.Second {
+			if time.Since(start) < faultFor-time.Second {
 				t.Errorf("finished in %s, before the fault ended", time.Since(start))
 			}
 			if got := store.early.Load(); got != 0 {

@@ -23,7 +23,8 @@ func upCmd() *cobra.Command {
 		Use:   "up",
 		Short: "Run the whole system on embedded defaults",
 		Long: `up starts the embedded Kafka broker, the schema registry, the titles service,
-the title enricher, the sink consumer (dedupe + Hive audit table) and a
+the title enricher, the sink consumer (dedupe in memory or, with --redis, in
+Redis; the Hive audit table; the embedded search index) and a
 workload that creates, updates and deletes titles. With --duration it stops
 by itself, prints a summary and exits 0 only if every change reached the sink.`,
 		Args: cobra.NoArgs,
@@ -78,6 +79,7 @@ by itself, prints a summary and exits 0 only if every change reached the sink.`,
 	f.IntVar(&cfg.RegistryPort, "registry-port", 8081, "schema registry port")
 	f.IntVar(&cfg.TitlesPort, "titles-port", 50051, "titles gRPC service port")
 	f.IntVar(&cfg.HTTPPort, "http-port", 9464, "port of /metrics and /healthz")
+	f.StringVar(&cfg.Redis, "redis", "", "keep the dedupe store in Redis: host:port, or a comma list of cluster nodes (empty: in memory)")
 	f.BoolVar(&cfg.Transactional, "transactional", false, "run the enricher exactly once (Kafka transactions)")
 	f.DurationVar(&duration, "duration", 0, "stop after this long and print a summary (0 runs until Ctrl-C)")
 	f.Float64Var(&rate, "rate", 50, "workload writes per second")
@@ -113,7 +115,7 @@ func summarize(ctx context.Context, s *stack.Stack, w *stack.Workload, settle ti
 	fmt.Fprintf(out, "  changes published      %d\n", w.Writes())
 	fmt.Fprintf(out, "  events materialized    %d\n", s.Enricher.Published())
 	fmt.Fprintf(out, "  events written (sink)  %d\n", s.Tracker.Written())
-	fmt.Fprintf(out, "  duplicates dropped     %d\n", s.Duplicates.Load())
+	fmt.Fprintf(out, "  duplicates dropped     %d (dedupe store: %s)\n", s.Duplicates.Load(), s.DedupeAt)
 	fmt.Fprintf(out, "  titles in step         %d/%d\n", len(want)-len(missing), len(want))
 	fmt.Fprintf(out, "  hive table             %s/%s\n", s.HiveRoot, s.HiveTable)
 	if n, err := s.Search.Count(ctx, "title"); err == nil {

@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"os"
+	"testing"
+)
 
 // slate up --duration runs the whole system, then exits 0 only if every
 // change reached the sink.
@@ -16,8 +19,24 @@ func TestUpWithDuration(t *testing.T) {
 	}
 }
 
+// slate up --redis keeps the dedupe store in the local Redis.
+func TestUpWithRedis(t *testing.T) {
+	addr := os.Getenv("SLATE_REDIS_ADDR")
+	if testing.Short() || addr == "" {
+		t.Skip("needs SLATE_REDIS_ADDR (a local Redis) and runs the whole system for a few seconds")
+	}
+	code := run([]string{"up", "--duration", "3s", "--settle", "20s", "--rate", "100", "--redis", addr,
+		"--data-dir", t.TempDir(), "--kafka-port", "0", "--registry-port", "0", "--titles-port", "0", "--http-port", "0",
+		"--log-level", "warn"})
+	if code != 0 {
+		t.Fatalf("slate up --redis %s exited %d", addr, code)
+	}
+}
+
 func TestUpRejectsBadConfig(t *testing.T) {
 	for _, args := range [][]string{
+		{"up", "--redis", "127.0.0.1:1", "--data-dir", t.TempDir(), "--kafka-port", "0", "--registry-port", "0",
+			"--titles-port", "0", "--http-port", "0"},
 		{"up", "--rate", "0", "--data-dir", t.TempDir()},
 		{"up", "--data-dir", ""},
 		{"up", "--log-level", "loud"},

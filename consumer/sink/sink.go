@@ -7,6 +7,8 @@ package sink
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/slatehq/slate/schema"
 )
@@ -23,9 +25,10 @@ type Event struct {
 
 // Sink applies batches of events to a store.
 //
-// Write returns nil only when every event of the batch is durably applied;
-// an error means none may be marked done, and the whole batch will be
-// retried. Sinks are idempotent by the envelope's id and sequence, so a
+// Write returns nil only when every event of the batch is durably applied,
+// and a [*RejectedError] (see [Reject]) when the events it names were
+// refused for good and every other event was applied; any other error
+// means none may be marked done, and the whole batch will be retried. Sinks are idempotent by the envelope's id and sequence, so a
 // retry or a replay is safe. Write is not called concurrently.
 //
 // Close flushes what is buffered and releases resources within ctx's
@@ -46,3 +49,88 @@ func (f Func) Write(ctx context.Context, batch []Event) error { return f(ctx, ba
 
 // Close does nothing.
 func (Func) Close(context.Context) error { return nil }
+
+// ErrRejected is wrapped by every [*RejectedError].
+var ErrRejected = errors.New("sink: event rejected")
+
+// Rejection is one event a sink refused for a reason a retry does not fix:
+// data it cannot store, a document the store refuses (a mapping conflict,
+// an invalid index name).
+type Rejection struct {
+	Event Event
+	Err   error
+}
+
+// RejectedError is what Write returns when it refused the events it names
+// for good and applied every other event of the batch. The consumer
+// dead-letters the refused events (stage "sink") instead of retrying the
+// batch; without a dead-letter topic it retries, so nothing is dropped.
+type RejectedError struct {
+	Rejections []Rejection
+}
+
+// Reject returns a [*RejectedError] for rs, or nil when rs is empty.
+func Reject(rs ...Rejection) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	return &RejectedError{Rejections: rs}
+}
+
+// Error names the refused events, the first three with their reasons.
+func (e *RejectedError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %d event(s)", ErrRejected, len(e.Rejections))
+	for i, r := range e.Rejections {
+		if i == 3 {
+			fmt.Fprintf(&b, "; and %d more", len(e.Rejections)-i)
+			break
+		}
+		fmt.Fprintf(&b, "; %s (%s[%d]@%d): %v", r.Event.ID, r.Event.Topic, r.Event.Partition, r.Event.Offset, r.Err)
+	}
+	return b.String()
+}
+
+// Unwrap returns [ErrRejected] and each rejection's cause.
+func (e *RejectedError) Unwrap() []error {
+	errs := make([]error, 0, len(e.Rejections)+1)
+	errs = append(errs, ErrRejected)
+	for _, r := range e.Rejections {
+		errs = append(errs, r.Err)
+	}
+	return errs
+}
+
+// Rejections returns the rejections err carries when it consists of
+// rejections only: a [*RejectedError], possibly wrapped or joined with
+// others. ok is false when err holds any other failure, which means the
+// batch must be retried.
+func Rejections(err error) (rs []Rejection, ok bool) {
+	if err == nil || !collectRejections(err, &rs) {
+		return nil, false
+	}
+	return rs, true
+}
+
+func collectRejections(err error, rs *[]Rejection) bool {
+	switch e := err.(type) {
+	case *RejectedError:
+		*rs = append(*rs, e.Rejections...)
+		return true
+	case interface{ Unwrap() []error }:
+		errs := e.Unwrap()
+		if len(errs) == 0 {
+			return false
+		}
+		for _, x := range errs {
+			if !collectRejections(x, rs) {
+				return false
+			}
+		}
+		return true
+	case interface{ Unwrap() error }:
+		inner := e.Unwrap()
+		return inner != nil && collectRejections(inner, rs)
+	}
+	return false
+}

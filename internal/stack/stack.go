@@ -14,10 +14,12 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -50,7 +52,11 @@ type Config struct {
 	// Transactional runs the enricher exactly once: its outputs and input
 	// offsets commit in one Kafka transaction.
 	Transactional bool
-	Log           *slog.Logger
+	// Redis keeps the sink consumer's dedupe store in Redis: host:port of
+	// one server, or a comma list of Redis Cluster nodes. Empty keeps it
+	// in memory (lost on restart).
+	Redis string
+	Log   *slog.Logger
 	// ExtraSinks receive every deduplicated event after the Hive sink.
 	ExtraSinks []sink.Sink
 }
@@ -77,7 +83,10 @@ type Stack struct {
 
 	Titles   titlesv1.TitlesClient
 	Enricher *enricher.Enricher
-	Dedupe   *dedupe.Memory
+	Dedupe   consumer.DedupeStore
+	// DedupeAt says where the dedupe store lives ("memory", or the Redis
+	// address).
+	DedupeAt string
 	// Search is the embedded Elasticsearch-compatible index of titles.
 	Search   *bleve.Sink
 	Tracker  *Tracker
@@ -113,6 +122,11 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 			_ = s.Stop(context.Background())
 		}
 	}()
+
+	// First, so that an unreachable Redis fails the start at once.
+	if err := s.startDedupe(ctx); err != nil {
+		return s, err
+	}
 
 	s.Brokers = cfg.Brokers
 	if s.Brokers == "" {
@@ -205,11 +219,8 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		return s, err
 	}
 	s.onStop(s.Search.Close)
-	store := dedupe.NewMemory()
-	s.Dedupe = store
-	s.onStop(func(context.Context) error { return store.Close() })
 	sinks := append([]sink.Sink{hs, s.Search, s.Tracker}, cfg.ExtraSinks...)
-	h = consumer.Deduplicate(store, consumer.DedupeConfig{OnDuplicates: func(n int) { s.Duplicates.Add(int64(n)) }},
+	h = consumer.Deduplicate(s.Dedupe, consumer.DedupeConfig{OnDuplicates: func(n int) { s.Duplicates.Add(int64(n)) }},
 		consumer.ToSinks(sinks...))
 	if err := s.runConsumer(gctx, h, "slate-sink-title", enr.Topic(), enrichPub); err != nil {
 		return s, err
@@ -225,6 +236,33 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 }
 
 func (s *Stack) onStop(f func(context.Context) error) { s.closers = append(s.closers, f) }
+
+// startDedupe opens the sink consumer's dedupe store: Redis when
+// configured (failing at start when it does not answer), else memory.
+func (s *Stack) startDedupe(ctx context.Context) error {
+	if s.cfg.Redis == "" {
+		store := dedupe.NewMemory()
+		s.Dedupe, s.DedupeAt = store, "memory"
+		s.onStop(func(context.Context) error { return store.Close() })
+		return nil
+	}
+	addrs := strings.Split(s.cfg.Redis, ",")
+	rc := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs, ClientName: "slate-up"})
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := rc.Ping(pctx).Err(); err != nil {
+		_ = rc.Close()
+		return fmt.Errorf("stack: dedupe store: redis at %s does not answer: %w", s.cfg.Redis, err)
+	}
+	store, err := dedupe.NewRedis(rc, dedupe.WithLogger(s.cfg.Log))
+	if err != nil {
+		_ = rc.Close()
+		return err
+	}
+	s.Dedupe, s.DedupeAt = store, "redis "+s.cfg.Redis
+	s.onStop(func(context.Context) error { return errors.Join(store.Close(), rc.Close()) })
+	return nil
+}
 
 func (s *Stack) newProducer(source, clientID string, extra ...producer.Option) (*producer.Producer, error) {
 	opts := append([]producer.Option{producer.WithBrokers(s.Brokers), producer.WithRegistry(s.Registry),

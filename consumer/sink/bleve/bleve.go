@@ -266,7 +266,9 @@ type pending struct {
 // Write applies the batch: per index, one Bleve batch with the documents,
 // then one bbolt transaction with their versions, each on disk before the
 // next step. An event whose sequence is not newer than the stored version (or,
-// for a DELETE, older) changes nothing. TRUNCATE events are skipped.
+// for a DELETE, older) changes nothing. TRUNCATE events are skipped. Events
+// that cannot become documents ([ErrData], no subject) are left out and
+// named in a [*sink.RejectedError] once the rest is applied.
 func (s *Sink) Write(ctx context.Context, batch []sink.Event) error {
 	s.mu.Lock()
 	closed := s.closed
@@ -280,6 +282,7 @@ func (s *Sink) Write(ctx context.Context, batch []sink.Event) error {
 	byIndex := map[string]*pending{}
 	var indexOrder []string
 	skipped := 0
+	var refused []sink.Rejection // events that cannot be documents
 	for i := range batch {
 		ev := &batch[i]
 		switch ev.Type {
@@ -289,12 +292,17 @@ func (s *Sink) Write(ctx context.Context, batch []sink.Event) error {
 			continue
 		}
 		if ev.Subject == "" {
-			return fmt.Errorf("%w: event %s has no subject", ErrRejected, ev.ID)
+			refused = append(refused, sink.Rejection{Event: *ev, Err: fmt.Errorf("%w: event %s has no subject", ErrRejected, ev.ID)})
+			continue
 		}
 		name := s.Index(ev.EntityType)
 		p := byIndex[name]
 		if p == nil {
 			ix, err := s.index(ev.EntityType, true)
+			if errors.Is(err, ErrRejected) { // an entity type that is no index name
+				refused = append(refused, sink.Rejection{Event: *ev, Err: err})
+				continue
+			}
 			if err != nil {
 				return err
 			}
@@ -316,6 +324,10 @@ func (s *Sink) Write(ctx context.Context, batch []sink.Event) error {
 			cur = &change{rec: rec}
 		}
 		next, ok, err := s.apply(ctx, cur, ev)
+		if errors.Is(err, ErrData) {
+			refused = append(refused, sink.Rejection{Event: *ev, Err: err})
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -372,7 +384,7 @@ func (s *Sink) Write(ctx context.Context, batch []sink.Event) error {
 	if skipped > 0 {
 		s.log.Debug("older or replayed events ignored", "count", skipped)
 	}
-	return nil
+	return sink.Reject(refused...)
 }
 
 // apply returns the state ev leaves on top of cur, or ok=false when the

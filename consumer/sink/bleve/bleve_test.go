@@ -316,8 +316,17 @@ func TestRejected(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newSink(t)
-			if err := s.Write(t.Context(), []sink.Event{tt.ev}); !errors.Is(err, tt.want) {
+			ok := event(schema.OpCreate, "ok", 1, map[string]any{"n": 1})
+			err := s.Write(t.Context(), []sink.Event{ok, tt.ev})
+			if !errors.Is(err, tt.want) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+			// The refusal names the event, and the rest of the batch is applied.
+			if rs, isRej := sink.Rejections(err); !isRej || len(rs) != 1 || rs[0].Event.ID != tt.ev.ID {
+				t.Fatalf("err = %v, want a sink.RejectedError naming only %s", err, tt.ev.ID)
+			}
+			if _, _, found, err := s.Get(t.Context(), ok.EntityType, ok.Subject); err != nil || !found {
+				t.Fatalf("the good event of the batch was not applied: found %v, err %v", found, err)
 			}
 		})
 	}

@@ -179,7 +179,12 @@ type result struct {
 // Write applies the batch with one or more bulk requests and checks every
 // item. It returns nil when each event is applied or was refused with 409
 // (Elasticsearch holds the same or a newer version). TRUNCATE events are
-// skipped: an index is not emptied by a stream event.
+// skipped: an index is not emptied by a stream event. Documents refused
+// for good (an [*ItemError] wrapping [ErrRejected], data that is not a
+// document, [ErrData]) do not fail the batch when everything else was
+// applied: Write returns a [*sink.RejectedError] naming them, for the
+// consumer to dead-letter. 429/503 and unanswered items fail it whole
+// ([ErrUnavailable]).
 func (s *Sink) Write(ctx context.Context, batch []sink.Event) error {
 	s.mu.Lock()
 	closed := s.closed
@@ -191,17 +196,22 @@ func (s *Sink) Write(ctx context.Context, batch []sink.Event) error {
 		return fmt.Errorf("es: write: %w", err)
 	}
 	items := make([]esutil.BulkIndexerItem, 0, len(batch))
+	of := make([]int, 0, len(batch)) // of[i]: the batch index of items[i]
+	var refused []sink.Rejection
 	for i := range batch {
 		it, ok, err := s.item(ctx, &batch[i])
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrData):
+			refused = append(refused, sink.Rejection{Event: batch[i], Err: err})
+		case err != nil:
 			return err
-		}
-		if ok {
+		case ok:
 			items = append(items, it)
+			of = append(of, i)
 		}
 	}
 	if len(items) == 0 {
-		return nil
+		return sink.Reject(refused...)
 	}
 
 	var (
@@ -248,9 +258,9 @@ func (s *Sink) Write(ctx context.Context, batch []sink.Event) error {
 		return fmt.Errorf("es: write: %w", err)
 	}
 
-	var retryable, rejected []error
+	var retryable []error
 	unanswered := 0
-	for _, r := range results {
+	for i, r := range results {
 		switch {
 		case !r.set:
 			unanswered++
@@ -258,7 +268,7 @@ func (s *Sink) Write(ctx context.Context, batch []sink.Event) error {
 		case IsRetryable(r.err):
 			retryable = append(retryable, r.err)
 		default:
-			rejected = append(rejected, r.err)
+			refused = append(refused, sink.Rejection{Event: batch[of[i]], Err: r.err})
 		}
 	}
 	switch {
@@ -266,10 +276,10 @@ func (s *Sink) Write(ctx context.Context, batch []sink.Event) error {
 		return fmt.Errorf("%w: %d of %d items unanswered: %v", ErrUnavailable, unanswered, len(items), flushErr)
 	case len(retryable) > 0:
 		return fmt.Errorf("%w: %d of %d items refused for now, first: %v", ErrUnavailable, len(retryable), len(items), retryable[0])
-	case len(rejected) > 0:
-		return fmt.Errorf("es: %d of %d items rejected: %w", len(rejected), len(items), errors.Join(rejected[:min(len(rejected), 5)]...))
 	}
-	return nil
+	// Every other item was applied: the refused events are the
+	// consumer's to dead-letter.
+	return sink.Reject(refused...)
 }
 
 // classify turns a failed bulk item into nil (a 409 version conflict; a

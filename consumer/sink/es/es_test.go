@@ -329,6 +329,35 @@ func TestRejectedItem(t *testing.T) {
 	if ie.DocID != "x" || ie.Status != 400 || ie.Reason == "" {
 		t.Errorf("ItemError = %+v", ie)
 	}
+	// The rest of the batch is applied; the refusal names the event, for
+	// the consumer to dead-letter.
+	if rs, ok := sink.Rejections(err); !ok || len(rs) != 1 || rs[0].Event.ID != bad.ID {
+		t.Errorf("err = %v, want a sink.RejectedError naming only %s", err, bad.ID)
+	}
+	if b.double != nil {
+		if n := b.double.Count(b.prefix + "*"); n != 1 {
+			t.Errorf("count = %d, want the good document", n)
+		}
+	}
+}
+
+// A value that does not fit the index mapping (dynamic mapping made "n" a
+// number) is refused with mapper_parsing_exception, and only that document.
+func TestMappingConflictRefusesOneDocument(t *testing.T) {
+	b := newBackend(t)
+	s := b.sink(t)
+	if err := s.Write(t.Context(), []sink.Event{event(schema.OpCreate, "a", 1, map[string]any{"n": 1})}); err != nil {
+		t.Fatal(err)
+	}
+	bad := event(schema.OpCreate, "b", 1, map[string]any{"n": "many"})
+	err := s.Write(t.Context(), []sink.Event{bad, event(schema.OpCreate, "c", 1, map[string]any{"n": 3})})
+	rs, ok := sink.Rejections(err)
+	if !ok || len(rs) != 1 || rs[0].Event.ID != bad.ID || !strings.Contains(err.Error(), "mapper_parsing_exception") {
+		t.Fatalf("err = %v, want a sink.RejectedError for %s with mapper_parsing_exception", err, bad.ID)
+	}
+	if es.IsRetryable(err) {
+		t.Errorf("a mapping conflict is retryable: %v", err)
+	}
 }
 
 func TestNewValidates(t *testing.T) {

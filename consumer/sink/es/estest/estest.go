@@ -22,7 +22,15 @@
 //     pattern with '*', with an optional {"query":{"term":{field:value}}}
 //     on a dotted path of the source;
 //   - POST /{index}/_refresh (writes are visible at once, so it only
-//     acknowledges).
+//     acknowledges);
+//   - dynamic mapping: the first value of a field fixes its type (text,
+//     long, double, boolean or object, nested fields by their dotted path);
+//     a later document whose value cannot be read as that type (a word in
+//     a long field, a concrete value where an object was mapped) is refused
+//     with 400 mapper_parsing_exception, and the rest of the bulk request
+//     is applied. Numbers in text fields and numeric strings in number
+//     fields are coerced, as Elasticsearch does. Template mappings are not
+//     applied.
 //
 // [Server.Fail] makes it answer 429 or 503 for a while, per bulk item or for
 // the whole request, as a busy cluster does.
@@ -47,6 +55,7 @@ type Server struct {
 	mu        sync.Mutex
 	indices   map[string]map[string]*doc
 	templates map[string]json.RawMessage
+	mappings  map[string]map[string]string // index -> dotted field -> type
 	fault     Fault
 	requests  map[string]int
 }
@@ -74,6 +83,7 @@ func New() *Server {
 	return &Server{
 		indices:   map[string]map[string]*doc{},
 		templates: map[string]json.RawMessage{},
+		mappings:  map[string]map[string]string{},
 		requests:  map[string]int{},
 	}
 }
@@ -406,8 +416,12 @@ func (s *Server) applyLocked(op string, a action, source json.RawMessage) map[st
 		if op == "create" && cur != nil && !cur.deleted {
 			return itemError(a, 409, "version_conflict_engine_exception", "["+a.ID+"]: version conflict, document already exists")
 		}
-		if !json.Valid(source) {
-			return itemError(a, 400, "mapper_parsing_exception", "failed to parse: source is not JSON")
+		var fields map[string]any
+		if err := json.Unmarshal(source, &fields); err != nil {
+			return itemError(a, 400, "mapper_parsing_exception", "failed to parse: source is not a JSON object")
+		}
+		if reason := s.mapLocked(a.Index, a.ID, "", fields); reason != "" {
+			return itemError(a, 400, "mapper_parsing_exception", reason)
 		}
 		v := int64(1)
 		if external {
@@ -469,4 +483,119 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
+}
+
+// mapLocked checks the fields of a document against the index's dynamic
+// mapping, adding the fields it has not seen. It returns the reason
+// Elasticsearch gives for the first value that does not fit, or "". Only
+// a document that fits leaves new fields in the mapping.
+func (s *Server) mapLocked(index, id, prefix string, fields map[string]any) string {
+	m := s.mappings[index]
+	if m == nil {
+		m = map[string]string{}
+		s.mappings[index] = m
+	}
+	added := map[string]string{}
+	var walk func(prefix string, fields map[string]any) string
+	walk = func(prefix string, fields map[string]any) string {
+		for k, v := range fields {
+			field := prefix + k
+			want, ok := m[field]
+			if !ok {
+				want, ok = added[field]
+			}
+			if !ok {
+				if t := jsonType(v); t != "" {
+					added[field] = t
+					want = t
+				}
+			}
+			if reason := fits(field, want, v, id); reason != "" {
+				return reason
+			}
+			if obj, isObj := v.(map[string]any); isObj {
+				if reason := walk(field+".", obj); reason != "" {
+					return reason
+				}
+			}
+		}
+		return ""
+	}
+	if reason := walk(prefix, fields); reason != "" {
+		return reason
+	}
+	for f, t := range added {
+		m[f] = t
+	}
+	return ""
+}
+
+// jsonType is the type dynamic mapping gives a field's first value; "" for
+// null, which maps nothing.
+func jsonType(v any) string {
+	switch x := v.(type) {
+	case string:
+		return "text"
+	case float64:
+		if x == float64(int64(x)) {
+			return "long"
+		}
+		return "double"
+	case bool:
+		return "boolean"
+	case map[string]any:
+		return "object"
+	case []any:
+		for _, e := range x {
+			if t := jsonType(e); t != "" {
+				return t
+			}
+		}
+	}
+	return ""
+}
+
+// fits reports, as Elasticsearch's reason, why v cannot be indexed in a
+// field of type want, or "" when it can.
+func fits(field, want string, v any, id string) string {
+	if v == nil || want == "" {
+		return ""
+	}
+	if arr, ok := v.([]any); ok {
+		for _, e := range arr {
+			if reason := fits(field, want, e, id); reason != "" {
+				return reason
+			}
+		}
+		return ""
+	}
+	_, isObj := v.(map[string]any)
+	switch {
+	case want == "object" && !isObj:
+		return fmt.Sprintf("object mapping for [%s] tried to parse field [%s] as object, but found a concrete value", field, field)
+	case want != "object" && isObj:
+		return fmt.Sprintf("failed to parse field [%s] of type [%s] in document with id '%s'. Preview of field's value: '{...}'", field, want, id)
+	}
+	ok := true
+	switch want {
+	case "long", "double":
+		switch x := v.(type) {
+		case string:
+			_, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
+			ok = err == nil
+		case bool:
+			ok = false
+		}
+	case "boolean":
+		switch x := v.(type) {
+		case string:
+			ok = x == "true" || x == "false" || x == ""
+		case float64:
+			ok = false
+		}
+	}
+	if !ok {
+		return fmt.Sprintf("failed to parse field [%s] of type [%s] in document with id '%s'. Preview of field's value: '%v'", field, want, id, v)
+	}
+	return ""
 }

@@ -1,0 +1,151 @@
+package consumer_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slatehq/slate/consumer"
+	"github.com/slatehq/slate/consumer/sink"
+	"github.com/slatehq/slate/dedupe"
+	"github.com/slatehq/slate/internal/testenv"
+	"github.com/slatehq/slate/schema"
+)
+
+// seenIDs is a sink that records the ids it was handed.
+type seenIDs struct {
+	mu  sync.Mutex
+	ids map[string]int
+}
+
+func (s *seenIDs) Write(_ context.Context, batch []sink.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ev := range batch {
+		s.ids[ev.ID]++
+	}
+	return nil
+}
+
+func (s *seenIDs) Close(context.Context) error { return nil }
+
+func (s *seenIDs) has(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ids[id] > 0
+}
+
+// A document Elasticsearch refuses for good (a value that does not fit the
+// index mapping) goes to <topic>.dlq with stage "sink" and the reason,
+// while the rest of its batch is applied and the partition moves on; the
+// other sinks still get it, and its dedupe claim is released, not marked
+// done, so a replay of it is not dropped as a duplicate.
+func TestRefusedEventGoesToDeadLetterTopic(t *testing.T) {
+	f := setup(t)
+	e := newES(t)
+	topic := "studio.title.materialized.refused"
+	store := dedupe.NewMemory()
+	defer store.Close()
+	audit := &seenIDs{ids: map[string]int{}}
+	h := consumer.Deduplicate(store, consumer.DedupeConfig{Group: "refused"}, consumer.ToSinks(e.sink, audit))
+	c, err := consumer.New(h, consumer.WithBrokers(f.brokers), consumer.WithGroup("refused"), consumer.WithTopics(topic),
+		consumer.WithRegistry(f.reg), consumer.WithDeadLetter(f.pub), consumer.WithConcurrency(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runConsumer(t, c)
+
+	// The first events map the index's "n" field as a number.
+	envs := titleEvents(30, "refused")
+	if err := f.pub.Publish(t.Context(), topic, envs[:10]...); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 20*time.Second, "the first 10 documents", func() bool { return e.double.Count(e.sink.Index("title")) == 10 })
+	bad := &envs[15]
+	bad.Data, _ = json.Marshal(map[string]any{"name": "Title 15", "n": "fifteen"})
+	if err := f.pub.Publish(t.Context(), topic, envs[10:]...); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 20*time.Second, "the other 19 documents", func() bool { return e.double.Count(e.sink.Index("title")) == 29 })
+	if _, _, ok := e.double.Doc(e.sink.Index("title"), bad.Subject); ok {
+		t.Fatalf("refused document %s is in the index", bad.Subject)
+	}
+
+	var dls []consumer.DeadLetter
+	testenv.WaitFor(t, 20*time.Second, "the dead letter", func() bool {
+		dls = dls[:0]
+		err := consumer.ReadDeadLetters(t.Context(), f.brokers, schema.DLQTopic(topic), func(d consumer.DeadLetter) error {
+			dls = append(dls, d)
+			return nil
+		})
+		return err == nil && len(dls) > 0
+	})
+	if len(dls) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dls))
+	}
+	d := dls[0]
+	if d.Stage != "sink" || d.OriginTopic != topic || d.Group != "refused" || d.OriginOffset < 0 {
+		t.Errorf("dead letter stage %q origin %s@%d group %q, want stage sink from %s", d.Stage, d.OriginTopic, d.OriginOffset, d.Group, topic)
+	}
+	for _, want := range []string{"mapper_parsing_exception", "fifteen", bad.Subject} {
+		if !strings.Contains(d.Error, want) {
+			t.Errorf("dead letter error %q does not name %q", d.Error, want)
+		}
+	}
+	codec, err := schema.NewCodec(f.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := codec.Decode(t.Context(), d.Value)
+	if err != nil || got.ID != bad.ID {
+		t.Errorf("dead letter holds %v (err %v), want the original envelope %s", got.ID, err, bad.ID)
+	}
+	if !audit.has(bad.ID) {
+		t.Errorf("the audit sink did not get the refused event")
+	}
+	fresh, err := store.Claim(t.Context(), []string{bad.ID, envs[16].ID}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fresh[0] || fresh[1] {
+		t.Errorf("after the batch: refused id claimable %v (want true), written id claimable %v (want false)", fresh[0], fresh[1])
+	}
+	if v := metric(t, "slate_consumer_dead_letters_total", map[string]string{"group": "refused", "stage": "sink"}); v != 1 {
+		t.Errorf("slate_consumer_dead_letters_total{stage=sink} = %v, want 1", v)
+	}
+}
+
+// Without a dead-letter topic a refused event is not dropped: the batch is
+// retried, and the partition does not move past it.
+func TestRefusedEventWithoutDeadLetterTopicIsRetried(t *testing.T) {
+	f := setup(t)
+	e := newES(t)
+	topic := "studio.title.materialized.refusednodlq"
+	c, err := consumer.New(consumer.ToSinks(e.sink), consumer.WithBrokers(f.brokers), consumer.WithGroup("refused-nodlq"),
+		consumer.WithTopics(topic), consumer.WithRegistry(f.reg), consumer.WithBackoff(10*time.Millisecond, 50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runConsumer(t, c)
+	envs := titleEvents(2, "refusednodlq")
+	for i := range envs {
+		envs[i].Subject = "same" // one partition, in order
+	}
+	if err := f.pub.Publish(t.Context(), topic, envs[0]); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 20*time.Second, "the first document", func() bool { return e.double.Count(e.sink.Index("title")) == 1 })
+	envs[1].Data, _ = json.Marshal(map[string]any{"n": map[string]any{"nested": true}})
+	if err := f.pub.Publish(t.Context(), topic, envs[1]); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 20*time.Second, "several retries", func() bool {
+		return metric(t, "slate_consumer_handler_retries_total", map[string]string{"group": "refused-nodlq"}) >= 3
+	})
+	if _, v, _ := e.double.Doc(e.sink.Index("title"), "same"); v != envs[0].Sequence {
+		t.Errorf("document version %d, want %d (the refused update not applied)", v, envs[0].Sequence)
+	}
+}
