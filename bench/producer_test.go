@@ -96,7 +96,7 @@ func (r *rawProducer) publish(b *testing.B, msgs []*kafka.Message) {
 // the slate SDK and with raw confluent-kafka-go (bytes encoded beforehand,
 // so the raw side does no Avro work) to the embedded broker, alternating
 // rounds, and reports the rates and the median per-round ratios. Each op
-// is one round of 5000 records per side; run a multiple of 5 ops so that
+// is one round of 5000 records per side; run a multiple of 6 ops so that
 // every side takes every position in the order equally often.
 func BenchmarkProducerThroughput(b *testing.B) {
 	br, err := broker.Start(broker.WithPartitions(4))
@@ -190,6 +190,14 @@ func BenchmarkProducerThroughput(b *testing.B) {
 				b.Fatal(err)
 			}
 		}},
+		{"raw-batch500", func() {
+			// The raw client in the same pattern as sdk-batch500: 500
+			// records, then wait for their acknowledgements.
+			const batch = 500
+			for i := 0; i < len(msgs); i += batch {
+				raw.publish(b, msgs[i:i+batch])
+			}
+		}},
 	}
 	// rounds[r][i] is how long side i took in round r.
 	var rounds [][]time.Duration
@@ -232,6 +240,7 @@ func BenchmarkProducerThroughput(b *testing.B) {
 	b.ReportMetric(ratio(3, 0), "batch500/raw")
 	b.ReportMetric(ratio(4, 0), "batch5000/raw")
 	b.ReportMetric(ratio(2, 1), "async/raw-encoding")
+	b.ReportMetric(ratio(3, 5), "batch500/raw-batch500")
 }
 
 // BenchmarkEnvelopeEncode measures encoding plus Confluent framing of one

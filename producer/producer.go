@@ -30,10 +30,31 @@ type Producer struct {
 	closed bool
 	loop   chan struct{} // closed when the delivery loop ends
 
-	// pending counts records handed to librdkafka whose delivery report
-	// has not been handled yet (callback run, waiter told).
+	// pending counts records accepted by a publish call whose outcome has
+	// not been reported yet (callback run, waiter told).
 	pending atomic.Int64
+	idleMu  sync.Mutex
+	idle    chan struct{} // closed when pending drops to 0; nil if nobody waits
+
+	// Records are encoded on the caller's goroutine and handed to
+	// librdkafka by the sender goroutine, so that encoding overlaps the
+	// cgo Produce calls. A transactional producer produces on the
+	// caller's goroutine instead (inline), so that a commit covers every
+	// record published before it.
+	inline   bool
+	qmu      sync.Mutex
+	queue    []*scratch    // encoded records waiting for the sender, in call order
+	room     chan struct{} // closed when a full queue was taken by the sender
+	busy     bool          // the sender is producing a batch it took
+	stopping bool          // Close asked the sender to drain and stop
+	abandon  atomic.Bool   // Close's deadline passed: fail what is still queued
+	wake     chan struct{} // the sender has work (capacity 1)
+	sent     chan struct{} // closed when the sender has stopped
 }
+
+// maxQueued bounds the records waiting for the sender; a publish call
+// waits (within its context) while the queue is full.
+const maxQueued = 8192
 
 // New connects a producer. It fails naming the setting that is wrong, or
 // when no broker answers within the start timeout.
@@ -90,8 +111,15 @@ func New(opts ...Option) (*Producer, error) {
 		kp.Close()
 		return nil, err
 	}
-	p := &Producer{kp: kp, codec: codec, source: cfg.source, log: cfg.log, loop: make(chan struct{})}
+	_, transactional := (*cm)["transactional.id"]
+	p := &Producer{kp: kp, codec: codec, source: cfg.source, log: cfg.log, loop: make(chan struct{}),
+		inline: transactional, room: make(chan struct{}), wake: make(chan struct{}, 1), sent: make(chan struct{})}
 	go p.deliveries()
+	if p.inline {
+		close(p.sent)
+	} else {
+		go p.send()
+	}
 	return p, nil
 }
 
@@ -202,25 +230,39 @@ func (p *Producer) deliveries() {
 			if e.TopicPartition.Error != nil {
 				err = &PublishError{Topic: topicOf(e), Key: string(e.Key), Err: e.TopicPartition.Error}
 			}
-			switch o := e.Opaque.(type) {
-			case *waiter:
-				if err != nil {
-					o.mu.Lock()
-					if o.err == nil {
-						o.err = err
-					}
-					o.mu.Unlock()
-				}
-				if o.remaining.Add(-1) == 0 {
-					close(o.done)
-				}
-			case asyncCallback:
-				o.fn(Delivery{Topic: topicOf(e), Partition: e.TopicPartition.Partition, Offset: int64(e.TopicPartition.Offset), ID: o.id, Err: err})
-			}
-			p.pending.Add(-1)
+			p.report(e.Opaque, Delivery{Topic: topicOf(e), Partition: e.TopicPartition.Partition, Offset: int64(e.TopicPartition.Offset), Err: err})
 		case kafka.Error:
 			p.log.Warn("kafka client error", "err", e, "code", e.Code(), "fatal", e.IsFatal())
 		}
+	}
+}
+
+// report tells the waiter or the callback of one record its outcome, and
+// wakes Flush when it was the last outstanding record.
+func (p *Producer) report(opaque any, d Delivery) {
+	switch o := opaque.(type) {
+	case *waiter:
+		if d.Err != nil {
+			o.mu.Lock()
+			if o.err == nil {
+				o.err = d.Err
+			}
+			o.mu.Unlock()
+		}
+		if o.remaining.Add(-1) == 0 {
+			close(o.done)
+		}
+	case asyncCallback:
+		d.ID = o.id
+		o.fn(d)
+	}
+	if p.pending.Add(-1) == 0 {
+		p.idleMu.Lock()
+		if p.idle != nil {
+			close(p.idle)
+			p.idle = nil
+		}
+		p.idleMu.Unlock()
 	}
 }
 
@@ -261,8 +303,11 @@ func (p *Producer) Publish(ctx context.Context, topic string, envs ...schema.Env
 	w.remaining.Store(int64(len(envs)))
 	sent := 0
 	var err error
+	// A few records go straight to librdkafka when nothing is queued
+	// (latency); a larger batch is encoded here while the sender produces.
+	direct := len(envs) <= 8
 	for i := range envs {
-		if err = p.produce(ctx, topic, &envs[i], w); err != nil {
+		if err = p.produce(ctx, topic, &envs[i], w, direct); err != nil {
 			break
 		}
 		sent++
@@ -279,21 +324,27 @@ func (p *Producer) Publish(ctx context.Context, topic string, envs ...schema.Env
 	return nil
 }
 
-// PublishAsync enqueues one envelope and returns at once; fn is called
+// PublishAsync encodes one envelope, queues it and returns; fn is called
 // exactly once, from the producer's delivery goroutine, when the broker
-// acknowledged the record or it failed. fn must not block. Flush or Close
-// waits for outstanding deliveries.
+// acknowledged the record or it failed. fn must not block. The returned
+// error covers what is known at once (an envelope that cannot be encoded,
+// a closed producer, ctx ending while the queue is full); every later
+// failure, a record too large for instance, reaches fn. Records of one
+// goroutine are sent in call order. Flush or Close waits for outstanding
+// deliveries.
 func (p *Producer) PublishAsync(ctx context.Context, topic string, e schema.Envelope, fn func(Delivery)) error {
-	return p.produce(ctx, topic, &e, asyncCallback{id: e.ID, fn: fn})
+	return p.produce(ctx, topic, &e, asyncCallback{id: e.ID, fn: fn}, false)
 }
 
-// scratch holds the buffers of one produce call. librdkafka copies key,
-// value and headers while Produce runs (RD_KAFKA_MSG_F_COPY), so they are
-// reused for the next record instead of becoming garbage.
+// scratch holds one record on its way to librdkafka. librdkafka copies
+// key, value and headers while Produce runs (RD_KAFKA_MSG_F_COPY), so the
+// buffers are reused for a later record instead of becoming garbage.
 type scratch struct {
 	value []byte
+	key   []byte // PublishRaw's copy of the key
 	hbuf  []byte // header values
 	hs    []schema.Header
+	topic string
 	msg   kafka.Message
 }
 
@@ -301,29 +352,35 @@ var scratchPool = sync.Pool{New: func() any {
 	return &scratch{value: make([]byte, 0, 512), hbuf: make([]byte, 0, 512), hs: make([]schema.Header, 0, 11)}
 }}
 
-func (p *Producer) produce(ctx context.Context, topic string, e *schema.Envelope, opaque any) error {
+func putScratch(s *scratch) {
+	s.msg = kafka.Message{}
+	s.key = s.key[:0]
+	clear(s.hs)
+	scratchPool.Put(s)
+}
+
+// produce encodes e and enqueues it (see enqueue for direct).
+func (p *Producer) produce(ctx context.Context, topic string, e *schema.Envelope, opaque any, direct bool) error {
 	s := scratchPool.Get().(*scratch)
-	defer func() {
-		s.msg = kafka.Message{}
-		clear(s.hs)
-		scratchPool.Put(s)
-	}()
 	value, err := p.codec.Encode(ctx, s.value[:0], topic, e)
 	if err != nil {
+		putScratch(s)
 		return &PublishError{Topic: topic, Key: e.Subject, Err: err}
 	}
 	s.value = value
+	s.topic = topic
 	s.hs, s.hbuf = schema.AppendHeadersTo(s.hs[:0], s.hbuf[:0], e)
 	s.msg = kafka.Message{
-		TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
-		// librdkafka only reads the key, to copy it.
+		TopicPartition: kafka.TopicPartition{Topic: &s.topic, Partition: kafka.PartitionAny},
+		// librdkafka only reads the key, to copy it; the string stays
+		// alive as long as the message points at it.
 		Key:       unsafe.Slice(unsafe.StringData(e.Subject), len(e.Subject)),
 		Value:     value,
 		Headers:   kafkaHeaders(s.hs),
 		Opaque:    opaque,
 		Timestamp: e.Time,
 	}
-	return p.enqueue(ctx, &s.msg)
+	return p.enqueue(ctx, s, direct)
 }
 
 // The conversion fails to compile unless schema.Header and kafka.Header
@@ -335,63 +392,179 @@ func kafkaHeaders(hs []schema.Header) []kafka.Header {
 	return unsafe.Slice((*kafka.Header)(unsafe.Pointer(unsafe.SliceData(hs))), len(hs))
 }
 
-func newMessage(topic string, key, value []byte, headers []schema.Header, opaque any) *kafka.Message {
-	kh := kafkaHeaders(headers)
-	return &kafka.Message{
-		TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
-		Key:            key,
-		Value:          value,
-		Headers:        kh,
+// rawScratch copies a record given as bytes into a scratch, so that the
+// caller may reuse its buffers as soon as the publish call returns.
+func rawScratch(topic string, key, value []byte, headers []schema.Header, opaque any) *scratch {
+	s := scratchPool.Get().(*scratch)
+	s.topic = topic
+	s.key = append(s.key[:0], key...)
+	s.value = append(s.value[:0], value...)
+	s.hs = s.hs[:0]
+	s.hbuf = s.hbuf[:0]
+	for _, h := range headers {
+		start := len(s.hbuf)
+		s.hbuf = append(s.hbuf, h.Value...)
+		s.hs = append(s.hs, schema.Header{Key: h.Key, Value: s.hbuf[start:len(s.hbuf):len(s.hbuf)]})
+	}
+	s.msg = kafka.Message{
+		TopicPartition: kafka.TopicPartition{Topic: &s.topic, Partition: kafka.PartitionAny},
+		Key:            s.key,
+		Value:          s.value,
+		Headers:        kafkaHeaders(s.hs),
 		Opaque:         opaque,
 	}
+	if key == nil {
+		s.msg.Key = nil
+	}
+	return s
 }
 
-// enqueue hands msg to librdkafka, waiting while its local queue is full.
-func (p *Producer) enqueue(ctx context.Context, msg *kafka.Message) error {
+// enqueue counts s as outstanding and queues it for the sender, waiting
+// while the queue is full; an inline (transactional) producer hands it to
+// librdkafka at once. With direct (a small synchronous publish, which
+// waits for its acknowledgement anyway), s skips the hop to the sender
+// when the sender has nothing queued or in hand, so nothing published
+// earlier can be overtaken. On error s is released and not counted.
+func (p *Producer) enqueue(ctx context.Context, s *scratch, direct bool) error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.closed {
+		putScratch(s)
 		return ErrClosed
 	}
-	// Counted before Produce: the delivery report may be handled before
-	// Produce returns.
+	// Counted first: the delivery report may be handled before Produce
+	// returns.
 	p.pending.Add(1)
+	if p.inline {
+		defer putScratch(s)
+		if err := p.produceNow(ctx, &s.msg); err != nil {
+			p.pending.Add(-1)
+			return err
+		}
+		return nil
+	}
+	if direct {
+		p.qmu.Lock()
+		if len(p.queue) == 0 && !p.busy {
+			err := p.produceNow(ctx, &s.msg)
+			p.qmu.Unlock()
+			putScratch(s)
+			if err != nil {
+				p.pending.Add(-1)
+			}
+			return err
+		}
+		p.qmu.Unlock()
+	}
+	for {
+		p.qmu.Lock()
+		if len(p.queue) < maxQueued {
+			p.queue = append(p.queue, s)
+			first := len(p.queue) == 1
+			p.qmu.Unlock()
+			if first {
+				select {
+				case p.wake <- struct{}{}:
+				default:
+				}
+			}
+			return nil
+		}
+		room := p.room
+		p.qmu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			p.pending.Add(-1)
+			err := &PublishError{Topic: s.topic, Key: string(s.msg.Key), Err: ctx.Err()}
+			putScratch(s)
+			return err
+		}
+	}
+}
+
+// send is the sender goroutine: it takes the queue whole and produces its
+// records in order, until Close has stopped it and the queue is empty.
+func (p *Producer) send() {
+	defer close(p.sent)
+	var batch []*scratch
+	for range p.wake {
+		for {
+			p.qmu.Lock()
+			batch, p.queue = p.queue, batch[:0]
+			p.busy = len(batch) > 0
+			if len(batch) >= maxQueued {
+				close(p.room)
+				p.room = make(chan struct{})
+			}
+			stopping := p.stopping
+			p.qmu.Unlock()
+			if len(batch) == 0 {
+				if stopping {
+					return
+				}
+				break
+			}
+			for i, s := range batch {
+				if err := p.produceNow(nil, &s.msg); err != nil {
+					p.report(s.msg.Opaque, Delivery{Topic: s.topic, Partition: kafka.PartitionAny, Offset: -1, Err: err})
+				}
+				putScratch(s)
+				batch[i] = nil
+			}
+		}
+	}
+}
+
+// produceNow hands msg to librdkafka, waiting while its local queue is
+// full, until ctx ends (when ctx is nil, until Close gives up).
+func (p *Producer) produceNow(ctx context.Context, msg *kafka.Message) error {
 	for {
 		err := p.kp.Produce(msg, nil)
 		if err == nil {
 			return nil
 		}
 		var ke kafka.Error
-		if errors.As(err, &ke) && ke.Code() == kafka.ErrQueueFull {
-			// Backpressure: the local queue is full; wait for deliveries.
-			select {
-			case <-ctx.Done():
-				p.pending.Add(-1)
-				return &PublishError{Topic: topicOf(msg), Key: string(msg.Key), Err: ctx.Err()}
-			case <-time.After(time.Millisecond):
-			}
-			continue
+		if !errors.As(err, &ke) || ke.Code() != kafka.ErrQueueFull {
+			return &PublishError{Topic: topicOf(msg), Key: string(msg.Key), Err: err}
 		}
-		p.pending.Add(-1)
-		return &PublishError{Topic: topicOf(msg), Key: string(msg.Key), Err: err}
+		// Backpressure: the local queue is full; wait for deliveries.
+		var done <-chan struct{}
+		if ctx != nil {
+			done = ctx.Done()
+		}
+		select {
+		case <-done:
+			return &PublishError{Topic: topicOf(msg), Key: string(msg.Key), Err: ctx.Err()}
+		case <-time.After(time.Millisecond):
+		}
+		if ctx == nil && p.abandon.Load() {
+			return &PublishError{Topic: topicOf(msg), Key: string(msg.Key), Err: ErrClosed}
+		}
 	}
 }
 
-// Flush waits until every enqueued record was acknowledged or failed and
-// its outcome was reported (the PublishAsync callback has returned), or
-// ctx ends. It returns within a millisecond of the last report; records
-// enqueued while it waits are waited for too.
+// Flush waits until every record accepted so far was acknowledged or
+// failed and its outcome was reported (the PublishAsync callback has
+// returned), or ctx ends. Records published while it waits are waited for
+// too.
 func (p *Producer) Flush(ctx context.Context) error {
-	if p.pending.Load() <= 0 {
-		return nil
-	}
-	t := time.NewTicker(time.Millisecond)
-	defer t.Stop()
 	for p.pending.Load() > 0 {
+		p.idleMu.Lock()
+		if p.idle == nil {
+			p.idle = make(chan struct{})
+		}
+		idle := p.idle
+		p.idleMu.Unlock()
+		// Checked again after registering: the last report may have come
+		// in between.
+		if p.pending.Load() <= 0 {
+			return nil
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("producer: flush: %d records outstanding: %w", p.pending.Load(), ctx.Err())
-		case <-t.C:
+		case <-idle:
 		}
 	}
 	return nil
@@ -408,11 +581,23 @@ func (p *Producer) Close(ctx context.Context) error {
 	}
 	p.closed = true
 	p.mu.Unlock()
+	if !p.inline {
+		p.qmu.Lock()
+		p.stopping = true
+		p.qmu.Unlock()
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+	}
 	err := p.Flush(ctx)
 	if err != nil {
+		p.abandon.Store(true)
 		_ = p.kp.Purge(kafka.PurgeQueue | kafka.PurgeInFlight)
+		<-p.sent
 		p.kp.Flush(100)
 	}
+	<-p.sent
 	p.kp.Close()
 	<-p.loop
 	return err
@@ -434,7 +619,7 @@ func TraceParent(ctx context.Context) string {
 func (p *Producer) PublishRaw(ctx context.Context, topic string, key, value []byte, headers []schema.Header) error {
 	w := &waiter{done: make(chan struct{})}
 	w.remaining.Store(1)
-	if err := p.enqueue(ctx, newMessage(topic, key, value, headers, w)); err != nil {
+	if err := p.enqueue(ctx, rawScratch(topic, key, value, headers, w), true); err != nil {
 		return err
 	}
 	return w.wait(ctx, topic, string(key))
