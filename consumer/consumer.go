@@ -130,9 +130,9 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 // revoked only inside Poll, which runs between batches (everything handled
 // is committed by then) or during a retry wait (nothing of the waiting
 // batch is committed). A batch keeps retrying after its partitions were
-// revoked, because its dedupe claims may be what made the new owner skip
-// those events; the new owner replays from the last commit, and dedupe and
-// the sinks' idempotency absorb the overlap. Offsets are committed only
+// revoked: the new owner replays from the last commit, finds the events
+// this batch claimed held ([ErrClaimHeld]) and waits until they are done,
+// and dedupe and the sinks' idempotency absorb the overlap. Offsets are committed only
 // for partitions still assigned, so a late commit never moves another
 // member's position back.
 type Consumer struct {

@@ -175,7 +175,7 @@ func TestNewValidates(t *testing.T) {
 // downStore is a dedupe store whose backend cannot be reached.
 type downStore struct{}
 
-func (downStore) Claim(context.Context, []string, time.Duration) ([]bool, error) {
+func (downStore) Claim(context.Context, []string, time.Duration) ([]dedupe.Status, error) {
 	return nil, fmt.Errorf("redis: dial: %w", dedupe.ErrUnavailable)
 }
 func (downStore) Done(context.Context, []string, time.Duration) error {

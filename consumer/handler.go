@@ -93,7 +93,7 @@ func ToSinks(sinks ...sink.Sink) Handler {
 // DedupeStore is what [Deduplicate] needs of a dedupe store; the stores of
 // package dedupe implement it.
 type DedupeStore interface {
-	Claim(ctx context.Context, ids []string, lease time.Duration) (fresh []bool, err error)
+	Claim(ctx context.Context, ids []string, lease time.Duration) (st []dedupe.Status, err error)
 	Done(ctx context.Context, ids []string, ttl time.Duration) error
 	Release(ctx context.Context, ids []string) error
 }
@@ -101,7 +101,10 @@ type DedupeStore interface {
 // DedupeConfig sets how long a claim and a done record last.
 type DedupeConfig struct {
 	// Lease bounds how long a claimed id stays blocked if the process dies
-	// between the claim and the write (default 1m).
+	// between the claim and the write (default 1m): the next owner of the
+	// partition finds the id held, retries the batch with backoff, and
+	// applies the event once the lease ran out. Keep it above the longest
+	// sink write of a batch, or a slow write's events may be applied twice.
 	Lease time.Duration
 	// TTL is how long a done id is remembered (default 7 days): a
 	// duplicate delivered within it costs a lookup, not a sink write.
@@ -129,10 +132,19 @@ type DedupeConfig struct {
 // dedupe store could not be reached and [DedupeConfig.FailOpen] is off.
 var ErrDedupeUnavailable = errors.New("consumer: dedupe store unavailable")
 
+// ErrClaimHeld is returned for a batch with events that another claim
+// holds ([dedupe.Held]): a consumer that is still writing them, or one that
+// died and whose lease has not run out. The batch is retried with backoff
+// until each of them is done (then dropped as a duplicate) or free again.
+var ErrClaimHeld = errors.New("consumer: events held by another consumer's dedupe claim")
+
 // Deduplicate returns a handler that drops events whose envelope id is
-// already done or claimed, passes the fresh ones to next, records them as
-// done only after next succeeded, and releases them if it failed so the
-// retry runs them.
+// already done, passes the fresh ones to next, records them as done only
+// after next succeeded, and releases them if it failed so the retry runs
+// them. A batch with an id that another claim holds is not applied: its
+// claims are released and it fails with [ErrClaimHeld], to be retried once
+// the holder finished or its lease ran out; skipping the id instead would
+// lose the event if the holder had died.
 func Deduplicate(store DedupeStore, cfg DedupeConfig, next Handler) Handler {
 	if cfg.Lease <= 0 {
 		cfg.Lease = time.Minute
@@ -149,7 +161,7 @@ func Deduplicate(store DedupeStore, cfg DedupeConfig, next Handler) Handler {
 		for i := range batch {
 			ids[i] = batch[i].ID
 		}
-		fresh, err := store.Claim(ctx, ids, cfg.Lease)
+		states, err := store.Claim(ctx, ids, cfg.Lease)
 		if err != nil {
 			if !dedupe.IsRetryable(err) {
 				return fmt.Errorf("consumer: dedupe claim: %w", err)
@@ -163,11 +175,25 @@ func Deduplicate(store DedupeStore, cfg DedupeConfig, next Handler) Handler {
 		}
 		keep := make([]sink.Event, 0, len(batch))
 		claimed := make([]string, 0, len(batch))
-		for i, ok := range fresh {
-			if ok {
+		heldID, nHeld := "", 0
+		for i, st := range states {
+			switch st {
+			case dedupe.Fresh:
 				keep = append(keep, batch[i])
 				claimed = append(claimed, ids[i])
+			case dedupe.Held:
+				if nHeld == 0 {
+					heldID = ids[i]
+				}
+				nHeld++
 			}
+		}
+		if nHeld > 0 {
+			held.WithLabelValues(cfg.Group).Add(float64(nHeld))
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			return errors.Join(fmt.Errorf("%w: %d of %d events, first %s", ErrClaimHeld, nHeld, len(batch), heldID),
+				store.Release(rctx, claimed))
 		}
 		if d := len(batch) - len(keep); d > 0 {
 			dups.Add(float64(d))

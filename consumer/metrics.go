@@ -80,3 +80,8 @@ var sinkRejected = promauto.NewCounterVec(prometheus.CounterOpts{
 	Name: "slate_sink_rejected_total",
 	Help: "Events a sink refused for good (dead-lettered with stage sink when a dead-letter topic is set), by sink.",
 }, []string{"sink"})
+
+var held = promauto.NewCounterVec(prometheus.CounterOpts{
+	Name: "slate_consumer_dedupe_held_total",
+	Help: "Events found held by another consumer's dedupe claim, each time a batch met them (the batch waits and retries), by group.",
+}, []string{"group"})

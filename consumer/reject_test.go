@@ -106,12 +106,12 @@ func TestRefusedEventGoesToDeadLetterTopic(t *testing.T) {
 	if !audit.has(bad.ID) {
 		t.Errorf("the audit sink did not get the refused event")
 	}
-	fresh, err := store.Claim(t.Context(), []string{bad.ID, envs[16].ID}, time.Minute)
+	st, err := store.Claim(t.Context(), []string{bad.ID, envs[16].ID}, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !fresh[0] || fresh[1] {
-		t.Errorf("after the batch: refused id claimable %v (want true), written id claimable %v (want false)", fresh[0], fresh[1])
+	if st[0] != dedupe.Fresh || st[1] != dedupe.Duplicate {
+		t.Errorf("after the batch: refused id %s (want fresh), written id %s (want duplicate)", st[0], st[1])
 	}
 	if v := metric(t, "slate_consumer_dead_letters_total", map[string]string{"group": "refused", "stage": "sink"}); v != 1 {
 		t.Errorf("slate_consumer_dead_letters_total{stage=sink} = %v, want 1", v)

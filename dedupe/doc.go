@@ -14,6 +14,13 @@
 // event when the handler fails). Release gives a lease back at once instead
 // of waiting for it to expire.
 //
+// Claim tells a done id ([Duplicate], dropped) from one whose lease another
+// claim holds ([Held]): that holder may still fail, or may have died
+// between its claim and its Done, so the consumer waits and claims again
+// rather than dropping the event. After a crash the next owner of the
+// partition therefore waits at most one lease before it applies what the
+// dead consumer had in hand.
+//
 // Two stores implement [Store]: [Redis] (go-redis, works with a single node,
 // Sentinel or Redis Cluster) for production, and [Memory], an in-process TTL
 // store that is the default for `slate up` and for tests. Both pass the

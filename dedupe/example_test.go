@@ -16,17 +16,17 @@ func ExampleNewMemory() {
 	defer s.Close()
 
 	ids := []string{"0190a0f2-0001", "0190a0f2-0002", "0190a0f2-0001"}
-	fresh, _ := s.Claim(ctx, ids, 30*time.Second)
-	fmt.Println("first delivery:", fresh)
+	st, _ := s.Claim(ctx, ids, 30*time.Second)
+	fmt.Println("first delivery:", st)
 
 	// The sink wrote the fresh events: mark them done for a day.
 	_ = s.Done(ctx, ids[:2], 24*time.Hour)
 
-	fresh, _ = s.Claim(ctx, ids[:2], 30*time.Second)
-	fmt.Println("redelivery:", fresh)
+	st, _ = s.Claim(ctx, ids[:2], 30*time.Second)
+	fmt.Println("redelivery:", st)
 	// Output:
-	// first delivery: [true true false]
-	// redelivery: [false false]
+	// first delivery: [fresh fresh duplicate]
+	// redelivery: [duplicate duplicate]
 }
 
 func ExampleNewRedis() {
@@ -39,15 +39,18 @@ func ExampleNewRedis() {
 		return
 	}
 	ids := []string{"0190a0f2-0001", "0190a0f2-0002"}
-	fresh, err := s.Claim(ctx, ids, 30*time.Second)
+	st, err := s.Claim(ctx, ids, 30*time.Second)
 	if dedupe.IsRetryable(err) {
 		// Redis is down: pause consumption and try again later.
 		return
 	}
 	var applied []string
-	for i, ok := range fresh {
-		if ok {
+	for i := range st {
+		switch st[i] {
+		case dedupe.Fresh:
 			applied = append(applied, ids[i]) // write ids[i] to the sinks
+		case dedupe.Held:
+			// Another consumer has it in hand: claim it again later.
 		}
 	}
 	_ = s.Done(ctx, applied, 24*time.Hour)

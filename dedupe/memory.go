@@ -28,6 +28,7 @@ type Memory struct {
 	entries   map[string]*memEntry
 	expiry    expiryHeap
 	evictions uint64
+	claims    uint64 // Claim calls so far
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -36,6 +37,7 @@ type Memory struct {
 type memEntry struct {
 	id      string
 	done    bool
+	claim   uint64 // the Claim call that leased it
 	expires time.Time
 	index   int // position in the expiry heap
 }
@@ -63,14 +65,14 @@ func NewMemory(opts ...Option) *Memory {
 }
 
 // Claim implements [Store].
-func (m *Memory) Claim(ctx context.Context, ids []string, lease time.Duration) ([]bool, error) {
+func (m *Memory) Claim(ctx context.Context, ids []string, lease time.Duration) ([]Status, error) {
 	if err := checkDuration(lease); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("dedupe: claim: %w", err)
 	}
-	fresh := make([]bool, len(ids))
+	st := make([]Status, len(ids))
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -78,15 +80,21 @@ func (m *Memory) Claim(ctx context.Context, ids []string, lease time.Duration) (
 	}
 	now := m.now()
 	m.sweepLocked(now)
+	m.claims++
 	expires := now.Add(lease)
 	for i, id := range ids {
-		if _, ok := m.entries[id]; ok {
-			continue // every entry left after the sweep is live
+		// Every entry left after the sweep is live.
+		switch e, ok := m.entries[id]; {
+		case !ok:
+			m.putLocked(id, false, expires).claim = m.claims
+			st[i] = Fresh
+		case e.done || e.claim == m.claims:
+			st[i] = Duplicate
+		default:
+			st[i] = Held
 		}
-		m.putLocked(id, false, expires)
-		fresh[i] = true
 	}
-	return fresh, nil
+	return st, nil
 }
 
 // Done implements [Store].
@@ -166,12 +174,12 @@ func (m *Memory) Close() error {
 
 // putLocked sets id's state and expiry, inserting it (and evicting the entry
 // expiring first when the store is full) if it is new.
-func (m *Memory) putLocked(id string, done bool, expires time.Time) {
+func (m *Memory) putLocked(id string, done bool, expires time.Time) *memEntry {
 	if e, ok := m.entries[id]; ok {
 		e.done = done
 		e.expires = expires
 		heap.Fix(&m.expiry, e.index)
-		return
+		return e
 	}
 	if m.max > 0 && len(m.entries) >= m.max {
 		victim := heap.Pop(&m.expiry).(*memEntry)
@@ -182,6 +190,7 @@ func (m *Memory) putLocked(id string, done bool, expires time.Time) {
 	e := &memEntry{id: id, done: done, expires: expires}
 	heap.Push(&m.expiry, e)
 	m.entries[id] = e
+	return e
 }
 
 // sweepLocked drops every entry that expired at or before now.

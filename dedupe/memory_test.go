@@ -118,7 +118,7 @@ func TestMemoryExpiryWithClock(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if fresh[0] != st.lease || fresh[1] != st.done {
+			if (fresh[0] == dedupe.Fresh) != st.lease || (fresh[1] == dedupe.Fresh) != st.done {
 				t.Fatalf("fresh = %v, want [%v %v]", fresh, st.lease, st.done)
 			}
 			// Take the nanosecond leases back so the next step starts clean.
@@ -186,8 +186,8 @@ func mustClaim(t *testing.T, s dedupe.Store, ids []string, lease time.Duration) 
 		t.Fatal(err)
 	}
 	for i, f := range fresh {
-		if !f {
-			t.Fatalf("%s not fresh", ids[i])
+		if f != dedupe.Fresh {
+			t.Fatalf("%s is %s, want fresh", ids[i], f)
 		}
 	}
 }

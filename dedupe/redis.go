@@ -20,7 +20,8 @@ import (
 //
 // A lease is the value "lease:<owner>" with a millisecond or second expiry,
 // where owner is random per Redis store; a done marker is the value "done".
-// Claim sends one SET NX per id, Done one SET per id, and Release one
+// Claim sends one SET NX GET per id (Redis 7.0 or newer), Done one SET per
+// id, and Release one
 // compare-and-delete script call per id, each batch pipelined in one round
 // trip (one per node on a cluster). Release deletes a key only while it
 // still holds this store's lease, so it can neither remove a done marker nor
@@ -72,49 +73,64 @@ func (r *Redis) Key(id string) string {
 	return r.prefix + "{" + id + "}"
 }
 
-// Claim implements [Store] with one pipelined SET key lease NX PX|EX per id.
-func (r *Redis) Claim(ctx context.Context, ids []string, lease time.Duration) ([]bool, error) {
+// Claim implements [Store] with one pipelined SET key lease NX GET PX|EX
+// per id (Redis 7.0 or newer): the reply tells a done id from one another
+// claim holds. A repeat of an id earlier in the same call is a
+// [Duplicate] and is not sent.
+func (r *Redis) Claim(ctx context.Context, ids []string, lease time.Duration) ([]Status, error) {
 	if err := checkDuration(lease); err != nil {
 		return nil, err
 	}
 	if r.closed.Load() {
 		return nil, ErrClosed
 	}
-	fresh := make([]bool, len(ids))
+	st := make([]Status, len(ids))
 	if len(ids) == 0 {
-		return fresh, nil
+		return st, nil
 	}
+	seen := make(map[string]struct{}, len(ids))
 	pipe := r.c.Pipeline()
-	cmds := make([]*redis.BoolCmd, len(ids))
+	cmds := make([]*redis.StatusCmd, len(ids))
 	for i, id := range ids {
-		cmds[i] = pipe.SetNX(ctx, r.Key(id), r.lease, lease)
+		if _, dup := seen[id]; dup {
+			st[i] = Duplicate
+			continue
+		}
+		seen[id] = struct{}{}
+		cmds[i] = pipe.SetArgs(ctx, r.Key(id), r.lease, redis.SetArgs{Mode: "NX", TTL: lease, Get: true})
 	}
 	_, execErr := pipe.Exec(ctx)
 	var firstErr error
 	var taken []string
 	for i, cmd := range cmds {
-		ok, err := cmd.Result()
-		if err != nil {
+		if cmd == nil {
+			continue
+		}
+		old, err := cmd.Result()
+		switch {
+		case errors.Is(err, redis.Nil): // no value before: the lease is ours
+			st[i] = Fresh
+			taken = append(taken, ids[i])
+		case err != nil:
 			if firstErr == nil {
 				firstErr = err
 			}
-			continue
-		}
-		if ok {
-			fresh[i] = true
-			taken = append(taken, ids[i])
+		case old == doneValue:
+			st[i] = Duplicate
+		default:
+			st[i] = Held
 		}
 	}
-	if firstErr == nil && execErr != nil {
+	if firstErr == nil && execErr != nil && !errors.Is(execErr, redis.Nil) {
 		firstErr = execErr
 	}
 	if firstErr != nil {
 		// The caller will retry the whole batch: leases taken now would make
-		// that retry see its own ids as duplicates until they expire.
+		// that retry see its own ids as held until they expire.
 		r.releaseAfterFailure(ctx, taken)
 		return nil, r.wrap(ctx, "claim", firstErr)
 	}
-	return fresh, nil
+	return st, nil
 }
 
 // Done implements [Store] with one pipelined SET key done PX|EX per id;

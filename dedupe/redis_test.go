@@ -131,8 +131,8 @@ func TestRedisReleaseKeepsOtherOwnersLease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fresh[0] {
-		t.Fatal("another store's Release freed a live lease")
+	if fresh[0] != dedupe.Held {
+		t.Fatalf("after another store's Release the id is %s, want held: a live lease was freed", fresh[0])
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"time"
 )
 
@@ -11,18 +12,49 @@ import (
 // methods take a batch of envelope ids, are safe for concurrent use and
 // honour ctx.
 type Store interface {
-	// Claim tries to take a lease of the given duration on each id. fresh[i]
-	// is true when the caller now owns ids[i] and must apply it; false when
-	// the id is done already or leased by someone else (a duplicate). When
-	// the same id appears more than once in ids, only its first occurrence
-	// can be fresh. len(fresh) == len(ids) whenever err is nil.
-	Claim(ctx context.Context, ids []string, lease time.Duration) (fresh []bool, err error)
+	// Claim tries to take a lease of the given duration on each id and
+	// reports what it found per id: [Fresh] (the caller now holds the lease
+	// and must apply the id), [Duplicate] (done already, or a repeat of an
+	// earlier id of the same call) or [Held] (another claim's lease is
+	// live). len(st) == len(ids) whenever err is nil.
+	Claim(ctx context.Context, ids []string, lease time.Duration) (st []Status, err error)
 	// Done records the ids as applied for ttl, replacing any lease. Call it
 	// only after every sink write of the ids succeeded.
 	Done(ctx context.Context, ids []string, ttl time.Duration) error
 	// Release gives up leases taken by Claim so that a retry can claim the
 	// ids again. It never removes a done marker.
 	Release(ctx context.Context, ids []string) error
+}
+
+// Status is what [Store.Claim] found for one id.
+type Status uint8
+
+const (
+	// Fresh means the caller now holds a lease on the id: it must apply
+	// the event, then call Done, or Release if it failed.
+	Fresh Status = iota + 1
+	// Duplicate means the id is done already, or repeats an earlier id of
+	// the same call: skip it.
+	Duplicate
+	// Held means another claim holds a live lease on the id and its outcome
+	// is not known yet: the holder may still record it done, or fail and
+	// release it, or have died, and then the lease runs out. Skipping it
+	// would lose the event if the holder never finishes; claim it again
+	// later.
+	Held
+)
+
+// String returns "fresh", "duplicate" or "held".
+func (s Status) String() string {
+	switch s {
+	case Fresh:
+		return "fresh"
+	case Duplicate:
+		return "duplicate"
+	case Held:
+		return "held"
+	}
+	return "Status(" + strconv.Itoa(int(s)) + ")"
 }
 
 var (

@@ -47,7 +47,8 @@ func Run(t *testing.T, newStore func(t *testing.T) dedupe.Store) {
 		run  func(t *testing.T, s dedupe.Store)
 	}{
 		{"fresh claim", testFreshClaim},
-		{"duplicate while leased", testDuplicateWhileLeased},
+		{"held while leased", testHeldWhileLeased},
+		{"held, then duplicate or fresh", testHeldThenDoneOrReleased},
 		{"claim after lease expiry", testClaimAfterLeaseExpiry},
 		{"done blocks claims until ttl expiry", testDoneBlocksUntilExpiry},
 		{"done without claim", testDoneWithoutClaim},
@@ -79,7 +80,7 @@ func NewIDs(n int) []string {
 	return ids
 }
 
-func claim(t *testing.T, s dedupe.Store, ids []string, lease time.Duration) []bool {
+func claim(t *testing.T, s dedupe.Store, ids []string, lease time.Duration) []dedupe.Status {
 	t.Helper()
 	fresh, err := s.Claim(t.Context(), ids, lease)
 	if err != nil {
@@ -91,7 +92,14 @@ func claim(t *testing.T, s dedupe.Store, ids []string, lease time.Duration) []bo
 	return fresh
 }
 
-func wantClaim(t *testing.T, s dedupe.Store, ids []string, lease time.Duration, want ...bool) {
+// Short names for the statuses in the tables below.
+const (
+	fr   = dedupe.Fresh
+	dup  = dedupe.Duplicate
+	held = dedupe.Held
+)
+
+func wantClaim(t *testing.T, s dedupe.Store, ids []string, lease time.Duration, want ...dedupe.Status) {
 	t.Helper()
 	if got := claim(t, s, ids, lease); !slices.Equal(got, want) {
 		t.Fatalf("Claim = %v, want %v", got, want)
@@ -118,7 +126,7 @@ func eventuallyFresh(t *testing.T, s dedupe.Store, id string) {
 	t.Helper()
 	deadline := time.Now().Add(expiryWait)
 	for {
-		if claim(t, s, []string{id}, longLease)[0] {
+		if claim(t, s, []string{id}, longLease)[0] == dedupe.Fresh {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -130,21 +138,32 @@ func eventuallyFresh(t *testing.T, s dedupe.Store, id string) {
 
 func testFreshClaim(t *testing.T, s dedupe.Store) {
 	ids := NewIDs(3)
-	wantClaim(t, s, ids, longLease, true, true, true)
+	wantClaim(t, s, ids, longLease, fr, fr, fr)
 }
 
-func testDuplicateWhileLeased(t *testing.T, s dedupe.Store) {
+func testHeldWhileLeased(t *testing.T, s dedupe.Store) {
 	ids := NewIDs(2)
-	wantClaim(t, s, ids[:1], longLease, true)
-	wantClaim(t, s, ids, longLease, false, true)
+	wantClaim(t, s, ids[:1], longLease, fr)
+	wantClaim(t, s, ids, longLease, held, fr)
+}
+
+// A held id becomes a duplicate when its holder records it done, and fresh
+// when the holder releases it: a claimer that waits loses nothing.
+func testHeldThenDoneOrReleased(t *testing.T, s dedupe.Store) {
+	ids := NewIDs(2)
+	wantClaim(t, s, ids, longLease, fr, fr)
+	wantClaim(t, s, ids, longLease, held, held)
+	done(t, s, ids[:1], longTTL)
+	release(t, s, ids[1:])
+	wantClaim(t, s, ids, longLease, dup, fr)
 }
 
 func testClaimAfterLeaseExpiry(t *testing.T, s dedupe.Store) {
 	ids := NewIDs(1)
 	start := time.Now()
-	wantClaim(t, s, ids, shortLease, true)
+	wantClaim(t, s, ids, shortLease, fr)
 	if time.Since(start) < shortLease/2 {
-		wantClaim(t, s, ids, longLease, false)
+		wantClaim(t, s, ids, longLease, held)
 	}
 	eventuallyFresh(t, s, ids[0])
 	if el := time.Since(start); el < shortLease {
@@ -154,10 +173,10 @@ func testClaimAfterLeaseExpiry(t *testing.T, s dedupe.Store) {
 
 func testDoneBlocksUntilExpiry(t *testing.T, s dedupe.Store) {
 	ids := NewIDs(1)
-	wantClaim(t, s, ids, longLease, true)
+	wantClaim(t, s, ids, longLease, fr)
 	start := time.Now()
 	done(t, s, ids, shortTTL)
-	wantClaim(t, s, ids, longLease, false)
+	wantClaim(t, s, ids, longLease, dup)
 	eventuallyFresh(t, s, ids[0])
 	if el := time.Since(start); el < shortTTL-20*time.Millisecond {
 		t.Fatalf("done marker with ttl %v gave way after %v", shortTTL, el)
@@ -167,32 +186,32 @@ func testDoneBlocksUntilExpiry(t *testing.T, s dedupe.Store) {
 func testDoneWithoutClaim(t *testing.T, s dedupe.Store) {
 	ids := NewIDs(2)
 	done(t, s, ids[:1], longTTL)
-	wantClaim(t, s, ids, longLease, false, true)
+	wantClaim(t, s, ids, longLease, dup, fr)
 }
 
 func testReleaseFrees(t *testing.T, s dedupe.Store) {
 	ids := NewIDs(2)
-	wantClaim(t, s, ids, longLease, true, true)
+	wantClaim(t, s, ids, longLease, fr, fr)
 	release(t, s, ids)
-	wantClaim(t, s, ids, longLease, true, true)
+	wantClaim(t, s, ids, longLease, fr, fr)
 	// Releasing ids that were never claimed is not an error.
 	release(t, s, NewIDs(2))
 }
 
 func testReleaseKeepsDone(t *testing.T, s dedupe.Store) {
 	ids := NewIDs(2)
-	wantClaim(t, s, ids, longLease, true, true)
+	wantClaim(t, s, ids, longLease, fr, fr)
 	done(t, s, ids, longTTL)
 	release(t, s, ids)
-	wantClaim(t, s, ids, longLease, false, false)
+	wantClaim(t, s, ids, longLease, dup, dup)
 }
 
 func testRepeatsInBatch(t *testing.T, s dedupe.Store) {
 	ids := NewIDs(3)
 	a, b, c := ids[0], ids[1], ids[2]
-	wantClaim(t, s, []string{a, b, a, a, b}, longLease, true, true, false, false, false)
+	wantClaim(t, s, []string{a, b, a, a, b}, longLease, fr, fr, dup, dup, dup)
 	done(t, s, []string{c}, longTTL)
-	wantClaim(t, s, []string{c, c}, longLease, false, false)
+	wantClaim(t, s, []string{c, c}, longLease, dup, dup)
 }
 
 func testConcurrentClaimers(t *testing.T, s dedupe.Store) {
@@ -215,7 +234,7 @@ func testConcurrentClaimers(t *testing.T, s dedupe.Store) {
 				errs = append(errs, err)
 				return
 			}
-			if fresh[0] {
+			if fresh[0] == dedupe.Fresh {
 				wins++
 			}
 		})
@@ -261,7 +280,7 @@ func testConcurrentBatches(t *testing.T, s dedupe.Store) {
 				return
 			}
 			for i, f := range fresh {
-				if f {
+				if f == dedupe.Fresh {
 					wins[idx[i]]++
 				}
 			}
@@ -276,7 +295,7 @@ func testConcurrentBatches(t *testing.T, s dedupe.Store) {
 		if n > 1 {
 			t.Fatalf("id %d won %d times", i, n)
 		}
-		if n == 1 && claimed[i] {
+		if n == 1 && claimed[i] == dedupe.Fresh {
 			t.Fatalf("id %d was won but is fresh again", i)
 		}
 	}
@@ -308,7 +327,7 @@ func testInvalidDurations(t *testing.T, s dedupe.Store) {
 		}
 	}
 	// Nothing was recorded by the refused calls.
-	wantClaim(t, s, ids, longLease, true)
+	wantClaim(t, s, ids, longLease, fr)
 }
 
 func testCancelled(t *testing.T, s dedupe.Store) {
@@ -328,7 +347,7 @@ func testCancelled(t *testing.T, s dedupe.Store) {
 	if err := s.Release(ctx, ids); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Release with cancelled ctx: err = %v, want context.Canceled", err)
 	}
-	wantClaim(t, s, ids, longLease, true)
+	wantClaim(t, s, ids, longLease, fr)
 }
 
 func testClosed(t *testing.T, s dedupe.Store) {
