@@ -37,19 +37,20 @@ const (
 )
 
 type config struct {
-	brokers    string
-	group      string
-	topics     []string
-	registry   schema.Registry
-	batchSize  int
-	linger     time.Duration
-	backoff    time.Duration
-	maxBackoff time.Duration
-	kafka      kafka.ConfigMap
-	dlq        DeadLetterPublisher
-	lanes      int
-	commitSync bool
-	log        *slog.Logger
+	brokers     string
+	group       string
+	topics      []string
+	registry    schema.Registry
+	batchSize   int
+	linger      time.Duration
+	backoff     time.Duration
+	maxBackoff  time.Duration
+	kafka       kafka.ConfigMap
+	dlq         DeadLetterPublisher
+	lanes       int
+	commitSync  bool
+	maxAttempts int
+	log         *slog.Logger
 
 	transactional bool // see WithTransactional
 }
@@ -115,6 +116,19 @@ func WithDeadLetter(p DeadLetterPublisher) Option { return func(c *config) { c.d
 // [ToSinks] and [Deduplicate] are.
 func WithConcurrency(n int) Option { return func(c *config) { c.lanes = n } }
 
+// WithMaxAttempts bounds how often a bad event is retried. When a lane of
+// a batch has failed n times with an error that is not temporary, the
+// consumer runs that lane again one event at a time, in order, and sends
+// each event that fails n times on its own to <topic>.dlq (stage
+// "handler", the last error in a header); the rest of the lane is applied
+// and the partition moves on. Temporary failures never count: errors
+// matching [sink.ErrUnavailable] (a busy or unreachable store),
+// [ErrDedupeUnavailable], [ErrClaimHeld] and context errors are retried
+// with backoff for as long as they last. It needs [WithDeadLetter]; the
+// default, 0, retries every failure until it succeeds, as Kafka Connect's
+// errors.tolerance=none stops rather than skipping.
+func WithMaxAttempts(n int) Option { return func(c *config) { c.maxAttempts = n } }
+
 // WithLogger sets the logger; the default discards.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 
@@ -171,6 +185,10 @@ func New(h Handler, opts ...Option) (*Consumer, error) {
 		return nil, fmt.Errorf("%w: batch size %d, need at least 1", ErrConfig, cfg.batchSize)
 	case cfg.lanes < 1:
 		return nil, fmt.Errorf("%w: concurrency %d, need at least 1", ErrConfig, cfg.lanes)
+	case cfg.maxAttempts < 0:
+		return nil, fmt.Errorf("%w: max attempts %d, need 0 (no limit) or more", ErrConfig, cfg.maxAttempts)
+	case cfg.maxAttempts > 0 && cfg.dlq == nil:
+		return nil, fmt.Errorf("%w: max attempts %d needs a dead-letter publisher (WithDeadLetter)", ErrConfig, cfg.maxAttempts)
 	case cfg.backoff <= 0 || cfg.maxBackoff < cfg.backoff:
 		return nil, fmt.Errorf("%w: backoff %s..%s", ErrConfig, cfg.backoff, cfg.maxBackoff)
 	}
@@ -308,6 +326,17 @@ func (c *Consumer) process(ctx context.Context, kc *kafka.Consumer, msgs []*kafk
 			isPaused = true
 			pauses.WithLabelValues(c.cfg.group).Inc()
 			paused.WithLabelValues(c.cfg.group).Set(1)
+		}
+		if c.cfg.maxAttempts > 0 && lanes != nil {
+			if bad := lanes.exhausted(c.cfg.maxAttempts); len(bad) > 0 {
+				for _, i := range bad {
+					if !c.isolate(ctx, kc, msgs, lanes.lanes[i]) {
+						return false
+					}
+					lanes.done[i] = true
+				}
+				continue // the other lanes, if any still fail
+			}
 		}
 		if !c.waitPaused(ctx, kc, backoff(c.cfg.backoff, c.cfg.maxBackoff, attempt)) {
 			return false
@@ -490,6 +519,58 @@ func (c *Consumer) deadLetterRefused(ctx context.Context, msgs []*kafka.Message,
 		}
 	}
 	return left, first
+}
+
+// isolate applies the events of a lane that exhausted its attempts one at
+// a time, in order, dead-lettering (stage "handler") each that fails
+// [WithMaxAttempts] times on its own; temporary failures are retried
+// without counting. The partitions stay paused meanwhile. It returns false
+// when ctx ended.
+func (c *Consumer) isolate(ctx context.Context, kc *kafka.Consumer, msgs []*kafka.Message, lane []sink.Event) bool {
+	c.cfg.log.Warn("lane exhausted its attempts, applying its events one at a time", "group", c.cfg.group,
+		"events", len(lane), "max_attempts", c.cfg.maxAttempts)
+	for _, ev := range lane {
+		fails := 0
+		for attempt := 0; ; attempt++ {
+			err := c.h.Handle(ctx, []sink.Event{ev})
+			if rs, ok := sink.Rejections(err); ok {
+				_, err = c.deadLetterRefused(ctx, msgs, rs)
+			}
+			if err == nil {
+				break
+			}
+			if !temporary(err) {
+				fails++
+			}
+			if fails >= c.cfg.maxAttempts {
+				m := messageOf(msgs, &ev)
+				if m == nil {
+					c.cfg.log.Error("event not in its batch", "group", c.cfg.group, "id", ev.ID)
+				} else if derr := c.deadLetter(ctx, m, "handler", err); derr == nil {
+					c.cfg.log.Error("event failed every attempt, dead-lettered", "group", c.cfg.group, "topic", ev.Topic,
+						"partition", ev.Partition, "offset", ev.Offset, "id", ev.ID, "attempts", fails, "err", err)
+					break
+				} else {
+					err = errors.Join(err, derr)
+				}
+			}
+			c.cfg.log.Warn("event failed, retrying", "group", c.cfg.group, "id", ev.ID, "attempt", attempt+1, "err", err)
+			if !c.waitPaused(ctx, kc, backoff(c.cfg.backoff, c.cfg.maxBackoff, attempt)) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// messageOf returns the record of msgs that ev was decoded from.
+func messageOf(msgs []*kafka.Message, ev *sink.Event) *kafka.Message {
+	for _, m := range msgs {
+		if m.TopicPartition.Partition == ev.Partition && int64(m.TopicPartition.Offset) == ev.Offset && *m.TopicPartition.Topic == ev.Topic {
+			return m
+		}
+	}
+	return nil
 }
 
 // deadLetter writes m, with its headers and the dead-letter headers, to

@@ -23,7 +23,9 @@
 // refuses for good (a [sink.RejectedError]: a mapping conflict, data that
 // is not a document) goes to <topic>.dlq with stage "sink" while the rest
 // of the batch is done; without a dead-letter publisher it is retried
-// instead, so nothing is dropped.
+// instead, so nothing is dropped. With [WithMaxAttempts], an event that
+// keeps failing for a reason that is not temporary is isolated (its lane
+// is run one event at a time) and dead-lettered with stage "handler".
 // [ReadDeadLetters] and [Replay] list and re-publish dead letters (the
 // `slate dlq` command).
 //

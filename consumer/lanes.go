@@ -13,14 +13,14 @@ import (
 type laneSet struct {
 	lanes [][]sink.Event
 	done  []bool
+	fails []int // failed runs of each lane with an error that is not temporary
 }
 
 // splitLanes puts the events of each key (the envelope's subject) into one
 // of n lanes, keeping their order. With n == 1 the batch is one lane.
 func splitLanes(events []sink.Event, n int) *laneSet {
 	if n <= 1 || len(events) <= 1 {
-		ls := &laneSet{lanes: [][]sink.Event{events}, done: []bool{len(events) == 0}}
-		return ls
+		return &laneSet{lanes: [][]sink.Event{events}, done: []bool{len(events) == 0}, fails: []int{0}}
 	}
 	lanes := make([][]sink.Event, n)
 	for _, ev := range events {
@@ -34,6 +34,7 @@ func splitLanes(events []sink.Event, n int) *laneSet {
 		if len(l) > 0 {
 			ls.lanes = append(ls.lanes, l)
 			ls.done = append(ls.done, false)
+			ls.fails = append(ls.fails, 0)
 		}
 	}
 	return ls
@@ -77,6 +78,29 @@ func (ls *laneSet) run(ctx context.Context, h Handler, acceptRejected bool) ([]s
 			err, errs[i] = nil, nil
 		}
 		ls.done[i] = err == nil
+		if err != nil && !temporary(err) {
+			ls.fails[i]++
+		}
 	}
 	return rejected, errors.Join(errs...)
+}
+
+// exhausted returns the lanes not done that failed at least n times with
+// an error that is not temporary.
+func (ls *laneSet) exhausted(n int) []int {
+	var out []int
+	for i, f := range ls.fails {
+		if !ls.done[i] && f >= n {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// temporary reports whether err says nothing against the events: a store
+// busy or unreachable, a claim held by another consumer, a deadline.
+// Such failures are retried without counting toward [WithMaxAttempts].
+func temporary(err error) bool {
+	return errors.Is(err, sink.ErrUnavailable) || errors.Is(err, ErrDedupeUnavailable) || errors.Is(err, ErrClaimHeld) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }

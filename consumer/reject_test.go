@@ -3,6 +3,9 @@ package consumer_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -147,5 +150,95 @@ func TestRefusedEventWithoutDeadLetterTopicIsRetried(t *testing.T) {
 	})
 	if _, v, _ := e.double.Doc(e.sink.Index("title"), "same"); v != envs[0].Sequence {
 		t.Errorf("document version %d, want %d (the refused update not applied)", v, envs[0].Sequence)
+	}
+}
+
+// With WithMaxAttempts, an event the handler keeps failing on is
+// dead-lettered (stage "handler") once it failed that many times on its
+// own; the rest of its batch, before and after it, is applied in order.
+// Temporary failures (a store unavailable) do not count.
+func TestEventExhaustingAttemptsGoesToDeadLetterTopic(t *testing.T) {
+	f := setup(t)
+	topic := "studio.title.materialized.exhausted"
+	envs := titleEvents(40, "exhausted")
+	for i := range envs {
+		envs[i].Subject = fmt.Sprintf("k%d", i%4) // several events per key
+	}
+	bad := envs[21].ID
+	var (
+		mu       sync.Mutex
+		applied  []string
+		badTries int
+		outage   = 3 // the first calls find the store unavailable
+	)
+	h := consumer.HandlerFunc(func(_ context.Context, batch []sink.Event) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if outage > 0 {
+			outage--
+			return fmt.Errorf("index busy: %w", sink.ErrUnavailable)
+		}
+		for _, ev := range batch {
+			if ev.ID == bad {
+				badTries++
+				return errors.New("title budget is negative")
+			}
+		}
+		for _, ev := range batch {
+			applied = append(applied, ev.ID)
+		}
+		return nil
+	})
+	c, err := consumer.New(h, consumer.WithBrokers(f.brokers), consumer.WithGroup("exhausted"), consumer.WithTopics(topic),
+		consumer.WithRegistry(f.reg), consumer.WithDeadLetter(f.pub), consumer.WithMaxAttempts(3), consumer.WithConcurrency(2),
+		consumer.WithBackoff(10*time.Millisecond, 50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.pub.Publish(t.Context(), topic, envs...); err != nil {
+		t.Fatal(err)
+	}
+	runConsumer(t, c)
+	testenv.WaitFor(t, 30*time.Second, "every other event applied", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(slices.Compact(slices.Sorted(slices.Values(applied)))) == len(envs)-1
+	})
+	var dls []consumer.DeadLetter
+	testenv.WaitFor(t, 20*time.Second, "the dead letter", func() bool {
+		dls = dls[:0]
+		err := consumer.ReadDeadLetters(t.Context(), f.brokers, schema.DLQTopic(topic), func(d consumer.DeadLetter) error {
+			dls = append(dls, d)
+			return nil
+		})
+		return err == nil && len(dls) > 0
+	})
+	if len(dls) != 1 || dls[0].Stage != "handler" || !strings.Contains(dls[0].Error, "title budget is negative") {
+		t.Fatalf("dead letters %+v, want one with stage handler and the handler's error", dls)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if slices.Contains(applied, bad) {
+		t.Errorf("the bad event was applied")
+	}
+	// Per key, the applied events keep their order.
+	pos := map[string]int{}
+	for i, id := range applied {
+		if _, seen := pos[id]; !seen {
+			pos[id] = i
+		}
+	}
+	for i := 4; i < len(envs); i++ {
+		a, b := envs[i-4].ID, envs[i].ID
+		if a == bad || b == bad {
+			continue
+		}
+		if pos[a] > pos[b] {
+			t.Errorf("key %s: event %d applied before event %d", envs[i].Subject, i, i-4)
+		}
+	}
+	// 3 failures with the batch, 3 on its own.
+	if badTries != 6 {
+		t.Errorf("the bad event was tried %d times, want 6 (3 in its lane, 3 alone)", badTries)
 	}
 }

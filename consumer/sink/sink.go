@@ -41,6 +41,21 @@ type Sink interface {
 // ErrClosed is returned by calls on a closed sink.
 var ErrClosed = errors.New("sink: closed")
 
+// ErrUnavailable is matched (errors.Is) by every sink error that is
+// temporary: the store is busy, unreachable or failed in a way a later
+// retry may not (Elasticsearch 429/503, a broker down, a disk error). The
+// consumer retries those without counting them as attempts of a bad event.
+var ErrUnavailable = errors.New("sink: store unavailable")
+
+// NewUnavailable returns a sentinel error with text msg that also matches
+// [ErrUnavailable]; sinks declare their temporary-failure sentinels with it.
+func NewUnavailable(msg string) error { return &unavailableError{msg} }
+
+type unavailableError struct{ msg string }
+
+func (e *unavailableError) Error() string        { return e.msg }
+func (e *unavailableError) Is(target error) bool { return target == ErrUnavailable }
+
 // Func adapts a function to a [Sink] whose Close does nothing.
 type Func func(ctx context.Context, batch []Event) error
 

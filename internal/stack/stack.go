@@ -222,7 +222,9 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	sinks := append([]sink.Sink{hs, s.Search, s.Tracker}, cfg.ExtraSinks...)
 	h = consumer.Deduplicate(s.Dedupe, consumer.DedupeConfig{OnDuplicates: func(n int) { s.Duplicates.Add(int64(n)) }},
 		consumer.ToSinks(sinks...))
-	if err := s.runConsumer(gctx, h, "slate-sink-title", enr.Topic(), enrichPub); err != nil {
+	// An event the sinks keep failing on goes to the dead-letter topic
+	// after 10 attempts instead of holding up its partition.
+	if err := s.runConsumer(gctx, h, "slate-sink-title", enr.Topic(), enrichPub, consumer.WithMaxAttempts(10)); err != nil {
 		return s, err
 	}
 

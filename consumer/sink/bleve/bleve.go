@@ -51,7 +51,8 @@ var (
 	ErrRejected = errors.New("bleve: event rejected")
 	// ErrStore is wrapped when the index on disk could not be opened,
 	// read or written.
-	ErrStore = errors.New("bleve: index store failed")
+	// It matches [sink.ErrUnavailable]: a later retry may succeed.
+	ErrStore = sink.NewUnavailable("bleve: index store failed")
 	// ErrQuery is wrapped when a search query cannot be parsed.
 	ErrQuery = errors.New("bleve: bad query")
 )

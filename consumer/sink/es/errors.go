@@ -3,6 +3,8 @@ package es
 import (
 	"errors"
 	"fmt"
+
+	"github.com/slatehq/slate/consumer/sink"
 )
 
 var (
@@ -11,7 +13,8 @@ var (
 	// ErrUnavailable is wrapped when the cluster refused or could not take
 	// the writes for now (HTTP 429 or 503 on an item or on the request, a
 	// connection failure). The batch is worth retrying; see [IsRetryable].
-	ErrUnavailable = errors.New("es: cluster busy or unavailable")
+	// It matches [sink.ErrUnavailable].
+	ErrUnavailable = sink.NewUnavailable("es: cluster busy or unavailable")
 	// ErrRejected is wrapped by an [*ItemError]: Elasticsearch refused a
 	// document for a reason a retry does not fix (a mapping conflict, an
 	// invalid index name).

@@ -20,8 +20,13 @@ var (
 	// ErrData is wrapped when an event's data cannot be stored as JSON:
 	// invalid JSON, undecodable Avro, Avro without a registry, or an
 	// unsupported content type. Such an event is poison: a retry fails the
-	// same way, so it belongs in the dead-letter topic.
+	// same way, so Write names it in a [*sink.RejectedError] for the
+	// consumer to dead-letter, and writes the rest of the batch.
 	ErrData = errors.New("hive: data cannot be stored as json")
+	// ErrStore is wrapped when a file of the table could not be written,
+	// synced or renamed into place. It matches [sink.ErrUnavailable]: the
+	// retry of the batch replaces what was written.
+	ErrStore = sink.NewUnavailable("hive: table store failed")
 	// ErrConfig is wrapped by the errors of [New] about its arguments.
 	ErrConfig = errors.New("hive: invalid configuration")
 )
@@ -158,11 +163,17 @@ func (s *Sink) Write(ctx context.Context, batch []sink.Event) error {
 
 	ingested := s.now().UTC().Truncate(time.Microsecond)
 	groups := make(map[group][]row)
+	var refused []sink.Rejection
 	for i := range batch {
 		ev := &batch[i]
 		r, err := s.toRow(ctx, ev, ingested)
 		if err != nil {
-			return fmt.Errorf("hive: event %s at %s/%d@%d: %w", ev.ID, ev.Topic, ev.Partition, ev.Offset, err)
+			err = fmt.Errorf("hive: event %s at %s/%d@%d: %w", ev.ID, ev.Topic, ev.Partition, ev.Offset, err)
+			if errors.Is(err, ErrData) {
+				refused = append(refused, sink.Rejection{Event: *ev, Err: err})
+				continue
+			}
+			return err
 		}
 		g := group{part: partitionOf(r.Time), topic: ev.Topic, kafkaPartition: ev.Partition}
 		groups[g] = append(groups[g], r)
@@ -182,16 +193,18 @@ func (s *Sink) Write(ctx context.Context, batch []sink.Event) error {
 			return fmt.Errorf("hive: write: %w", err)
 		}
 		if err := s.writeGroup(g, groups[g]); err != nil {
-			return err
+			return fmt.Errorf("%w: %w", ErrStore, err)
 		}
 		if !s.parts[g.part] {
 			newPart = true
 		}
 	}
 	if newPart {
-		return s.writeDDL()
+		if err := s.writeDDL(); err != nil {
+			return fmt.Errorf("%w: %w", ErrStore, err)
+		}
 	}
-	return nil
+	return sink.Reject(refused...)
 }
 
 // Close implements [sink.Sink]. Every Write commits its files before it

@@ -265,20 +265,25 @@ func TestNoTemporaryFilesLeft(t *testing.T) {
 	for i := range 5 {
 		mustWrite(t, s, at("t", int32(i%2), int64(i*10), 10, base.Add(time.Duration(i)*time.Hour)))
 	}
-	// A failing batch (invalid data in its last event) leaves nothing
-	// behind either.
+	// An event whose data cannot be stored is refused by name, for the
+	// consumer to dead-letter; the rest of its batch is written, and
+	// nothing temporary is left behind.
 	bad := at("t", 0, 1000, 3, base)
 	bad[2].Data = []byte("{not json")
-	if err := s.Write(t.Context(), bad); err == nil {
-		t.Fatal("Write of invalid json succeeded")
+	err := s.Write(t.Context(), bad)
+	rs, ok := sink.Rejections(err)
+	if !ok || len(rs) != 1 || rs[0].Event.ID != bad[2].ID || !errors.Is(err, hive.ErrData) {
+		t.Fatalf("Write with invalid json in one event: err = %v, want a sink.RejectedError naming it", err)
 	}
+	var written bool
 	for _, f := range files(t, s.Dir()) {
 		if strings.HasPrefix(filepath.Base(f), ".tmp-") {
 			t.Fatalf("temporary file left: %s", f)
 		}
-		if strings.Contains(f, "-1000-") {
-			t.Fatalf("file of a failed batch written: %s", f)
-		}
+		written = written || strings.HasSuffix(f, "part-t-0-1000-1001.parquet")
+	}
+	if !written {
+		t.Fatalf("the batch's good events were not written: %v", files(t, s.Dir()))
 	}
 }
 

@@ -8,11 +8,16 @@ import (
 	"sync"
 
 	"github.com/slatehq/slate/consumer/sink"
+	"github.com/slatehq/slate/producer"
 	"github.com/slatehq/slate/schema"
 )
 
 // ErrConfig is wrapped by every configuration error of [New].
 var ErrConfig = errors.New("kafka sink: invalid config")
+
+// ErrUnavailable is wrapped when publishing failed in a way a retry may
+// fix (see producer.IsRetryable). It matches [sink.ErrUnavailable].
+var ErrUnavailable = sink.NewUnavailable("kafka sink: broker unavailable")
 
 // Publisher publishes envelopes to a topic and returns only after the
 // broker acknowledged all of them. *producer.Producer implements it.
@@ -93,7 +98,11 @@ func (s *Sink) Write(ctx context.Context, batch []sink.Event) error {
 	}
 	for _, t := range order {
 		if err := s.pub.Publish(ctx, t, byTopic[t]...); err != nil {
-			return fmt.Errorf("kafka sink: publish %d events to %s: %w", len(byTopic[t]), t, err)
+			err = fmt.Errorf("kafka sink: publish %d events to %s: %w", len(byTopic[t]), t, err)
+			if producer.IsRetryable(err) {
+				err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+			}
+			return err
 		}
 		s.log.Debug("events republished", "topic", t, "events", len(byTopic[t]))
 	}
