@@ -41,6 +41,22 @@ func (s *seenIDs) has(id string) bool {
 	return s.ids[id] > 0
 }
 
+// waitDeadLetters waits until topic's dead-letter topic holds records and
+// returns them.
+func waitDeadLetters(t *testing.T, brokers, topic string) []consumer.DeadLetter {
+	t.Helper()
+	var dls []consumer.DeadLetter
+	testenv.WaitFor(t, 20*time.Second, "dead letters of "+topic, func() bool {
+		dls = dls[:0]
+		err := consumer.ReadDeadLetters(t.Context(), brokers, schema.DLQTopic(topic), func(d consumer.DeadLetter) error {
+			dls = append(dls, d)
+			return nil
+		})
+		return err == nil && len(dls) > 0
+	})
+	return dls
+}
+
 // A document Elasticsearch refuses for good (a value that does not fit the
 // index mapping) goes to <topic>.dlq with stage "sink" and the reason,
 // while the rest of its batch is applied and the partition moves on; the
@@ -77,15 +93,7 @@ func TestRefusedEventGoesToDeadLetterTopic(t *testing.T) {
 		t.Fatalf("refused document %s is in the index", bad.Subject)
 	}
 
-	var dls []consumer.DeadLetter
-	testenv.WaitFor(t, 20*time.Second, "the dead letter", func() bool {
-		dls = dls[:0]
-		err := consumer.ReadDeadLetters(t.Context(), f.brokers, schema.DLQTopic(topic), func(d consumer.DeadLetter) error {
-			dls = append(dls, d)
-			return nil
-		})
-		return err == nil && len(dls) > 0
-	})
+	dls := waitDeadLetters(t, f.brokers, topic)
 	if len(dls) != 1 {
 		t.Fatalf("%d dead letters, want 1", len(dls))
 	}
@@ -204,15 +212,7 @@ func TestEventExhaustingAttemptsGoesToDeadLetterTopic(t *testing.T) {
 		defer mu.Unlock()
 		return len(slices.Compact(slices.Sorted(slices.Values(applied)))) == len(envs)-1
 	})
-	var dls []consumer.DeadLetter
-	testenv.WaitFor(t, 20*time.Second, "the dead letter", func() bool {
-		dls = dls[:0]
-		err := consumer.ReadDeadLetters(t.Context(), f.brokers, schema.DLQTopic(topic), func(d consumer.DeadLetter) error {
-			dls = append(dls, d)
-			return nil
-		})
-		return err == nil && len(dls) > 0
-	})
+	dls := waitDeadLetters(t, f.brokers, topic)
 	if len(dls) != 1 || dls[0].Stage != "handler" || !strings.Contains(dls[0].Error, "title budget is negative") {
 		t.Fatalf("dead letters %+v, want one with stage handler and the handler's error", dls)
 	}

@@ -376,21 +376,8 @@ func TestDuplicateStormSurvivesSIGKILL(t *testing.T) {
 
 	topic := "studio.title.materialized.stormkill"
 	envs := titleEvents(n, "kill")
-	deliveries := append([]schema.Envelope(nil), envs...)
-	rng := rand.New(rand.NewPCG(5, 6))
-	for _, i := range rng.Perm(n)[:n/5] {
-		deliveries = append(deliveries, envs[i]) // the same envelope at a later offset
-	}
-	rng.Shuffle(len(deliveries)-n/2, func(i, j int) {
-		deliveries[n/2+i], deliveries[n/2+j] = deliveries[n/2+j], deliveries[n/2+i]
-	})
-	for part := deliveries; len(part) > 0; {
-		k := min(5000, len(part))
-		if err := env.Producer.Publish(t.Context(), topic, part[:k]...); err != nil {
-			t.Fatal(err)
-		}
-		part = part[k:]
-	}
+	deliveries := withRedeliveries(envs, 5)
+	publishChunked(t, env.Producer, topic, deliveries)
 	published := time.Since(start)
 
 	cfg := stormChildConfig{

@@ -19,12 +19,42 @@ import (
 	"github.com/slatehq/slate/consumer/sink"
 	"github.com/slatehq/slate/consumer/sink/hive"
 	"github.com/slatehq/slate/dedupe"
+	"github.com/slatehq/slate/producer"
 	"github.com/slatehq/slate/schema"
 )
 
 // defaultStormEvents is the size of the scale storm when SLATE_STORM_EVENTS
 // is unset.
 const defaultStormEvents = 100_000
+
+// withRedeliveries returns envs followed by a fifth of them again (the same
+// envelopes, as a producer retry leaves them at later offsets), with the
+// second half of the whole shuffled so that redeliveries mix with first
+// deliveries. seed picks the redelivered events.
+func withRedeliveries(envs []schema.Envelope, seed uint64) []schema.Envelope {
+	n := len(envs)
+	deliveries := append([]schema.Envelope(nil), envs...)
+	rng := rand.New(rand.NewPCG(seed, seed+1))
+	for _, i := range rng.Perm(n)[:n/5] {
+		deliveries = append(deliveries, envs[i])
+	}
+	rng.Shuffle(len(deliveries)-n/2, func(i, j int) {
+		deliveries[n/2+i], deliveries[n/2+j] = deliveries[n/2+j], deliveries[n/2+i]
+	})
+	return deliveries
+}
+
+// publishChunked publishes envs to topic in synchronous calls of 5000.
+func publishChunked(t *testing.T, pub *producer.Producer, topic string, envs []schema.Envelope) {
+	t.Helper()
+	for len(envs) > 0 {
+		k := min(5000, len(envs))
+		if err := pub.Publish(t.Context(), topic, envs[:k]...); err != nil {
+			t.Fatal(err)
+		}
+		envs = envs[k:]
+	}
+}
 
 // stormTracker records what the consumers of the scale storm were handed.
 type stormTracker struct {
@@ -87,24 +117,10 @@ func TestDuplicateStormAtScale(t *testing.T) {
 
 	topic := "studio.title.materialized.stormscale"
 	envs := titleEvents(n, "scale")
-	deliveries := append([]schema.Envelope(nil), envs...)
-	rng := rand.New(rand.NewPCG(3, 4))
-	for _, i := range rng.Perm(n)[:n/5] {
-		deliveries = append(deliveries, envs[i]) // the same envelope at a later offset
-	}
-	rng.Shuffle(len(deliveries)-n/2, func(i, j int) {
-		deliveries[n/2+i], deliveries[n/2+j] = deliveries[n/2+j], deliveries[n/2+i]
-	})
+	deliveries := withRedeliveries(envs, 3)
 	publish := func(part []schema.Envelope) {
 		t.Helper()
-		const chunk = 5000
-		for len(part) > 0 {
-			k := min(chunk, len(part))
-			if err := f.pub.Publish(t.Context(), topic, part[:k]...); err != nil {
-				t.Fatal(err)
-			}
-			part = part[k:]
-		}
+		publishChunked(t, f.pub, topic, part)
 	}
 
 	tr := &stormTracker{offsets: map[[2]int64]int{}}
