@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/slatehq/slate/dedupe"
 	"github.com/slatehq/slate/internal/stack"
 )
 
@@ -80,6 +81,7 @@ by itself, prints a summary and exits 0 only if every change reached the sink.`,
 	f.IntVar(&cfg.TitlesPort, "titles-port", 50051, "titles gRPC service port")
 	f.IntVar(&cfg.HTTPPort, "http-port", 9464, "port of /metrics and /healthz")
 	f.StringVar(&cfg.Redis, "redis", "", "keep the dedupe store in Redis: host:port, or a comma list of cluster nodes (empty: in memory)")
+	f.StringVar(&cfg.RedisKeyPrefix, "redis-key-prefix", dedupe.DefaultKeyPrefix, "prefix of the dedupe keys in Redis")
 	f.BoolVar(&cfg.Transactional, "transactional", false, "run the enricher exactly once (Kafka transactions)")
 	f.DurationVar(&duration, "duration", 0, "stop after this long and print a summary (0 runs until Ctrl-C)")
 	f.Float64Var(&rate, "rate", 50, "workload writes per second")

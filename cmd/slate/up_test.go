@@ -1,8 +1,13 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // slate up --duration runs the whole system, then exits 0 only if every
@@ -25,7 +30,17 @@ func TestUpWithRedis(t *testing.T) {
 	if testing.Short() || addr == "" {
 		t.Skip("needs SLATE_REDIS_ADDR (a local Redis) and runs the whole system for a few seconds")
 	}
-	code := run([]string{"up", "--duration", "3s", "--settle", "20s", "--rate", "100", "--redis", addr,
+	prefix := fmt.Sprintf("slatetest:up:%d:", time.Now().UnixNano())
+	t.Cleanup(func() {
+		rc := redis.NewClient(&redis.Options{Addr: addr})
+		defer rc.Close()
+		ctx := context.Background()
+		iter := rc.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+		for iter.Next(ctx) {
+			rc.Unlink(ctx, iter.Val())
+		}
+	})
+	code := run([]string{"up", "--duration", "3s", "--settle", "20s", "--rate", "100", "--redis", addr, "--redis-key-prefix", prefix,
 		"--data-dir", t.TempDir(), "--kafka-port", "0", "--registry-port", "0", "--titles-port", "0", "--http-port", "0",
 		"--log-level", "warn"})
 	if code != 0 {

@@ -56,7 +56,10 @@ type Config struct {
 	// one server, or a comma list of Redis Cluster nodes. Empty keeps it
 	// in memory (lost on restart).
 	Redis string
-	Log   *slog.Logger
+	// RedisKeyPrefix is the prefix of the dedupe keys in Redis (default
+	// dedupe.DefaultKeyPrefix).
+	RedisKeyPrefix string
+	Log            *slog.Logger
 	// ExtraSinks receive every deduplicated event after the Hive sink.
 	ExtraSinks []sink.Sink
 }
@@ -256,7 +259,11 @@ func (s *Stack) startDedupe(ctx context.Context) error {
 		_ = rc.Close()
 		return fmt.Errorf("stack: dedupe store: redis at %s does not answer: %w", s.cfg.Redis, err)
 	}
-	store, err := dedupe.NewRedis(rc, dedupe.WithLogger(s.cfg.Log))
+	opts := []dedupe.Option{dedupe.WithLogger(s.cfg.Log)}
+	if s.cfg.RedisKeyPrefix != "" {
+		opts = append(opts, dedupe.WithKeyPrefix(s.cfg.RedisKeyPrefix))
+	}
+	store, err := dedupe.NewRedis(rc, opts...)
 	if err != nil {
 		_ = rc.Close()
 		return err
