@@ -506,7 +506,13 @@ func (p *Producer) send() {
 				break
 			}
 			for i, s := range batch {
-				if err := p.produceNow(nil, &s.msg); err != nil {
+				var err error
+				if p.abandon.Load() {
+					err = &PublishError{Topic: s.topic, Key: string(s.msg.Key), Err: ErrClosed}
+				} else {
+					err = p.produceNow(context.Background(), &s.msg)
+				}
+				if err != nil {
 					p.report(s.msg.Opaque, Delivery{Topic: s.topic, Partition: kafka.PartitionAny, Offset: -1, Err: err})
 				}
 				putScratch(s)
@@ -517,7 +523,7 @@ func (p *Producer) send() {
 }
 
 // produceNow hands msg to librdkafka, waiting while its local queue is
-// full, until ctx ends (when ctx is nil, until Close gives up).
+// full, until ctx ends or Close gives up.
 func (p *Producer) produceNow(ctx context.Context, msg *kafka.Message) error {
 	for {
 		err := p.kp.Produce(msg, nil)
@@ -529,16 +535,12 @@ func (p *Producer) produceNow(ctx context.Context, msg *kafka.Message) error {
 			return &PublishError{Topic: topicOf(msg), Key: string(msg.Key), Err: err}
 		}
 		// Backpressure: the local queue is full; wait for deliveries.
-		var done <-chan struct{}
-		if ctx != nil {
-			done = ctx.Done()
-		}
 		select {
-		case <-done:
+		case <-ctx.Done():
 			return &PublishError{Topic: topicOf(msg), Key: string(msg.Key), Err: ctx.Err()}
 		case <-time.After(time.Millisecond):
 		}
-		if ctx == nil && p.abandon.Load() {
+		if p.abandon.Load() {
 			return &PublishError{Topic: topicOf(msg), Key: string(msg.Key), Err: ErrClosed}
 		}
 	}
