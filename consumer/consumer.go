@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -146,9 +147,9 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 // batch is committed). A batch keeps retrying after its partitions were
 // revoked: the new owner replays from the last commit, finds the events
 // this batch claimed held ([ErrClaimHeld]) and waits until they are done,
-// and dedupe and the sinks' idempotency absorb the overlap. Offsets are committed only
-// for partitions still assigned, so a late commit never moves another
-// member's position back.
+// and dedupe and the sinks' idempotency absorb the overlap. Offsets are
+// committed only for partitions still assigned, so a late commit never
+// moves another member's position back.
 type Consumer struct {
 	cfg     config
 	h       Handler
@@ -472,50 +473,35 @@ func (c *Consumer) poison(ctx context.Context, m *kafka.Message, cause error) er
 // events the sinks refused for good, and returns those it could not write
 // (to try again on the batch's next attempt) with the first failure.
 func (c *Consumer) deadLetterRefused(ctx context.Context, msgs []*kafka.Message, refused []sink.Rejection) ([]sink.Rejection, error) {
-	byOffset := make(map[tp]map[kafka.Offset]*kafka.Message)
-	for _, m := range msgs {
-		k := tp{*m.TopicPartition.Topic, m.TopicPartition.Partition}
-		if byOffset[k] == nil {
-			byOffset[k] = make(map[kafka.Offset]*kafka.Message)
-		}
-		byOffset[k][m.TopicPartition.Offset] = m
-	}
 	// Several sinks may refuse one event: one dead letter, every cause.
-	causes := make(map[*kafka.Message][]error)
+	byRecord := make(map[*kafka.Message][]sink.Rejection)
 	var order []*kafka.Message
-	var missing []sink.Rejection
 	for _, r := range refused {
-		m := byOffset[tp{r.Event.Topic, r.Event.Partition}][kafka.Offset(r.Event.Offset)]
+		m := messageOf(msgs, &r.Event)
 		if m == nil {
-			missing = append(missing, r)
-			continue
+			// A handler reported an event that is not of this batch: a
+			// bug in the handler, not something to retry.
+			return nil, fmt.Errorf("consumer: refused event %s at %s[%d]@%d is not in the batch",
+				r.Event.ID, r.Event.Topic, r.Event.Partition, r.Event.Offset)
 		}
-		if causes[m] == nil {
+		if byRecord[m] == nil {
 			order = append(order, m)
 		}
-		causes[m] = append(causes[m], r.Err)
-	}
-	if len(missing) > 0 {
-		// A handler reported an event that is not of this batch: a bug
-		// in the handler, not something to retry.
-		return nil, fmt.Errorf("consumer: %d refused event(s) not in the batch, first %s at %s[%d]@%d",
-			len(missing), missing[0].Event.ID, missing[0].Event.Topic, missing[0].Event.Partition, missing[0].Event.Offset)
+		byRecord[m] = append(byRecord[m], r)
 	}
 	var left []sink.Rejection
 	var first error
 	for _, m := range order {
-		cause := errors.Join(causes[m]...)
+		causes := make([]error, len(byRecord[m]))
+		for i, r := range byRecord[m] {
+			causes[i] = r.Err
+		}
+		cause := errors.Join(causes...)
 		c.cfg.log.Error("event refused by a sink, dead-lettering", "group", c.cfg.group, "topic", *m.TopicPartition.Topic,
 			"partition", m.TopicPartition.Partition, "offset", int64(m.TopicPartition.Offset), "err", cause)
 		if err := c.deadLetter(ctx, m, "sink", cause); err != nil {
-			for _, r := range refused {
-				if r.Event.Topic == *m.TopicPartition.Topic && r.Event.Partition == m.TopicPartition.Partition && kafka.Offset(r.Event.Offset) == m.TopicPartition.Offset {
-					left = append(left, r)
-				}
-			}
-			if first == nil {
-				first = err
-			}
+			left = append(left, byRecord[m]...)
+			first = cmp.Or(first, err)
 		}
 	}
 	return left, first
