@@ -156,6 +156,16 @@ func Deduplicate(store DedupeStore, cfg DedupeConfig, next Handler) Handler {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	dups := duplicatesTotal.WithLabelValues(cfg.Group)
+	// release gives claims back with a fresh context: it must happen even
+	// when ctx was cancelled, or the ids stay blocked until the lease ends.
+	release := func(ctx context.Context, ids []string) error {
+		if len(ids) == 0 {
+			return nil
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		return store.Release(rctx, ids)
+	}
 	return HandlerFunc(func(ctx context.Context, batch []sink.Event) error {
 		ids := make([]string, len(batch))
 		for i := range batch {
@@ -190,10 +200,8 @@ func Deduplicate(store DedupeStore, cfg DedupeConfig, next Handler) Handler {
 		}
 		if nHeld > 0 {
 			held.WithLabelValues(cfg.Group).Add(float64(nHeld))
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
 			return errors.Join(fmt.Errorf("%w: %d of %d events, first %s", ErrClaimHeld, nHeld, len(batch), heldID),
-				store.Release(rctx, claimed))
+				release(ctx, claimed))
 		}
 		if d := len(batch) - len(keep); d > 0 {
 			dups.Add(float64(d))
@@ -221,17 +229,11 @@ func Deduplicate(store DedupeStore, cfg DedupeConfig, next Handler) Handler {
 				}
 			}
 			claimed = written
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			if rerr := store.Release(rctx, slices.Collect(maps.Keys(refused))); rerr != nil {
+			if rerr := release(ctx, slices.Collect(maps.Keys(refused))); rerr != nil {
 				return errors.Join(err, rerr)
 			}
 		} else if err != nil {
-			// Use a fresh context: the release must happen even when ctx
-			// was cancelled, or the ids stay blocked until the lease ends.
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			return errors.Join(err, store.Release(rctx, claimed))
+			return errors.Join(err, release(ctx, claimed))
 		}
 		rejected := err // nil, or the refusals the consumer dead-letters
 		if len(claimed) == 0 {
