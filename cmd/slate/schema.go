@@ -34,17 +34,22 @@ holding an Avro schema as JSON, or - for standard input.`,
 		}
 		return c, nil
 	}
+	// clientAndSchema is the start of the commands that send a schema file.
+	clientAndSchema := func(cmd *cobra.Command, path string) (*registry.Client, string, error) {
+		c, err := client()
+		if err != nil {
+			return nil, "", err
+		}
+		s, err := readSchema(cmd, path)
+		return c, s, err
+	}
 
 	register := &cobra.Command{
 		Use:   "register SUBJECT SCHEMA-FILE",
 		Short: "Register a schema under a subject and print its id and version",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client()
-			if err != nil {
-				return err
-			}
-			s, err := readSchema(cmd, args[1])
+			c, s, err := clientAndSchema(cmd, args[1])
 			if err != nil {
 				return err
 			}
@@ -66,11 +71,7 @@ holding an Avro schema as JSON, or - for standard input.`,
 		Short: "Check a schema against a subject's compatibility level; exits 1 when incompatible",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client()
-			if err != nil {
-				return err
-			}
-			s, err := readSchema(cmd, args[1])
+			c, s, err := clientAndSchema(cmd, args[1])
 			if err != nil {
 				return err
 			}
