@@ -7,38 +7,27 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/slatehq/slate/producer"
 	"github.com/slatehq/slate/schema"
 )
 
-// OutboxTable is the default name of the outbox table.
-const OutboxTable = "slate_outbox"
-
-// OutboxDDL creates the outbox table (PostgreSQL). A service inserts one
-// row per event in the same transaction as its change; payload is the
-// envelope in the Confluent wire format (schema.Codec.Encode for the
-// topic schema.ChangesTopic(aggregatetype)). The CDC source publishes each
-// inserted row as the envelope it carries to
-// schema.ChangesTopic(aggregatetype), keyed by aggregateid, and never as a
-// row event; it may delete rows once Kafka acknowledged them.
-const OutboxDDL = `CREATE TABLE IF NOT EXISTS slate_outbox (
-	id            uuid        PRIMARY KEY,
-	aggregatetype text        NOT NULL,
-	aggregateid   text        NOT NULL,
-	type          text        NOT NULL,
-	payload       bytea       NOT NULL,
-	created_at    timestamptz NOT NULL DEFAULT now()
-)`
-
-// OutboxDDLMySQL is [OutboxDDL] for MySQL/MariaDB (id as a 36-character
-// UUID string).
-const OutboxDDLMySQL = `CREATE TABLE IF NOT EXISTS slate_outbox (
-	id            char(36)     NOT NULL PRIMARY KEY,
-	aggregatetype varchar(255) NOT NULL,
-	aggregateid   varchar(255) NOT NULL,
-	type          varchar(64)  NOT NULL,
-	payload       longblob     NOT NULL,
-	created_at    timestamp(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
-)`
+// The outbox table is the one producer.Outbox writes: these name the
+// producer's definitions, so that the writer and the CDC reader cannot
+// drift apart.
+const (
+	// OutboxTable is the default name of the outbox table.
+	OutboxTable = producer.OutboxTable
+	// OutboxDDL creates the outbox table (PostgreSQL). A service inserts
+	// one row per event in the same transaction as its change; payload is
+	// the envelope in the Confluent wire format (schema.Codec.Encode for
+	// the topic schema.ChangesTopic(aggregatetype)). The CDC source
+	// publishes each inserted row as the envelope it carries to
+	// schema.ChangesTopic(aggregatetype), keyed by aggregateid, and never
+	// as a row event; it may delete rows once Kafka acknowledged them.
+	OutboxDDL = producer.OutboxDDLPostgres
+	// OutboxDDLMySQL is [OutboxDDL] for MySQL/MariaDB.
+	OutboxDDLMySQL = producer.OutboxDDLMySQL
+)
 
 // ErrOutboxRow is wrapped when an outbox row cannot be published: a
 // missing column or a payload that is not a slate envelope.
