@@ -27,14 +27,15 @@ type DeadLetterPublisher interface {
 	PublishRaw(ctx context.Context, topic string, key, value []byte, headers []schema.Header) error
 }
 
-// Dead-letter headers, added to the record's own headers.
+// Dead-letter headers, added to the record's own headers (see
+// schema.AppendDeadLetterHeaders).
 const (
-	HeaderDLQError     = "slate_dlq_error"
-	HeaderDLQStage     = "slate_dlq_stage"
-	HeaderDLQTopic     = "slate_dlq_origin_topic"
-	HeaderDLQPartition = "slate_dlq_origin_partition"
-	HeaderDLQOffset    = "slate_dlq_origin_offset"
-	HeaderDLQGroup     = "slate_dlq_group"
+	HeaderDLQError     = schema.HeaderDLQError
+	HeaderDLQStage     = schema.HeaderDLQStage
+	HeaderDLQTopic     = schema.HeaderDLQTopic
+	HeaderDLQPartition = schema.HeaderDLQPartition
+	HeaderDLQOffset    = schema.HeaderDLQOffset
+	HeaderDLQGroup     = schema.HeaderDLQGroup
 )
 
 type config struct {
@@ -567,14 +568,8 @@ func (c *Consumer) deadLetter(ctx context.Context, m *kafka.Message, stage strin
 	for _, h := range m.Headers {
 		hs = append(hs, schema.Header(h))
 	}
-	hs = append(hs,
-		schema.Header{Key: HeaderDLQError, Value: []byte(cause.Error())},
-		schema.Header{Key: HeaderDLQStage, Value: []byte(stage)},
-		schema.Header{Key: HeaderDLQTopic, Value: []byte(topic)},
-		schema.Header{Key: HeaderDLQPartition, Value: strconv.AppendInt(nil, int64(m.TopicPartition.Partition), 10)},
-		schema.Header{Key: HeaderDLQOffset, Value: strconv.AppendInt(nil, int64(m.TopicPartition.Offset), 10)},
-		schema.Header{Key: HeaderDLQGroup, Value: []byte(c.cfg.group)},
-	)
+	hs = schema.AppendDeadLetterHeaders(hs, schema.DeadLetterOrigin{Err: cause, Stage: stage, Topic: topic,
+		Partition: m.TopicPartition.Partition, Offset: int64(m.TopicPartition.Offset), Group: c.cfg.group})
 	if err := c.cfg.dlq.PublishRaw(ctx, schema.DLQTopic(topic), m.Key, m.Value, hs); err != nil {
 		return fmt.Errorf("consumer: dead-letter to %s: %w", schema.DLQTopic(topic), err)
 	}

@@ -3,7 +3,6 @@ package enricher
 import (
 	"context"
 	"fmt"
-	"strconv"
 
 	"github.com/slatehq/slate/consumer/sink"
 	"github.com/slatehq/slate/schema"
@@ -16,14 +15,14 @@ type DeadLetterPublisher interface {
 }
 
 // Dead-letter headers, added to the ce_* headers of the dead-lettered
-// envelope. The names match those of the consumer runtime.
+// envelope: those of the consumer runtime (schema.AppendDeadLetterHeaders).
 const (
-	HeaderDLQError     = "slate_dlq_error"
-	HeaderDLQStage     = "slate_dlq_stage"
-	HeaderDLQTopic     = "slate_dlq_origin_topic"
-	HeaderDLQPartition = "slate_dlq_origin_partition"
-	HeaderDLQOffset    = "slate_dlq_origin_offset"
-	HeaderDLQAttempts  = "slate_dlq_attempts"
+	HeaderDLQError     = schema.HeaderDLQError
+	HeaderDLQStage     = schema.HeaderDLQStage
+	HeaderDLQTopic     = schema.HeaderDLQTopic
+	HeaderDLQPartition = schema.HeaderDLQPartition
+	HeaderDLQOffset    = schema.HeaderDLQOffset
+	HeaderDLQAttempts  = schema.HeaderDLQAttempts
 )
 
 // DeadLetterStage is the value of the stage header of the enricher's dead
@@ -32,7 +31,6 @@ const DeadLetterStage = "enrich"
 
 // deadLetter sends every event of batch, re-encoded, to <topic>.dlq.
 func (e *Enricher) deadLetter(ctx context.Context, batch []sink.Event, cause error, attempts int) error {
-	msg := []byte(cause.Error())
 	for i := range batch {
 		ev := &batch[i]
 		env := ev.Envelope
@@ -42,14 +40,8 @@ func (e *Enricher) deadLetter(ctx context.Context, batch []sink.Event, cause err
 			return fmt.Errorf("enricher: dead-letter encode %s: %w", env.ID, err)
 		}
 		hs := schema.AppendHeaders(make([]schema.Header, 0, 17), &env)
-		hs = append(hs,
-			schema.Header{Key: HeaderDLQError, Value: msg},
-			schema.Header{Key: HeaderDLQStage, Value: []byte(DeadLetterStage)},
-			schema.Header{Key: HeaderDLQTopic, Value: []byte(ev.Topic)},
-			schema.Header{Key: HeaderDLQPartition, Value: strconv.AppendInt(nil, int64(ev.Partition), 10)},
-			schema.Header{Key: HeaderDLQOffset, Value: strconv.AppendInt(nil, ev.Offset, 10)},
-			schema.Header{Key: HeaderDLQAttempts, Value: strconv.AppendInt(nil, int64(attempts), 10)},
-		)
+		hs = schema.AppendDeadLetterHeaders(hs, schema.DeadLetterOrigin{Err: cause, Stage: DeadLetterStage,
+			Topic: ev.Topic, Partition: ev.Partition, Offset: ev.Offset, Attempts: attempts})
 		if err := e.cfg.dlq.PublishRaw(ctx, topic, []byte(env.Subject), value, hs); err != nil {
 			return fmt.Errorf("enricher: dead-letter to %s: %w", topic, err)
 		}
