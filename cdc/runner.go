@@ -153,18 +153,23 @@ func (r *Runner) Run(ctx context.Context, src Source) error {
 	return nil
 }
 
+// nextBatch waits for the next queued batch; ok is false when the queue
+// is closed or ctx ended.
+func nextBatch(ctx context.Context, queue <-chan Batch) (b Batch, ok bool) {
+	select {
+	case b, ok = <-queue:
+		return b, ok
+	case <-ctx.Done():
+		return b, false
+	}
+}
+
 // publishLoop publishes queued batches in rounds and acks after each
 // round. It returns nil when the queue is closed or ctx ends.
 func (r *Runner) publishLoop(ctx context.Context, src Source, queue <-chan Batch) error {
 	for {
-		var b Batch
-		var ok bool
-		select {
-		case b, ok = <-queue:
-			if !ok {
-				return nil
-			}
-		case <-ctx.Done():
+		b, ok := nextBatch(ctx, queue)
+		if !ok {
 			return nil
 		}
 		round := []Batch{b}
@@ -272,14 +277,8 @@ func (t *tracked) delivered(d producer.Delivery) {
 // ends.
 func (r *Runner) enqueueLoop(ctx context.Context, ap AsyncPublisher, queue <-chan Batch, inflight chan<- *tracked) error {
 	for {
-		var b Batch
-		var ok bool
-		select {
-		case b, ok = <-queue:
-			if !ok {
-				return nil
-			}
-		case <-ctx.Done():
+		b, ok := nextBatch(ctx, queue)
+		if !ok {
 			return nil
 		}
 		t := &tracked{batch: b, done: make(chan struct{})}
