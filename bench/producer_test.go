@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
-	"runtime"
-	"slices"
 	"testing"
 	"time"
 
@@ -141,12 +139,9 @@ func BenchmarkProducerThroughput(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	sides := []struct {
-		name string
-		run  func()
-	}{
-		{"raw", func() { raw.publish(b, msgs) }},
-		{"raw-encoding", func() {
+	sides := []side{
+		{"raw", func() error { raw.publish(b, msgs); return nil }},
+		{"raw-encoding", func() error {
 			// Raw client, but encoding and framing each record on the
 			// way, as the SDK does: what remains is the wrapper's cost.
 			enc := make([]*kafka.Message, len(envs))
@@ -160,8 +155,9 @@ func BenchmarkProducerThroughput(b *testing.B) {
 				enc[i] = &m
 			}
 			raw.publish(b, enc)
+			return nil
 		}},
-		{"sdk-async", func() {
+		{"sdk-async", func() error {
 			for i := range envs {
 				if err := p.PublishAsync(ctx, topicSDK, envs[i], func(d producer.Delivery) {
 					if d.Err != nil {
@@ -174,8 +170,9 @@ func BenchmarkProducerThroughput(b *testing.B) {
 			if err := p.Flush(ctx); err != nil {
 				b.Fatal(err)
 			}
+			return nil
 		}},
-		{"sdk-batch500", func() {
+		{"sdk-batch500", func() error {
 			// Synchronous calls of 500: each waits for its acks (linger
 			// plus a broker round trip) before the next starts.
 			const batch = 500
@@ -184,63 +181,30 @@ func BenchmarkProducerThroughput(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			return nil
 		}},
-		{"sdk-batch5000", func() {
+		{"sdk-batch5000", func() error {
 			if err := p.Publish(ctx, topicSDK, envs...); err != nil {
 				b.Fatal(err)
 			}
+			return nil
 		}},
-		{"raw-batch500", func() {
+		{"raw-batch500", func() error {
 			// The raw client in the same pattern as sdk-batch500: 500
 			// records, then wait for their acknowledgements.
 			const batch = 500
 			for i := 0; i < len(msgs); i += batch {
 				raw.publish(b, msgs[i:i+batch])
 			}
+			return nil
 		}},
 	}
-	// rounds[r][i] is how long side i took in round r.
-	var rounds [][]time.Duration
-	b.ResetTimer()
-	for b.Loop() {
-		// Rotate the order, so no side always runs first (or right
-		// after another's garbage), and start each from a clean heap.
-		took := make([]time.Duration, len(sides))
-		for k := range sides {
-			i := (len(rounds) + k) % len(sides)
-			b.StopTimer()
-			runtime.GC()
-			b.StartTimer()
-			start := time.Now()
-			sides[i].run()
-			took[i] = time.Since(start)
-		}
-		rounds = append(rounds, took)
-	}
-	b.StopTimer()
-	for i, s := range sides {
-		var total time.Duration
-		for _, r := range rounds {
-			total += r[i]
-		}
-		b.ReportMetric(float64(len(rounds)*records)/total.Seconds(), s.name+"-rec/s")
-	}
-	// Ratios are taken per round, between sides that ran seconds apart,
-	// and the median reported: on a shared machine the load changes
-	// between rounds more than within one.
-	ratio := func(num, den int) float64 {
-		rs := make([]float64, len(rounds))
-		for j, r := range rounds {
-			rs[j] = r[den].Seconds() / r[num].Seconds() // rate num / rate den
-		}
-		slices.Sort(rs)
-		return rs[len(rs)/2]
-	}
-	b.ReportMetric(ratio(2, 0), "async/raw")
-	b.ReportMetric(ratio(3, 0), "batch500/raw")
-	b.ReportMetric(ratio(4, 0), "batch5000/raw")
-	b.ReportMetric(ratio(2, 1), "async/raw-encoding")
-	b.ReportMetric(ratio(3, 5), "batch500/raw-batch500")
+	rs := runRounds(b, records, sides)
+	b.ReportMetric(rs.ratio(2, 0), "async/raw")
+	b.ReportMetric(rs.ratio(3, 0), "batch500/raw")
+	b.ReportMetric(rs.ratio(4, 0), "batch5000/raw")
+	b.ReportMetric(rs.ratio(2, 1), "async/raw-encoding")
+	b.ReportMetric(rs.ratio(3, 5), "batch500/raw-batch500")
 }
 
 // BenchmarkEnvelopeEncode measures encoding plus Confluent framing of one

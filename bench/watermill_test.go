@@ -3,8 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"runtime"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -178,10 +176,7 @@ func BenchmarkWatermillComparison(b *testing.B) {
 		defer mu.Unlock()
 		return failed
 	}
-	sides := []struct {
-		name string
-		run  func() error
-	}{
+	sides := []side{
 		{"watermill", func() error {
 			// Publish is synchronous: one message, then its ack.
 			return fanOut(records, publishers, func(lo, hi int) error {
@@ -219,44 +214,12 @@ func BenchmarkWatermillComparison(b *testing.B) {
 		// What dropping the linger costs the asynchronous path.
 		{"slate-async-linger0", func() error { return publishAsync(p0, publishers) }},
 	}
-	var rounds [][]time.Duration
-	b.ResetTimer()
-	for b.Loop() {
-		took := make([]time.Duration, len(sides))
-		for k := range sides {
-			i := (len(rounds) + k) % len(sides)
-			b.StopTimer()
-			runtime.GC()
-			b.StartTimer()
-			start := time.Now()
-			if err := sides[i].run(); err != nil {
-				b.Fatalf("%s: %v", sides[i].name, err)
-			}
-			took[i] = time.Since(start)
-		}
-		rounds = append(rounds, took)
-	}
-	b.StopTimer()
-	for i, s := range sides {
-		var total time.Duration
-		for _, r := range rounds {
-			total += r[i]
-		}
-		b.ReportMetric(float64(len(rounds)*records)/total.Seconds(), s.name+"-rec/s")
-	}
-	ratio := func(num, den int) float64 {
-		rs := make([]float64, len(rounds))
-		for j, r := range rounds {
-			rs[j] = r[den].Seconds() / r[num].Seconds()
-		}
-		slices.Sort(rs)
-		return rs[len(rs)/2]
-	}
-	b.ReportMetric(ratio(1, 0), "publish/watermill")
-	b.ReportMetric(ratio(2, 0), "publish-linger0/watermill")
-	b.ReportMetric(ratio(3, 0), "async/watermill")
-	b.ReportMetric(ratio(4, 0), "async-1g/watermill")
-	b.ReportMetric(ratio(5, 0), "async-linger0/watermill")
+	rs := runRounds(b, records, sides)
+	b.ReportMetric(rs.ratio(1, 0), "publish/watermill")
+	b.ReportMetric(rs.ratio(2, 0), "publish-linger0/watermill")
+	b.ReportMetric(rs.ratio(3, 0), "async/watermill")
+	b.ReportMetric(rs.ratio(4, 0), "async-1g/watermill")
+	b.ReportMetric(rs.ratio(5, 0), "async-linger0/watermill")
 }
 
 // checkIdempotent reads the first record of topic back and fails unless it
