@@ -2,18 +2,13 @@ package bleve_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"net/http/httptest"
 	"testing"
-
-	"github.com/hamba/avro/v2"
 
 	"github.com/slatehq/slate/consumer/sink"
 	"github.com/slatehq/slate/consumer/sink/bleve"
 	"github.com/slatehq/slate/consumer/sink/sinktest"
 	"github.com/slatehq/slate/schema"
-	"github.com/slatehq/slate/schema/registry"
 )
 
 // reader reads the sink's directory. While the sink is open it asks the
@@ -69,16 +64,6 @@ func TestContract(t *testing.T) {
 	})
 }
 
-func event(op schema.Op, subject string, seq int64, data map[string]any) sink.Event {
-	e := schema.NewEnvelope("//test", op, "title", subject)
-	e.Sequence = seq
-	if data != nil {
-		e.DataContentType = schema.ContentTypeJSON
-		e.Data, _ = json.Marshal(data)
-	}
-	return sink.Event{Envelope: e, Topic: "studio.title.materialized"}
-}
-
 // The stored version decides, not the order of arrival: the same cases
 // as the es sink's, plus the tombstone ones.
 func TestExternalVersions(t *testing.T) {
@@ -90,35 +75,35 @@ func TestExternalVersions(t *testing.T) {
 		wantName    string
 		wantVersion int64
 	}{
-		{"newer wins", [][]sink.Event{{event(schema.OpCreate, "t1", 1, name("A"))},
-			{event(schema.OpUpdate, "t1", 2, name("B"))}}, true, "B", 2},
-		{"older update arrives last", [][]sink.Event{{event(schema.OpUpdate, "t1", 5, name("July"))},
-			{event(schema.OpUpdate, "t1", 4, name("June"))}}, true, "July", 5},
-		{"same version replayed", [][]sink.Event{{event(schema.OpUpdate, "t1", 3, name("A"))},
-			{event(schema.OpUpdate, "t1", 3, name("other"))}}, true, "A", 3},
-		{"out of order in one batch", [][]sink.Event{{event(schema.OpUpdate, "t1", 7, name("new")),
-			event(schema.OpUpdate, "t1", 6, name("old"))}}, true, "new", 7},
-		{"delete", [][]sink.Event{{event(schema.OpCreate, "t1", 1, name("A"))},
-			{event(schema.OpDelete, "t1", 2, nil)}}, false, "", 2},
-		{"delete with the same version", [][]sink.Event{{event(schema.OpCreate, "t1", 2, name("A"))},
-			{event(schema.OpDelete, "t1", 2, nil)}}, false, "", 2},
-		{"older delete is ignored", [][]sink.Event{{event(schema.OpUpdate, "t1", 5, name("A"))},
-			{event(schema.OpDelete, "t1", 4, nil)}}, true, "A", 5},
-		{"delete then older update", [][]sink.Event{{event(schema.OpCreate, "t1", 1, name("A"))},
-			{event(schema.OpDelete, "t1", 3, nil)}, {event(schema.OpUpdate, "t1", 2, name("B"))}}, false, "", 3},
-		{"delete then same-version update", [][]sink.Event{{event(schema.OpDelete, "t1", 3, nil)},
-			{event(schema.OpUpdate, "t1", 3, name("B"))}}, false, "", 3},
-		{"delete then newer create", [][]sink.Event{{event(schema.OpCreate, "t1", 1, name("A"))},
-			{event(schema.OpDelete, "t1", 2, nil)}, {event(schema.OpCreate, "t1", 3, name("C"))}}, true, "C", 3},
-		{"delete and older update in one batch", [][]sink.Event{{event(schema.OpCreate, "t1", 1, name("A")),
-			event(schema.OpDelete, "t1", 3, nil), event(schema.OpUpdate, "t1", 2, name("B"))}}, false, "", 3},
-		{"delete of a missing document", [][]sink.Event{{event(schema.OpDelete, "t1", 1, nil)}}, false, "", 1},
-		{"whole history replayed", [][]sink.Event{{event(schema.OpCreate, "t1", 1, name("A")),
-			event(schema.OpUpdate, "t1", 2, name("B")), event(schema.OpDelete, "t1", 3, nil)},
-			{event(schema.OpCreate, "t1", 1, name("A")), event(schema.OpUpdate, "t1", 2, name("B"))}}, false, "", 3},
-		{"snapshot indexes", [][]sink.Event{{event(schema.OpSnapshot, "t1", 1, name("S"))}}, true, "S", 1},
-		{"truncate is skipped", [][]sink.Event{{event(schema.OpCreate, "t1", 1, name("A"))},
-			{event(schema.OpTruncate, "", 2, nil)}}, true, "A", 1},
+		{"newer wins", [][]sink.Event{{sinktest.Event(schema.OpCreate, "t1", 1, name("A"))},
+			{sinktest.Event(schema.OpUpdate, "t1", 2, name("B"))}}, true, "B", 2},
+		{"older update arrives last", [][]sink.Event{{sinktest.Event(schema.OpUpdate, "t1", 5, name("July"))},
+			{sinktest.Event(schema.OpUpdate, "t1", 4, name("June"))}}, true, "July", 5},
+		{"same version replayed", [][]sink.Event{{sinktest.Event(schema.OpUpdate, "t1", 3, name("A"))},
+			{sinktest.Event(schema.OpUpdate, "t1", 3, name("other"))}}, true, "A", 3},
+		{"out of order in one batch", [][]sink.Event{{sinktest.Event(schema.OpUpdate, "t1", 7, name("new")),
+			sinktest.Event(schema.OpUpdate, "t1", 6, name("old"))}}, true, "new", 7},
+		{"delete", [][]sink.Event{{sinktest.Event(schema.OpCreate, "t1", 1, name("A"))},
+			{sinktest.Event(schema.OpDelete, "t1", 2, nil)}}, false, "", 2},
+		{"delete with the same version", [][]sink.Event{{sinktest.Event(schema.OpCreate, "t1", 2, name("A"))},
+			{sinktest.Event(schema.OpDelete, "t1", 2, nil)}}, false, "", 2},
+		{"older delete is ignored", [][]sink.Event{{sinktest.Event(schema.OpUpdate, "t1", 5, name("A"))},
+			{sinktest.Event(schema.OpDelete, "t1", 4, nil)}}, true, "A", 5},
+		{"delete then older update", [][]sink.Event{{sinktest.Event(schema.OpCreate, "t1", 1, name("A"))},
+			{sinktest.Event(schema.OpDelete, "t1", 3, nil)}, {sinktest.Event(schema.OpUpdate, "t1", 2, name("B"))}}, false, "", 3},
+		{"delete then same-version update", [][]sink.Event{{sinktest.Event(schema.OpDelete, "t1", 3, nil)},
+			{sinktest.Event(schema.OpUpdate, "t1", 3, name("B"))}}, false, "", 3},
+		{"delete then newer create", [][]sink.Event{{sinktest.Event(schema.OpCreate, "t1", 1, name("A"))},
+			{sinktest.Event(schema.OpDelete, "t1", 2, nil)}, {sinktest.Event(schema.OpCreate, "t1", 3, name("C"))}}, true, "C", 3},
+		{"delete and older update in one batch", [][]sink.Event{{sinktest.Event(schema.OpCreate, "t1", 1, name("A")),
+			sinktest.Event(schema.OpDelete, "t1", 3, nil), sinktest.Event(schema.OpUpdate, "t1", 2, name("B"))}}, false, "", 3},
+		{"delete of a missing document", [][]sink.Event{{sinktest.Event(schema.OpDelete, "t1", 1, nil)}}, false, "", 1},
+		{"whole history replayed", [][]sink.Event{{sinktest.Event(schema.OpCreate, "t1", 1, name("A")),
+			sinktest.Event(schema.OpUpdate, "t1", 2, name("B")), sinktest.Event(schema.OpDelete, "t1", 3, nil)},
+			{sinktest.Event(schema.OpCreate, "t1", 1, name("A")), sinktest.Event(schema.OpUpdate, "t1", 2, name("B"))}}, false, "", 3},
+		{"snapshot indexes", [][]sink.Event{{sinktest.Event(schema.OpSnapshot, "t1", 1, name("S"))}}, true, "S", 1},
+		{"truncate is skipped", [][]sink.Event{{sinktest.Event(schema.OpCreate, "t1", 1, name("A"))},
+			{sinktest.Event(schema.OpTruncate, "", 2, nil)}}, true, "A", 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -168,8 +153,8 @@ func TestVersionsSurviveRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Write(ctx, []sink.Event{event(schema.OpCreate, "t1", 1, map[string]any{"name": "A"}),
-		event(schema.OpDelete, "t1", 2, nil), event(schema.OpUpdate, "t2", 4, map[string]any{"name": "Heat"})}); err != nil {
+	if err := s.Write(ctx, []sink.Event{sinktest.Event(schema.OpCreate, "t1", 1, map[string]any{"name": "A"}),
+		sinktest.Event(schema.OpDelete, "t1", 2, nil), sinktest.Event(schema.OpUpdate, "t2", 4, map[string]any{"name": "Heat"})}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(ctx); err != nil {
@@ -180,8 +165,8 @@ func TestVersionsSurviveRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close(ctx)
-	if err := s.Write(ctx, []sink.Event{event(schema.OpUpdate, "t1", 1, map[string]any{"name": "again"}),
-		event(schema.OpUpdate, "t2", 3, map[string]any{"name": "older"})}); err != nil {
+	if err := s.Write(ctx, []sink.Event{sinktest.Event(schema.OpUpdate, "t1", 1, map[string]any{"name": "again"}),
+		sinktest.Event(schema.OpUpdate, "t2", 3, map[string]any{"name": "older"})}); err != nil {
 		t.Fatal(err)
 	}
 	if _, v, found, err := s.Get(ctx, "title", "t1"); err != nil || found || v != 2 {
@@ -196,10 +181,10 @@ func TestSearch(t *testing.T) {
 	s := newSink(t)
 	ctx := t.Context()
 	err := s.Write(ctx, []sink.Event{
-		event(schema.OpCreate, "t1", 1, map[string]any{"name": "Heat", "budget": 60000000}),
-		event(schema.OpCreate, "t2", 1, map[string]any{"name": "Ronin", "budget": 55000000}),
-		event(schema.OpCreate, "t3", 1, map[string]any{"name": "The Insider", "budget": 90000000}),
-		event(schema.OpDelete, "t2", 2, nil),
+		sinktest.Event(schema.OpCreate, "t1", 1, map[string]any{"name": "Heat", "budget": 60000000}),
+		sinktest.Event(schema.OpCreate, "t2", 1, map[string]any{"name": "Ronin", "budget": 55000000}),
+		sinktest.Event(schema.OpCreate, "t3", 1, map[string]any{"name": "The Insider", "budget": 90000000}),
+		sinktest.Event(schema.OpDelete, "t2", 2, nil),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -250,29 +235,8 @@ func TestSearch(t *testing.T) {
 // schema from the registry.
 func TestAvroData(t *testing.T) {
 	ctx := t.Context()
-	srv, err := registry.New(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	defer hs.Close()
-	reg, err := schema.NewRegistryClient(hs.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sch := avro.MustParse(`{"type":"record","name":"Title","namespace":"test.v1","fields":[
-		{"name":"id","type":"string"},{"name":"name","type":"string"},{"name":"budget","type":"long"}]}`)
-	type title struct {
-		ID     string `avro:"id"`
-		Name   string `avro:"name"`
-		Budget int64  `avro:"budget"`
-	}
-	data, ref, err := schema.EncodeData(ctx, reg, "test.v1.Title", sch, title{"t9", "Heat", 42})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev := event(schema.OpCreate, "t9", 1, nil)
-	ev.Data, ev.DataContentType, ev.DataSchema = data, schema.ContentTypeAvro, ref
+	reg, ev := sinktest.AvroEvent(t)
+	ref := ev.DataSchema
 
 	s := newSink(t, bleve.WithRegistry(reg))
 	if err := s.Write(ctx, []sink.Event{ev}); err != nil {
@@ -302,13 +266,13 @@ func TestRejected(t *testing.T) {
 		want error
 	}{
 		{"entity type with a slash", func() sink.Event {
-			e := event(schema.OpCreate, "x", 1, map[string]any{"n": 1})
+			e := sinktest.Event(schema.OpCreate, "x", 1, map[string]any{"n": 1})
 			e.EntityType = "../title"
 			return e
 		}(), bleve.ErrRejected},
-		{"empty subject", event(schema.OpCreate, "", 1, map[string]any{"n": 1}), bleve.ErrRejected},
+		{"empty subject", sinktest.Event(schema.OpCreate, "", 1, map[string]any{"n": 1}), bleve.ErrRejected},
 		{"bad JSON", func() sink.Event {
-			e := event(schema.OpCreate, "x", 1, nil)
+			e := sinktest.Event(schema.OpCreate, "x", 1, nil)
 			e.DataContentType, e.Data = schema.ContentTypeJSON, []byte("{")
 			return e
 		}(), bleve.ErrData},
@@ -316,7 +280,7 @@ func TestRejected(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newSink(t)
-			ok := event(schema.OpCreate, "ok", 1, map[string]any{"n": 1})
+			ok := sinktest.Event(schema.OpCreate, "ok", 1, map[string]any{"n": 1})
 			err := s.Write(t.Context(), []sink.Event{ok, tt.ev})
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("err = %v, want %v", err, tt.want)

@@ -14,14 +14,12 @@ import (
 
 	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
-	"github.com/hamba/avro/v2"
 
 	"github.com/slatehq/slate/consumer/sink"
 	"github.com/slatehq/slate/consumer/sink/es"
 	"github.com/slatehq/slate/consumer/sink/es/estest"
 	"github.com/slatehq/slate/consumer/sink/sinktest"
 	"github.com/slatehq/slate/schema"
-	"github.com/slatehq/slate/schema/registry"
 )
 
 // backend is a cluster to test against: a real one when SLATE_ES_URL is
@@ -134,16 +132,6 @@ func TestContract(t *testing.T) {
 	})
 }
 
-func event(op schema.Op, subject string, seq int64, data map[string]any) sink.Event {
-	e := schema.NewEnvelope("//test", op, "title", subject)
-	e.Sequence = seq
-	if data != nil {
-		e.DataContentType = schema.ContentTypeJSON
-		e.Data, _ = json.Marshal(data)
-	}
-	return sink.Event{Envelope: e, Topic: "studio.title.materialized"}
-}
-
 // External versions decide the result, not the order of arrival: an older
 // or replayed event is a 409 that counts as success and changes nothing.
 func TestExternalVersions(t *testing.T) {
@@ -154,22 +142,22 @@ func TestExternalVersions(t *testing.T) {
 		wantName    string
 		wantVersion int64
 	}{
-		{"newer wins", [][]sink.Event{{event(schema.OpCreate, "t1", 1, map[string]any{"name": "A"})},
-			{event(schema.OpUpdate, "t1", 2, map[string]any{"name": "B"})}}, true, "B", 2},
-		{"older arrives last", [][]sink.Event{{event(schema.OpUpdate, "t1", 5, map[string]any{"name": "July"})},
-			{event(schema.OpUpdate, "t1", 4, map[string]any{"name": "June"})}}, true, "July", 5},
-		{"same version replayed", [][]sink.Event{{event(schema.OpUpdate, "t1", 3, map[string]any{"name": "A"})},
-			{event(schema.OpUpdate, "t1", 3, map[string]any{"name": "other"})}}, true, "A", 3},
-		{"out of order in one batch", [][]sink.Event{{event(schema.OpUpdate, "t1", 7, map[string]any{"name": "new"}),
-			event(schema.OpUpdate, "t1", 6, map[string]any{"name": "old"})}}, true, "new", 7},
-		{"delete", [][]sink.Event{{event(schema.OpCreate, "t1", 1, map[string]any{"name": "A"})},
-			{event(schema.OpDelete, "t1", 2, nil)}}, false, "", 0},
-		{"older update after delete", [][]sink.Event{{event(schema.OpCreate, "t1", 1, map[string]any{"name": "A"})},
-			{event(schema.OpDelete, "t1", 3, nil)}, {event(schema.OpUpdate, "t1", 2, map[string]any{"name": "B"})}}, false, "", 0},
-		{"delete of a missing document", [][]sink.Event{{event(schema.OpDelete, "t1", 1, nil)}}, false, "", 0},
-		{"snapshot indexes", [][]sink.Event{{event(schema.OpSnapshot, "t1", 1, map[string]any{"name": "S"})}}, true, "S", 1},
-		{"truncate is skipped", [][]sink.Event{{event(schema.OpCreate, "t1", 1, map[string]any{"name": "A"})},
-			{event(schema.OpTruncate, "", 2, nil)}}, true, "A", 1},
+		{"newer wins", [][]sink.Event{{sinktest.Event(schema.OpCreate, "t1", 1, map[string]any{"name": "A"})},
+			{sinktest.Event(schema.OpUpdate, "t1", 2, map[string]any{"name": "B"})}}, true, "B", 2},
+		{"older arrives last", [][]sink.Event{{sinktest.Event(schema.OpUpdate, "t1", 5, map[string]any{"name": "July"})},
+			{sinktest.Event(schema.OpUpdate, "t1", 4, map[string]any{"name": "June"})}}, true, "July", 5},
+		{"same version replayed", [][]sink.Event{{sinktest.Event(schema.OpUpdate, "t1", 3, map[string]any{"name": "A"})},
+			{sinktest.Event(schema.OpUpdate, "t1", 3, map[string]any{"name": "other"})}}, true, "A", 3},
+		{"out of order in one batch", [][]sink.Event{{sinktest.Event(schema.OpUpdate, "t1", 7, map[string]any{"name": "new"}),
+			sinktest.Event(schema.OpUpdate, "t1", 6, map[string]any{"name": "old"})}}, true, "new", 7},
+		{"delete", [][]sink.Event{{sinktest.Event(schema.OpCreate, "t1", 1, map[string]any{"name": "A"})},
+			{sinktest.Event(schema.OpDelete, "t1", 2, nil)}}, false, "", 0},
+		{"older update after delete", [][]sink.Event{{sinktest.Event(schema.OpCreate, "t1", 1, map[string]any{"name": "A"})},
+			{sinktest.Event(schema.OpDelete, "t1", 3, nil)}, {sinktest.Event(schema.OpUpdate, "t1", 2, map[string]any{"name": "B"})}}, false, "", 0},
+		{"delete of a missing document", [][]sink.Event{{sinktest.Event(schema.OpDelete, "t1", 1, nil)}}, false, "", 0},
+		{"snapshot indexes", [][]sink.Event{{sinktest.Event(schema.OpSnapshot, "t1", 1, map[string]any{"name": "S"})}}, true, "S", 1},
+		{"truncate is skipped", [][]sink.Event{{sinktest.Event(schema.OpCreate, "t1", 1, map[string]any{"name": "A"})},
+			{sinktest.Event(schema.OpTruncate, "", 2, nil)}}, true, "A", 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -202,29 +190,8 @@ func TestExternalVersions(t *testing.T) {
 // schema from the registry.
 func TestAvroData(t *testing.T) {
 	ctx := t.Context()
-	srv, err := registry.New(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	defer hs.Close()
-	reg, err := schema.NewRegistryClient(hs.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sch := avro.MustParse(`{"type":"record","name":"Title","namespace":"test.v1","fields":[
-		{"name":"id","type":"string"},{"name":"name","type":"string"},{"name":"budget","type":"long"}]}`)
-	type title struct {
-		ID     string `avro:"id"`
-		Name   string `avro:"name"`
-		Budget int64  `avro:"budget"`
-	}
-	data, ref, err := schema.EncodeData(ctx, reg, "test.v1.Title", sch, title{"t9", "Heat", 42})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev := event(schema.OpCreate, "t9", 1, nil)
-	ev.Data, ev.DataContentType, ev.DataSchema = data, schema.ContentTypeAvro, ref
+	reg, ev := sinktest.AvroEvent(t)
+	ref := ev.DataSchema
 
 	b := newBackend(t)
 	s := b.sink(t, es.WithRegistry(reg))
@@ -292,7 +259,7 @@ func TestFaults(t *testing.T) {
 				t.Skip("needs the double (SLATE_ES_URL is set)")
 			}
 			s := b.sink(t)
-			evs := []sink.Event{event(schema.OpCreate, "a", 1, map[string]any{"n": 1}), event(schema.OpCreate, "b", 1, map[string]any{"n": 2})}
+			evs := []sink.Event{sinktest.Event(schema.OpCreate, "a", 1, map[string]any{"n": 1}), sinktest.Event(schema.OpCreate, "b", 1, map[string]any{"n": 2})}
 			f := tt.fault
 			f.Until = time.Now().Add(time.Hour)
 			b.double.Fail(f)
@@ -319,9 +286,9 @@ func TestFaults(t *testing.T) {
 func TestRejectedItem(t *testing.T) {
 	b := newBackend(t)
 	s := b.sink(t)
-	bad := event(schema.OpCreate, "x", 1, map[string]any{"n": 1})
+	bad := sinktest.Event(schema.OpCreate, "x", 1, map[string]any{"n": 1})
 	bad.EntityType = "bad*type" // not a valid index name
-	err := s.Write(t.Context(), []sink.Event{event(schema.OpCreate, "ok", 1, map[string]any{"n": 1}), bad})
+	err := s.Write(t.Context(), []sink.Event{sinktest.Event(schema.OpCreate, "ok", 1, map[string]any{"n": 1}), bad})
 	var ie *es.ItemError
 	if !errors.As(err, &ie) || es.IsRetryable(err) || !errors.Is(err, es.ErrRejected) {
 		t.Fatalf("err = %v, want a non-retryable ItemError", err)
@@ -346,11 +313,11 @@ func TestRejectedItem(t *testing.T) {
 func TestMappingConflictRefusesOneDocument(t *testing.T) {
 	b := newBackend(t)
 	s := b.sink(t)
-	if err := s.Write(t.Context(), []sink.Event{event(schema.OpCreate, "a", 1, map[string]any{"n": 1})}); err != nil {
+	if err := s.Write(t.Context(), []sink.Event{sinktest.Event(schema.OpCreate, "a", 1, map[string]any{"n": 1})}); err != nil {
 		t.Fatal(err)
 	}
-	bad := event(schema.OpCreate, "b", 1, map[string]any{"n": "many"})
-	err := s.Write(t.Context(), []sink.Event{bad, event(schema.OpCreate, "c", 1, map[string]any{"n": 3})})
+	bad := sinktest.Event(schema.OpCreate, "b", 1, map[string]any{"n": "many"})
+	err := s.Write(t.Context(), []sink.Event{bad, sinktest.Event(schema.OpCreate, "c", 1, map[string]any{"n": 3})})
 	rs, ok := sink.Rejections(err)
 	if !ok || len(rs) != 1 || rs[0].Event.ID != bad.ID || !strings.Contains(err.Error(), "mapper_parsing_exception") {
 		t.Fatalf("err = %v, want a sink.RejectedError for %s with mapper_parsing_exception", err, bad.ID)

@@ -15,11 +15,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/hamba/avro/v2"
+
 	"github.com/slatehq/slate/consumer/sink"
 	"github.com/slatehq/slate/schema"
+	"github.com/slatehq/slate/schema/registry"
 )
 
 // Reader reads back what a sink applied, for the suite's checks.
@@ -186,4 +190,49 @@ func testWriteAfterClose(t *testing.T, s sink.Sink, r Reader) {
 		t.Fatalf("Write after Close: err = %v, want sink.ErrClosed", err)
 	}
 	wantCount(t, r, 0)
+}
+
+// Event returns an event of entity type "title" on
+// studio.title.materialized, with data as JSON when it is not nil.
+func Event(op schema.Op, subject string, seq int64, data map[string]any) sink.Event {
+	e := schema.NewEnvelope("//test", op, "title", subject)
+	e.Sequence = seq
+	if data != nil {
+		e.DataContentType = schema.ContentTypeJSON
+		e.Data, _ = json.Marshal(data)
+	}
+	return sink.Event{Envelope: e, Topic: "studio.title.materialized"}
+}
+
+// AvroEvent starts a registry server and returns a client of it and a
+// CREATE of title "t9" whose data is Avro in the Confluent wire format
+// ({"id":"t9","name":"Heat","budget":42}, record test.v1.Title), with
+// its dataschema reference.
+func AvroEvent(t *testing.T) (*schema.RegistryClient, sink.Event) {
+	t.Helper()
+	ctx := t.Context()
+	srv, err := registry.New(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	reg, err := schema.NewRegistryClient(hs.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sch := avro.MustParse(`{"type":"record","name":"Title","namespace":"test.v1","fields":[
+		{"name":"id","type":"string"},{"name":"name","type":"string"},{"name":"budget","type":"long"}]}`)
+	type title struct {
+		ID     string `avro:"id"`
+		Name   string `avro:"name"`
+		Budget int64  `avro:"budget"`
+	}
+	data, ref, err := schema.EncodeData(ctx, reg, "test.v1.Title", sch, title{"t9", "Heat", 42})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := Event(schema.OpCreate, "t9", 1, nil)
+	ev.Data, ev.DataContentType, ev.DataSchema = data, schema.ContentTypeAvro, ref
+	return reg, ev
 }
