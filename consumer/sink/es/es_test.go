@@ -135,51 +135,27 @@ func TestContract(t *testing.T) {
 // External versions decide the result, not the order of arrival: an older
 // or replayed event is a 409 that counts as success and changes nothing.
 func TestExternalVersions(t *testing.T) {
-	tests := []struct {
-		name        string
-		batches     [][]sink.Event
-		wantFound   bool
-		wantName    string
-		wantVersion int64
-	}{
-		{"newer wins", [][]sink.Event{{sinktest.Event(schema.OpCreate, "t1", 1, map[string]any{"name": "A"})},
-			{sinktest.Event(schema.OpUpdate, "t1", 2, map[string]any{"name": "B"})}}, true, "B", 2},
-		{"older arrives last", [][]sink.Event{{sinktest.Event(schema.OpUpdate, "t1", 5, map[string]any{"name": "July"})},
-			{sinktest.Event(schema.OpUpdate, "t1", 4, map[string]any{"name": "June"})}}, true, "July", 5},
-		{"same version replayed", [][]sink.Event{{sinktest.Event(schema.OpUpdate, "t1", 3, map[string]any{"name": "A"})},
-			{sinktest.Event(schema.OpUpdate, "t1", 3, map[string]any{"name": "other"})}}, true, "A", 3},
-		{"out of order in one batch", [][]sink.Event{{sinktest.Event(schema.OpUpdate, "t1", 7, map[string]any{"name": "new"}),
-			sinktest.Event(schema.OpUpdate, "t1", 6, map[string]any{"name": "old"})}}, true, "new", 7},
-		{"delete", [][]sink.Event{{sinktest.Event(schema.OpCreate, "t1", 1, map[string]any{"name": "A"})},
-			{sinktest.Event(schema.OpDelete, "t1", 2, nil)}}, false, "", 0},
-		{"older update after delete", [][]sink.Event{{sinktest.Event(schema.OpCreate, "t1", 1, map[string]any{"name": "A"})},
-			{sinktest.Event(schema.OpDelete, "t1", 3, nil)}, {sinktest.Event(schema.OpUpdate, "t1", 2, map[string]any{"name": "B"})}}, false, "", 0},
-		{"delete of a missing document", [][]sink.Event{{sinktest.Event(schema.OpDelete, "t1", 1, nil)}}, false, "", 0},
-		{"snapshot indexes", [][]sink.Event{{sinktest.Event(schema.OpSnapshot, "t1", 1, map[string]any{"name": "S"})}}, true, "S", 1},
-		{"truncate is skipped", [][]sink.Event{{sinktest.Event(schema.OpCreate, "t1", 1, map[string]any{"name": "A"})},
-			{sinktest.Event(schema.OpTruncate, "", 2, nil)}}, true, "A", 1},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+	for _, tt := range sinktest.VersionCases() {
+		t.Run(tt.Name, func(t *testing.T) {
 			b := newBackend(t)
 			s := b.sink(t)
-			for _, batch := range tt.batches {
+			for _, batch := range tt.Batches {
 				if err := s.Write(t.Context(), batch); err != nil {
 					t.Fatalf("Write: %v", err)
 				}
 			}
 			src, v, found := reader{b}.get(t, s.Index("title"), "t1")
-			if found != tt.wantFound {
-				t.Fatalf("found = %v, want %v (source %v)", found, tt.wantFound, src)
+			if found != tt.Found {
+				t.Fatalf("found = %v, want %v (source %v)", found, tt.Found, src)
 			}
 			if !found {
 				return
 			}
-			if src["name"] != tt.wantName || v != tt.wantVersion {
-				t.Errorf("name %v version %d, want %q version %d", src["name"], v, tt.wantName, tt.wantVersion)
+			if src["name"] != tt.Data || v != tt.Version {
+				t.Errorf("name %v version %d, want %q version %d", src["name"], v, tt.Data, tt.Version)
 			}
 			env, _ := src[es.EnvelopeField].(map[string]any)
-			if env["subject"] != "t1" || env["sequence"] != float64(tt.wantVersion) || env["entitytype"] != "title" {
+			if env["subject"] != "t1" || env["sequence"] != float64(tt.Version) || env["entitytype"] != "title" {
 				t.Errorf("envelope fields = %v", env)
 			}
 		})

@@ -236,3 +236,48 @@ func AvroEvent(t *testing.T) (*schema.RegistryClient, sink.Event) {
 	ev.Data, ev.DataContentType, ev.DataSchema = data, schema.ContentTypeAvro, ref
 	return reg, ev
 }
+
+// VersionCase is one case of the external-version semantics that the
+// versioned stores (Elasticsearch, Bleve) follow for entity "t1": the
+// envelope's sequence decides, not the order of arrival.
+type VersionCase struct {
+	Name    string
+	Batches [][]sink.Event
+	Found   bool   // whether t1 is there after the batches
+	Data    string // its "name" field, when found
+	Version int64  // its version, or the version of the delete (the tombstone) when not found
+}
+
+// VersionCases returns the cases, each with events of its own.
+func VersionCases() []VersionCase {
+	name := func(n string) map[string]any { return map[string]any{"name": n} }
+	return []VersionCase{
+		{"newer wins", [][]sink.Event{{Event(schema.OpCreate, "t1", 1, name("A"))},
+			{Event(schema.OpUpdate, "t1", 2, name("B"))}}, true, "B", 2},
+		{"older update arrives last", [][]sink.Event{{Event(schema.OpUpdate, "t1", 5, name("July"))},
+			{Event(schema.OpUpdate, "t1", 4, name("June"))}}, true, "July", 5},
+		{"same version replayed", [][]sink.Event{{Event(schema.OpUpdate, "t1", 3, name("A"))},
+			{Event(schema.OpUpdate, "t1", 3, name("other"))}}, true, "A", 3},
+		{"out of order in one batch", [][]sink.Event{{Event(schema.OpUpdate, "t1", 7, name("new")),
+			Event(schema.OpUpdate, "t1", 6, name("old"))}}, true, "new", 7},
+		{"delete", [][]sink.Event{{Event(schema.OpCreate, "t1", 1, name("A"))},
+			{Event(schema.OpDelete, "t1", 2, nil)}}, false, "", 2},
+		{"older delete is ignored", [][]sink.Event{{Event(schema.OpUpdate, "t1", 5, name("A"))},
+			{Event(schema.OpDelete, "t1", 4, nil)}}, true, "A", 5},
+		{"delete then older update", [][]sink.Event{{Event(schema.OpCreate, "t1", 1, name("A"))},
+			{Event(schema.OpDelete, "t1", 3, nil)}, {Event(schema.OpUpdate, "t1", 2, name("B"))}}, false, "", 3},
+		{"delete then same-version update", [][]sink.Event{{Event(schema.OpDelete, "t1", 3, nil)},
+			{Event(schema.OpUpdate, "t1", 3, name("B"))}}, false, "", 3},
+		{"delete then newer create", [][]sink.Event{{Event(schema.OpCreate, "t1", 1, name("A"))},
+			{Event(schema.OpDelete, "t1", 2, nil)}, {Event(schema.OpCreate, "t1", 3, name("C"))}}, true, "C", 3},
+		{"delete and older update in one batch", [][]sink.Event{{Event(schema.OpCreate, "t1", 1, name("A")),
+			Event(schema.OpDelete, "t1", 3, nil), Event(schema.OpUpdate, "t1", 2, name("B"))}}, false, "", 3},
+		{"delete of a missing document", [][]sink.Event{{Event(schema.OpDelete, "t1", 1, nil)}}, false, "", 1},
+		{"whole history replayed", [][]sink.Event{{Event(schema.OpCreate, "t1", 1, name("A")),
+			Event(schema.OpUpdate, "t1", 2, name("B")), Event(schema.OpDelete, "t1", 3, nil)},
+			{Event(schema.OpCreate, "t1", 1, name("A")), Event(schema.OpUpdate, "t1", 2, name("B"))}}, false, "", 3},
+		{"snapshot indexes", [][]sink.Event{{Event(schema.OpSnapshot, "t1", 1, name("S"))}}, true, "S", 1},
+		{"truncate is skipped", [][]sink.Event{{Event(schema.OpCreate, "t1", 1, name("A"))},
+			{Event(schema.OpTruncate, "", 2, nil)}}, true, "A", 1},
+	}
+}
