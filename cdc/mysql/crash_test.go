@@ -1,12 +1,9 @@
 package mysql_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http/httptest"
-	"os"
-	osexec "os/exec"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,51 +12,22 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/slatehq/slate/cdc"
+	"github.com/slatehq/slate/cdc/cdctest"
 	"github.com/slatehq/slate/cdc/mysql"
 	"github.com/slatehq/slate/internal/broker"
-	"github.com/slatehq/slate/producer"
 	"github.com/slatehq/slate/schema"
 	slateregistry "github.com/slatehq/slate/schema/registry"
-)
-
-// Environment of the sidecar child process of TestSIGKILLResumesWithoutGap.
-const (
-	envCrashChild    = "SLATE_CDC_MYSQL_CRASH_CHILD"
-	envCrashBrokers  = "SLATE_CDC_MYSQL_CRASH_BROKERS"
-	envCrashRegistry = "SLATE_CDC_MYSQL_CRASH_REGISTRY"
-	envCrashName     = "SLATE_CDC_MYSQL_CRASH_NAME"
-	envCrashTable    = "SLATE_CDC_MYSQL_CRASH_TABLE"
 )
 
 // TestSIGKILLChild is the sidecar process of TestSIGKILLResumesWithoutGap:
 // a binlog source and runner publishing to the parent's broker until
 // killed. Run alone it skips.
 func TestSIGKILLChild(t *testing.T) {
-	if os.Getenv(envCrashChild) != "1" {
-		t.Skip("runs only as the child of TestSIGKILLResumesWithoutGap")
-	}
-	reg, err := schema.NewRegistryClient(os.Getenv(envCrashRegistry))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := producer.New(producer.WithBrokers(os.Getenv(envCrashBrokers)), producer.WithRegistry(reg), producer.WithSource("//mysql/test"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := mysql.Config{DSN: dsn(), Name: os.Getenv(envCrashName), FlushInterval: 50 * time.Millisecond,
-		Filter: cdc.Filter{IncludeTables: []string{"test." + os.Getenv(envCrashTable)}}}
-	src, err := mysql.New(cfg, mysql.WithRegistry(reg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := cdc.NewRunner(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Println("cdc child running")
-	if err := r.Run(context.Background(), src); err != nil { // runs until killed
-		t.Fatal(err)
-	}
+	cdctest.RunSidecar(t, "//mysql/test", func(reg schema.Registry, name, table string) (cdc.Source, error) {
+		src, err := mysql.New(mysql.Config{DSN: dsn(), Name: name, FlushInterval: 50 * time.Millisecond,
+			Filter: cdc.Filter{IncludeTables: []string{"test." + table}}}, mysql.WithRegistry(reg))
+		return src, err
+	})
 }
 
 // crashRecord is one consumed event: key, row value v and the raw data.
@@ -100,31 +68,7 @@ func TestSIGKILLResumesWithoutGap(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var children []*osexec.Cmd
-	var logs []*bytes.Buffer
-	start := func() {
-		cmd := osexec.Command(os.Args[0], "-test.run=^TestSIGKILLChild$", "-test.v")
-		cmd.Env = append(os.Environ(), envCrashChild+"=1", envCrashBrokers+"="+b.Addr(),
-			envCrashRegistry+"="+hs.URL, envCrashName+"="+name, envCrashTable+"="+tbl)
-		out := new(bytes.Buffer)
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		children = append(children, cmd)
-		logs = append(logs, out)
-	}
-	t.Cleanup(func() {
-		for _, c := range children {
-			_ = c.Process.Kill()
-			_ = c.Wait()
-		}
-		if t.Failed() {
-			for i, l := range logs {
-				t.Logf("child %d output:\n%s", i, l.String())
-			}
-		}
-	})
+	sidecars := cdctest.NewSidecars(t, "TestSIGKILLChild", b.Addr(), hs.URL, name, tbl)
 
 	// Consume in the background.
 	var mu sync.Mutex
@@ -184,7 +128,7 @@ func TestSIGKILLResumesWithoutGap(t *testing.T) {
 		}
 	}
 
-	start()
+	sidecars.Start()
 	for i := 0; ; i++ { // the child stores its first offset once it streams
 		r, err := db.Execute("SELECT count(*) FROM slate_cdc_offsets WHERE name = ?", name)
 		if err == nil {
@@ -217,13 +161,9 @@ func TestSIGKILLResumesWithoutGap(t *testing.T) {
 	var killedAt []int64
 	for _, at := range []int{250, 650} {
 		waitFor(30*time.Second, fmt.Sprintf("%d records before a kill", at), func(rs []crashRecord) bool { return len(rs) >= at })
-		child := children[len(children)-1]
-		if err := child.Process.Kill(); err != nil { // SIGKILL
-			t.Fatal(err)
-		}
-		_ = child.Wait()
+		sidecars.Kill()
 		killedAt = append(killedAt, committed.Load())
-		start()
+		sidecars.Start()
 	}
 	wg.Wait()
 	got := waitFor(40*time.Second, "every committed change", func(rs []crashRecord) bool {

@@ -1,63 +1,30 @@
 package postgres_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
-	osexec "os/exec"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/slatehq/slate/cdc"
+	"github.com/slatehq/slate/cdc/cdctest"
 	"github.com/slatehq/slate/cdc/postgres"
-	"github.com/slatehq/slate/producer"
 	"github.com/slatehq/slate/schema"
-)
-
-// Environment of the sidecar child process of TestSIGKILLResumesWithoutGap.
-const (
-	envCrashChild    = "SLATE_CDC_CRASH_CHILD"
-	envCrashBrokers  = "SLATE_CDC_CRASH_BROKERS"
-	envCrashRegistry = "SLATE_CDC_CRASH_REGISTRY"
-	envCrashName     = "SLATE_CDC_CRASH_NAME"
-	envCrashTable    = "SLATE_CDC_CRASH_TABLE"
 )
 
 // TestSIGKILLChild is the sidecar process of TestSIGKILLResumesWithoutGap:
 // a source and runner publishing to the parent's broker until killed. Run
 // alone it skips.
 func TestSIGKILLChild(t *testing.T) {
-	if os.Getenv(envCrashChild) != "1" {
-		t.Skip("runs only as the child of TestSIGKILLResumesWithoutGap")
-	}
-	reg, err := schema.NewRegistryClient(os.Getenv(envCrashRegistry))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := producer.New(producer.WithBrokers(os.Getenv(envCrashBrokers)), producer.WithRegistry(reg), producer.WithSource("//pg/test"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := os.Getenv(envCrashName)
-	cfg := postgres.Config{
-		DSN: dsn(), Slot: name, Publication: name, CreateSlot: true, CreatePublication: true,
-		Tables: []string{"public." + os.Getenv(envCrashTable)}, Snapshot: true, StatusInterval: 100 * time.Millisecond,
-	}
-	src, err := postgres.New(cfg, postgres.WithRegistry(reg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := cdc.NewRunner(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Println("cdc child running")
-	if err := r.Run(context.Background(), src); err != nil { // runs until killed
-		t.Fatal(err)
-	}
+	cdctest.RunSidecar(t, "//pg/test", func(reg schema.Registry, name, table string) (cdc.Source, error) {
+		src, err := postgres.New(postgres.Config{
+			DSN: dsn(), Slot: name, Publication: name, CreateSlot: true, CreatePublication: true,
+			Tables: []string{"public." + table}, Snapshot: true, StatusInterval: 100 * time.Millisecond,
+		}, postgres.WithRegistry(reg))
+		return src, err
+	})
 }
 
 // The sidecar process is SIGKILLed twice while rows keep changing and is
@@ -76,32 +43,8 @@ func TestSIGKILLResumesWithoutGap(t *testing.T) {
 	topic := cdc.Topic("postgres", "public", tbl)
 	col := h.collect(topic)
 
-	var children []*osexec.Cmd
-	var logs []*bytes.Buffer
-	start := func() {
-		cmd := osexec.Command(os.Args[0], "-test.run=^TestSIGKILLChild$", "-test.v")
-		cmd.Env = append(os.Environ(), envCrashChild+"=1", envCrashBrokers+"="+h.brokers,
-			envCrashRegistry+"="+h.regURL, envCrashName+"="+h.name, envCrashTable+"="+tbl)
-		out := new(bytes.Buffer)
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		children = append(children, cmd)
-		logs = append(logs, out)
-	}
-	t.Cleanup(func() {
-		for _, c := range children {
-			_ = c.Process.Kill()
-			_ = c.Wait()
-		}
-		if t.Failed() {
-			for i, l := range logs {
-				t.Logf("child %d output:\n%s", i, l.String())
-			}
-		}
-	})
-	start()
+	sidecars := cdctest.NewSidecars(t, "TestSIGKILLChild", h.brokers, h.regURL, h.name, tbl)
+	sidecars.Start()
 	h.waitActive()
 
 	const total = 1500
@@ -122,13 +65,9 @@ func TestSIGKILLResumesWithoutGap(t *testing.T) {
 	var killedAt []int
 	for _, at := range []int{300, 800} {
 		col.waitFor(t, 30*time.Second, fmt.Sprintf("%d records before a kill", at), func(rs []record) bool { return len(rs) >= at })
-		child := children[len(children)-1]
-		if err := child.Process.Kill(); err != nil { // SIGKILL
-			t.Fatal(err)
-		}
-		_ = child.Wait()
+		sidecars.Kill()
 		killedAt = append(killedAt, int(committed.Load()))
-		start()
+		sidecars.Start()
 	}
 	wg.Wait()
 	recs := col.waitFor(t, 40*time.Second, "every committed change", func(rs []record) bool {
@@ -166,8 +105,6 @@ func TestSIGKILLResumesWithoutGap(t *testing.T) {
 		t.Errorf("the last kill came after the writer finished (%v): not mid-stream", killedAt)
 	}
 	// Stop the last child before the slot is dropped.
-	last := children[len(children)-1]
-	_ = last.Process.Kill()
-	_ = last.Wait()
+	sidecars.Kill()
 	t.Logf("%d records for %d committed changes, SIGKILL at %v committed (%d exact replays)", len(recs), total, killedAt, dups)
 }
