@@ -1,26 +1,15 @@
 package cdc_test
 
 import (
-	"context"
-	"net/http/httptest"
 	"testing"
 
+	"github.com/slatehq/slate/internal/testenv"
 	"github.com/slatehq/slate/schema"
-	slateregistry "github.com/slatehq/slate/schema/registry"
 )
 
 func newRegistry(t *testing.T) *schema.RegistryClient {
 	t.Helper()
-	srv, err := slateregistry.New(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close)
-	reg, err := schema.NewRegistryClient(hs.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, reg := testenv.Registry(t)
 	return reg
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http/httptest"
 	"slices"
 	"strconv"
 	"sync"
@@ -18,8 +17,8 @@ import (
 
 	"github.com/slatehq/slate/consumer/sink"
 	"github.com/slatehq/slate/enricher"
+	"github.com/slatehq/slate/internal/testenv"
 	"github.com/slatehq/slate/schema"
-	"github.com/slatehq/slate/schema/registry"
 )
 
 var (
@@ -50,16 +49,7 @@ type budget struct {
 
 func newRegistry(t testing.TB) schema.Registry {
 	t.Helper()
-	srv, err := registry.New(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close)
-	reg, err := schema.NewRegistryClient(hs.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, reg := testenv.Registry(t)
 	return reg
 }
 

@@ -3,7 +3,6 @@ package producer_test
 import (
 	"context"
 	"errors"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
@@ -12,9 +11,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/slatehq/slate/internal/testenv"
 	"github.com/slatehq/slate/producer"
 	"github.com/slatehq/slate/schema"
-	slateregistry "github.com/slatehq/slate/schema/registry"
 )
 
 // unavailable skips the test when a local server is missing, except under
@@ -29,16 +28,7 @@ func unavailable(t *testing.T, what, how string, err error) {
 
 func newCodec(t *testing.T) *schema.Codec {
 	t.Helper()
-	srv, err := slateregistry.New(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close)
-	reg, err := schema.NewRegistryClient(hs.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, reg := testenv.Registry(t)
 	c, err := schema.NewCodec(reg)
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package mysql_test
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,9 +13,8 @@ import (
 	"github.com/slatehq/slate/cdc"
 	"github.com/slatehq/slate/cdc/cdctest"
 	"github.com/slatehq/slate/cdc/mysql"
-	"github.com/slatehq/slate/internal/broker"
+	"github.com/slatehq/slate/internal/testenv"
 	"github.com/slatehq/slate/schema"
-	slateregistry "github.com/slatehq/slate/schema/registry"
 )
 
 // TestSIGKILLChild is the sidecar process of TestSIGKILLResumesWithoutGap:
@@ -52,29 +50,16 @@ func TestSIGKILLResumesWithoutGap(t *testing.T) {
 		exec(t, db, "DROP TABLE IF EXISTS "+tbl)
 		exec(t, db, "DELETE FROM slate_cdc_offsets WHERE name = ?", name)
 	})
-	b, err := broker.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	srv, err := slateregistry.New(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close)
-	reg, err := schema.NewRegistryClient(hs.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	brokers := testenv.Kafka(t)
+	regURL, reg := testenv.Registry(t)
 
-	sidecars := cdctest.NewSidecars(t, "TestSIGKILLChild", b.Addr(), hs.URL, name, tbl)
+	sidecars := cdctest.NewSidecars(t, "TestSIGKILLChild", brokers, regURL, name, tbl)
 
 	// Consume in the background.
 	var mu sync.Mutex
 	var recs []crashRecord
 	var decodeErr error
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.ConsumeTopics(cdc.Topic(name, "test", tbl)),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ConsumeTopics(cdc.Topic(name, "test", tbl)),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.MetadataMinAge(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)

@@ -15,15 +15,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/hamba/avro/v2"
 
 	"github.com/slatehq/slate/consumer/sink"
+	"github.com/slatehq/slate/internal/testenv"
 	"github.com/slatehq/slate/schema"
-	"github.com/slatehq/slate/schema/registry"
 )
 
 // Reader reads back what a sink applied, for the suite's checks.
@@ -211,16 +210,7 @@ func Event(op schema.Op, subject string, seq int64, data map[string]any) sink.Ev
 func AvroEvent(t *testing.T) (*schema.RegistryClient, sink.Event) {
 	t.Helper()
 	ctx := t.Context()
-	srv, err := registry.New(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close)
-	reg, err := schema.NewRegistryClient(hs.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, reg := testenv.Registry(t)
 	sch := avro.MustParse(`{"type":"record","name":"Title","namespace":"test.v1","fields":[
 		{"name":"id","type":"string"},{"name":"name","type":"string"},{"name":"budget","type":"long"}]}`)
 	type title struct {
