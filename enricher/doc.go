@@ -28,12 +28,21 @@
 //
 // # Deletes and NOT_FOUND
 //
-// A resolver leaves out the ids the owner does not have, and the enricher
-// publishes a DELETE for each (with the change event's sequence). A
-// resolver built on a unary Get must therefore treat NOT_FOUND as "absent",
-// not as an error ([PerID] does): for the view, NOT_FOUND on any change
-// (not only on a DELETE event) means the entity is gone. Ids reached only through a
-// fan-out are skipped when missing; their own DELETE event removes them.
+// A resolver leaves out the ids the owner does not have (or returns a
+// tombstone, [Record.Deleted], when it knows the delete's version), and
+// the enricher publishes a DELETE for each. A resolver built on a unary
+// Get must therefore treat NOT_FOUND as "absent", not as an error ([PerID]
+// does): for the view, NOT_FOUND on any change (not only on a DELETE
+// event) means the entity is gone. Ids reached only through a fan-out are
+// skipped when missing; their own DELETE event removes them.
+//
+// The DELETE must beat the last live version in the sinks, which refuse
+// an event whose sequence is not above the one they hold. Its sequence is
+// the highest of the sequences of the id's coalesced change events (not
+// the last one read: events can arrive out of order) and of the version
+// of the resolver's tombstone. When all of those are 0 (a producer that
+// publishes changes without versions, a resolver without tombstones) the
+// DELETE carries [TombstoneSequence], above every live version.
 //
 // # Failures
 //

@@ -20,7 +20,14 @@ import (
 type Record struct {
 	// Version is the owner's version of the entity; it becomes the
 	// materialized event's sequence (and the sinks' external version).
+	// For a tombstone it is the version the owner recorded the delete at.
 	Version int64
+	// Deleted marks a tombstone: the owner deleted the entity at Version
+	// and says so (a soft-deleted row, a delete log). A resolver that knows
+	// its tombstones should return them rather than leave the id out: the
+	// DELETE the enricher publishes then carries the delete's version even
+	// when the change events carry none. Schema and Value are unused.
+	Deleted bool
 	// Schema is the Avro schema of Value; it is registered under its full
 	// name (RecordNameStrategy).
 	Schema avro.NamedSchema
@@ -29,9 +36,10 @@ type Record struct {
 }
 
 // Resolver looks up the current records of entities by id. An id missing
-// from the result was deleted at the source: a resolver over a gRPC Get
-// that answers NOT_FOUND leaves the id out, and the enricher publishes a
-// DELETE for it. A Resolver must be safe for concurrent use.
+// from the result, or returned as a tombstone ([Record.Deleted]), was
+// deleted at the source: a resolver over a gRPC Get that answers NOT_FOUND
+// leaves the id out, and the enricher publishes a DELETE for it. A
+// Resolver must be safe for concurrent use.
 type Resolver interface {
 	Resolve(ctx context.Context, entityType string, ids []string) (map[string]Record, error)
 }
@@ -280,12 +288,13 @@ func (e *Enricher) Handle(ctx context.Context, batch []sink.Event) error {
 	return nil
 }
 
-// item is one id to materialize and the event that asked for it: its last
-// change event, or for an id reached by fan-out only, the change of the
-// entity it depends on.
+// item is one id to materialize and the event that asked for it: its
+// change event with the highest sequence (the last one among equals), or
+// for an id reached by fan-out only, the change of the entity it depends
+// on.
 type item struct {
 	id      string
-	ev      *sink.Event // the last event of the id in the batch
+	ev      *sink.Event // the event of the id with the highest sequence
 	firstOp schema.Op   // the op of the first one
 	fanned  bool
 }
@@ -302,7 +311,12 @@ func (e *Enricher) handle(ctx context.Context, batch []sink.Event) error {
 		if ev.EntityType == e.entity {
 			own++
 			if p, seen := pos[ev.Subject]; seen {
-				items[p].ev = ev
+				// Events of one id can arrive out of order (a producer's
+				// retry, a race in its code): the newest is the one with
+				// the highest sequence, not the last one read.
+				if ev.Sequence >= items[p].ev.Sequence {
+					items[p].ev = ev
+				}
 				continue
 			}
 			pos[ev.Subject] = len(items)
@@ -443,21 +457,22 @@ func (e *Enricher) resolve(ctx context.Context, br *breaker, r Resolver, entityT
 	})
 }
 
-// materialize builds the output envelope of one item. A missing record is
-// a DELETE carrying the change event's sequence, unless the id was reached
-// by fan-out only (then nothing is published: the entity's own DELETE
-// event materializes its deletion). Otherwise the batch created the entity
-// if the first of its coalesced events was a CREATE (or SNAPSHOT), and
-// updated it if not; the sequence is the version the owner returned, not
-// the event's.
+// materialize builds the output envelope of one item. A missing record
+// (or a tombstone) is a DELETE whose sequence is [Enricher.deleteSequence],
+// unless the id was reached by fan-out only (then nothing is published:
+// the entity's own DELETE event materializes its deletion). Otherwise the
+// batch created the entity if the first of its coalesced events was a
+// CREATE (or SNAPSHOT), and updated it if not; the sequence is the version
+// the owner returned, not the event's.
 func (e *Enricher) materialize(ctx context.Context, it *item, records map[string]Record, joined []map[string][]Record) (schema.Envelope, bool, error) {
 	rec, ok := records[it.id]
-	if !ok && it.fanned {
+	gone := !ok || rec.Deleted
+	if gone && it.fanned {
 		return schema.Envelope{}, false, nil
 	}
 	op := schema.OpUpdate
 	switch {
-	case !ok:
+	case gone:
 		op = schema.OpDelete
 	case it.firstOp == schema.OpCreate || it.firstOp == schema.OpSnapshot:
 		op = it.firstOp
@@ -465,8 +480,8 @@ func (e *Enricher) materialize(ctx context.Context, it *item, records map[string
 	env := schema.NewEnvelope(e.cfg.source, op, e.entity, it.id)
 	env.Time = it.ev.Time
 	env.TraceParent = it.ev.TraceParent
-	if !ok {
-		env.Sequence = it.ev.Sequence
+	if gone {
+		env.Sequence = e.deleteSequence(it, rec)
 		return env, true, nil
 	}
 	env.Sequence = rec.Version
@@ -482,6 +497,37 @@ func (e *Enricher) materialize(ctx context.Context, it *item, records map[string
 	}
 	env.Data, env.DataSchema, env.DataContentType = data, ref, schema.ContentTypeAvro
 	return env, true, nil
+}
+
+// TombstoneSequence is the sequence of a DELETE the enricher publishes
+// when nothing says at which version the entity was deleted: every
+// coalesced change event carried sequence 0 (allowed by
+// producer.PublishChange) and the resolver left the id out instead of
+// returning a tombstone. It is above every version a live record or view
+// can carry, so the delete still beats the last live version in sinks
+// that order by external version (a DELETE with a lower sequence would be
+// refused there, and the document would stay for good). The price: a
+// sink that keeps tombstones (bleve for good, Elasticsearch for
+// index.gc_deletes) also refuses a later re-creation of the same id. Where
+// ids can come back, publish change events with the entity's version or
+// have the resolver return tombstones ([Record.Deleted]).
+const TombstoneSequence int64 = 1 << 62
+
+// deleteSequence returns the sequence of the DELETE of it: the highest of
+// the coalesced change events' sequences and the version of the
+// resolver's tombstone, or [TombstoneSequence] when both are 0.
+func (e *Enricher) deleteSequence(it *item, tomb Record) int64 {
+	seq := it.ev.Sequence
+	if tomb.Deleted {
+		seq = max(seq, tomb.Version)
+	}
+	if seq <= 0 {
+		unversionedDeletes.WithLabelValues(e.entity).Inc()
+		e.cfg.log.Warn("delete without a version; publishing it with the tombstone sequence", "entity", e.entity,
+			"id", it.id, "sequence", TombstoneSequence)
+		return TombstoneSequence
+	}
+	return seq
 }
 
 // attempts counts failed attempts per batch, keyed by the batch's first

@@ -99,7 +99,7 @@ func (e *Enricher) join(ctx context.Context, ids []string, records map[string]Re
 		seen := map[string]bool{}
 		for _, id := range ids {
 			rec, ok := records[id]
-			if !ok {
+			if !ok || rec.Deleted {
 				continue
 			}
 			ks := []string{id}
@@ -127,7 +127,7 @@ func (e *Enricher) join(ctx context.Context, ids []string, records map[string]Re
 		m := make(map[string][]Record, len(keysOf))
 		for id, ks := range keysOf {
 			for _, k := range ks {
-				if r, ok := found[k]; ok {
+				if r, ok := found[k]; ok && !r.Deleted {
 					m[id] = append(m[id], r)
 				}
 			}

@@ -34,6 +34,10 @@ var (
 		Help:    "Events of the entity type per distinct id in a batch (1 = nothing coalesced).",
 		Buckets: []float64{1, 1.5, 2, 3, 5, 10, 20, 50, 100},
 	}, []string{"entity"})
+	unversionedDeletes = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "slate_enricher_unversioned_deletes_total",
+		Help: "DELETEs published with the tombstone sequence because neither the change events nor the resolver gave the delete a version, by entity type.",
+	}, []string{"entity"})
 	fannedOut = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "slate_enricher_fanout_ids_total",
 		Help: "Dependent ids re-materialized because an entity they depend on changed, by entity type and source entity type.",
