@@ -24,7 +24,12 @@
 //     so per-key order is kept while different keys run in parallel;
 //  4. adds [Join] fields (title + schedules + budget) from other
 //     resolvers, and
-//  5. publishes one envelope per id whose sequence is the owner's version.
+//  5. publishes one envelope per id whose sequence is the owner's version
+//     and whose id is a name-based UUID (version 5) of the view (the
+//     output topic), the entity type, the id, the sequence and the op: a
+//     retried batch, or another replica after a crash before the commit,
+//     publishes the same state under the same id, and the consumers'
+//     dedupe drops the repeat.
 //
 // # Deletes and NOT_FOUND
 //

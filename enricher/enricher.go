@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hamba/avro/v2"
 
 	"github.com/slatehq/slate/consumer/sink"
@@ -482,9 +483,11 @@ func (e *Enricher) materialize(ctx context.Context, it *item, records map[string
 	env.TraceParent = it.ev.TraceParent
 	if gone {
 		env.Sequence = e.deleteSequence(it, rec)
+		env.ID = e.eventID(op, it.id, env.Sequence)
 		return env, true, nil
 	}
 	env.Sequence = rec.Version
+	env.ID = e.eventID(op, it.id, env.Sequence)
 	if len(e.cfg.joins) > 0 {
 		var err error
 		if rec, err = e.merge(it.id, rec, joined); err != nil {
@@ -497,6 +500,21 @@ func (e *Enricher) materialize(ctx context.Context, it *item, records map[string
 	}
 	env.Data, env.DataSchema, env.DataContentType = data, ref, schema.ContentTypeAvro
 	return env, true, nil
+}
+
+// idNamespace is the namespace of the name-based ids of materialized
+// events.
+var idNamespace = uuid.NewSHA1(uuid.NameSpaceURL, []byte("//slate/enricher"))
+
+// eventID returns the id of the materialized event of entity id at a
+// sequence: a name-based UUID (version 5) of the view (its output topic),
+// the entity type, the id, the sequence and the op. It is what the event
+// is, not when it was made: a retried batch, or a replica that takes the
+// partition over after a crash, publishes the same state under the same
+// id, so the consumers' dedupe drops the repeat.
+func (e *Enricher) eventID(op schema.Op, id string, seq int64) string {
+	name := e.cfg.topic + "\x00" + e.entity + "\x00" + id + "\x00" + strconv.FormatInt(seq, 10) + "\x00" + string(op)
+	return uuid.NewSHA1(idNamespace, []byte(name)).String()
 }
 
 // TombstoneSequence is the sequence of a DELETE the enricher publishes
