@@ -25,7 +25,10 @@
 //  4. adds [Join] fields (title + schedules + budget) from other
 //     resolvers, and
 //  5. publishes one envelope per id whose sequence is the owner's version
-//     and whose id is a name-based UUID (version 5) of the view (the
+//     (with joins, the view's version, [ViewVersion]: it grows whenever
+//     any record the view is built from changes, so the sinks, which
+//     refuse a sequence not above the one they hold, take a
+//     re-materialization caused by a joined record) and whose id is a name-based UUID (version 5) of the view (the
 //     output topic), the entity type, the id, the sequence and the op: a
 //     retried batch, or another replica after a crash before the commit,
 //     publishes the same state under the same id, and the consumers'

@@ -482,18 +482,22 @@ func (e *Enricher) materialize(ctx context.Context, it *item, records map[string
 	env.Time = it.ev.Time
 	env.TraceParent = it.ev.TraceParent
 	if gone {
-		env.Sequence = e.deleteSequence(it, rec)
+		seq, err := e.deleteSequence(it, rec)
+		if err != nil {
+			return env, false, err
+		}
+		env.Sequence = seq
 		env.ID = e.eventID(op, it.id, env.Sequence)
 		return env, true, nil
 	}
-	env.Sequence = rec.Version
-	env.ID = e.eventID(op, it.id, env.Sequence)
 	if len(e.cfg.joins) > 0 {
 		var err error
 		if rec, err = e.merge(it.id, rec, joined); err != nil {
 			return env, false, err
 		}
 	}
+	env.Sequence = rec.Version
+	env.ID = e.eventID(op, it.id, env.Sequence)
 	data, ref, err := schema.EncodeData(ctx, e.reg, rec.Schema.FullName(), rec.Schema, rec.Value)
 	if err != nil {
 		return env, false, fmt.Errorf("enricher: %s %s: %w", e.entity, it.id, err)
@@ -533,8 +537,10 @@ const TombstoneSequence int64 = 1 << 62
 
 // deleteSequence returns the sequence of the DELETE of it: the highest of
 // the coalesced change events' sequences and the version of the
-// resolver's tombstone, or [TombstoneSequence] when both are 0.
-func (e *Enricher) deleteSequence(it *item, tomb Record) int64 {
+// resolver's tombstone (with joins, as the view's version of a primary
+// at that version with nothing joined), or [TombstoneSequence] when both
+// are 0.
+func (e *Enricher) deleteSequence(it *item, tomb Record) (int64, error) {
 	seq := it.ev.Sequence
 	if tomb.Deleted {
 		seq = max(seq, tomb.Version)
@@ -543,9 +549,16 @@ func (e *Enricher) deleteSequence(it *item, tomb Record) int64 {
 		unversionedDeletes.WithLabelValues(e.entity).Inc()
 		e.cfg.log.Warn("delete without a version; publishing it with the tombstone sequence", "entity", e.entity,
 			"id", it.id, "sequence", TombstoneSequence)
-		return TombstoneSequence
+		return TombstoneSequence, nil
 	}
-	return seq
+	if len(e.cfg.joins) == 0 {
+		return seq, nil
+	}
+	v, err := ViewVersion(seq)
+	if err != nil {
+		return 0, fmt.Errorf("enricher: %s %s delete: %w", e.entity, it.id, err)
+	}
+	return v, nil
 }
 
 // attempts counts failed attempts per batch, keyed by the batch's first

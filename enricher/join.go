@@ -14,11 +14,13 @@ import (
 // in the primary's namespace, registered under its full name like any
 // materialized record.
 //
-// The output's sequence stays the primary record's version. A
+// The output's sequence is the view's version ([ViewVersion]) of the
+// primary record's version and the versions of the joined records, so a
 // re-materialization caused only by a joined entity's change (through a
-// [FanOut]) therefore carries the same sequence as the previous output:
-// sinks that order by external version must accept an equal version
-// (Elasticsearch's external_gte) to take it.
+// [FanOut]) carries a higher sequence than the output before it, and the
+// sinks, which refuse an event whose sequence is not above the one they
+// hold, take it. A joined record returned as a tombstone
+// ([Record.Deleted]) adds its version but no array element.
 type Join struct {
 	// Field is the output field of the joined records.
 	Field string
@@ -127,7 +129,7 @@ func (e *Enricher) join(ctx context.Context, ids []string, records map[string]Re
 		m := make(map[string][]Record, len(keysOf))
 		for id, ks := range keysOf {
 			for _, k := range ks {
-				if r, ok := found[k]; ok && !r.Deleted {
+				if r, ok := found[k]; ok {
 					m[id] = append(m[id], r)
 				}
 			}
@@ -137,7 +139,8 @@ func (e *Enricher) join(ctx context.Context, ids []string, records map[string]Re
 	return out, nil
 }
 
-// merge returns rec with the joined records of id added as fields.
+// merge returns rec with the joined records of id added as fields (the
+// tombstones left out), versioned by [ViewVersion].
 func (e *Enricher) merge(id string, rec Record, joined []map[string][]Record) (Record, error) {
 	s, err := e.joinedSchema(rec.Schema)
 	if err != nil {
@@ -147,10 +150,15 @@ func (e *Enricher) merge(id string, rec Record, joined []map[string][]Record) (R
 	if err != nil {
 		return rec, fmt.Errorf("enricher: %s %s: %w", e.entity, id, err)
 	}
+	var versions []int64
 	for j, jn := range e.cfg.joins {
 		rs := joined[j][id]
 		arr := make([]any, 0, len(rs))
 		for _, r := range rs {
+			versions = append(versions, r.Version)
+			if r.Deleted {
+				continue
+			}
 			m, err := toMap(r.Schema, r.Value)
 			if err != nil {
 				return rec, fmt.Errorf("enricher: %s %s join %s: %w", e.entity, id, jn.Field, err)
@@ -159,7 +167,11 @@ func (e *Enricher) merge(id string, rec Record, joined []map[string][]Record) (R
 		}
 		v[jn.Field] = arr
 	}
-	return Record{Version: rec.Version, Schema: s, Value: v}, nil
+	version, err := ViewVersion(rec.Version, versions...)
+	if err != nil {
+		return rec, fmt.Errorf("enricher: %s %s: %w", e.entity, id, err)
+	}
+	return Record{Version: version, Schema: s, Value: v}, nil
 }
 
 // joinedSchema returns (and caches) the output schema for a primary schema.

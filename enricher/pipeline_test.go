@@ -71,8 +71,8 @@ func TestLoadPipelineFile(t *testing.T) {
 	if err := e.Handle(context.Background(), []sink.Event{change("schedule", "s1", schema.OpUpdate, 1, 0)}); err != nil {
 		t.Fatal(err)
 	}
-	if out := pub.published(); len(out) != 1 || out[0].Subject != "t1" || out[0].Sequence != 3 {
-		t.Fatalf("published %+v, want t1 at 3 by fan-out", out)
+	if out := pub.published(); len(out) != 1 || out[0].Subject != "t1" || out[0].Sequence != 3<<32 {
+		t.Fatalf("published %+v, want t1 at the view version of v3 (3<<32, nothing joined) by fan-out", out)
 	}
 
 	delete(b.Schemas, "budget")
