@@ -21,7 +21,11 @@
 //     title);
 //  3. splits the ids into chunks of [WithMaxLookup] and resolves them on a
 //     bounded pool of [WithConcurrency] workers; each id is in one chunk,
-//     so per-key order is kept while different keys run in parallel;
+//     and a chunk holds its ids from before the lookup until its outputs
+//     are acknowledged, so work is serialized by OUTPUT key, also across
+//     batches handled at once (consumer lanes split by the input's
+//     subject, and a fan-out makes one output key of many inputs), while
+//     different keys run in parallel;
 //  4. adds [Join] fields (title + schedules + budget) from other
 //     resolvers, and
 //  5. publishes one envelope per id whose sequence is the owner's version

@@ -136,10 +136,13 @@ func WithDeadLetterAfter(n int) Option { return func(c *config) { c.dlqAfter = n
 // WithLogger sets the logger; the default discards.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 
-// Enricher materializes one entity type. It is a consumer.Handler; Handle
-// must not be called concurrently for batches that share keys (the
-// consumer calls it serially). Its Resolver, joins, fan-outs and
-// Publisher must be safe for concurrent use.
+// Enricher materializes one entity type. It is a consumer.Handler, safe
+// for concurrent use (a consumer with several lanes calls Handle for
+// batches split by the input's subject): the work is serialized by OUTPUT
+// key, so that two lookups of one id never run at once, even when one
+// batch reaches it by fan-out and another by its own change, and the
+// result of the later lookup is published after the earlier one's. Its
+// Resolver, joins, fan-outs and Publisher must be safe for concurrent use.
 type Enricher struct {
 	entity   string
 	r        Resolver
@@ -152,6 +155,7 @@ type Enricher struct {
 	fanouts  map[string]fanout
 	joined   sync.Map // primary schema full name -> avro.NamedSchema
 	attempts attempts
+	keys     keyLocks
 
 	published atomic.Int64
 }
@@ -409,12 +413,18 @@ func (e *Enricher) run(ctx context.Context, items []item) error {
 	return firstErr
 }
 
-// chunk resolves, joins and publishes one chunk.
+// chunk resolves, joins and publishes one chunk, holding the keys of its
+// ids from before the lookup until the outputs are acknowledged.
 func (e *Enricher) chunk(ctx context.Context, items []item) error {
 	ids := make([]string, len(items))
 	for i := range items {
 		ids[i] = items[i].id
 	}
+	unlock, err := e.keys.lock(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("enricher: wait for %d ids in flight: %w", len(ids), err)
+	}
+	defer unlock()
 	records, err := e.resolve(ctx, e.primary, e.r, e.entity, ids)
 	if err != nil {
 		return err
