@@ -17,7 +17,10 @@
 // [WithConcurrency] splits a batch by key into lanes that run at once while
 // each key keeps its order.
 //
-// A record that cannot be decoded is poison: it is logged with its topic,
+// A record that cannot be decoded is poison (bytes that are not an
+// envelope, or a schema id the registry answers it does not know; a
+// registry that is unreachable or fails with a 5xx is retried instead): it
+// is logged with its topic,
 // partition and offset, counted, and sent to <topic>.dlq when a dead-letter
 // publisher is configured; it never stops the partition. An event a sink
 // refuses for good (a [sink.RejectedError]: a mapping conflict, data that

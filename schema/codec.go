@@ -73,8 +73,9 @@ func (c *Codec) Encode(ctx context.Context, dst []byte, topic string, e *Envelop
 	return Frame(dst, id, payload), nil
 }
 
-// Decode reads a framed envelope. Errors about the bytes wrap [ErrDecode];
-// an unreachable registry is returned as is, since a retry may succeed.
+// Decode reads a framed envelope. Errors about the bytes and a schema id the
+// registry does not know wrap [ErrDecode]; an unreachable or failing
+// registry is returned as is, since a retry may succeed.
 func (c *Codec) Decode(ctx context.Context, b []byte) (Envelope, error) {
 	var e Envelope
 	id, payload, err := Unframe(b)
@@ -103,7 +104,7 @@ func (c *Codec) writerSchema(ctx context.Context, id int) (avro.Schema, error) {
 	}
 	w, err := c.reg.SchemaByID(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, classifyLookup(id, err)
 	}
 	s = c.reader
 	if w.Fingerprint() != c.reader.Fingerprint() {
@@ -151,7 +152,7 @@ func DecodeData(ctx context.Context, reg Registry, data []byte, v any) error {
 	}
 	s, err := reg.SchemaByID(ctx, id)
 	if err != nil {
-		return err
+		return classifyLookup(id, err)
 	}
 	if err := avro.Unmarshal(s, payload, v); err != nil {
 		return fmt.Errorf("%w: data with schema id %d: %v", ErrDecode, id, err)

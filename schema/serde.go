@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 
 	"github.com/hamba/avro/v2"
+	"github.com/hamba/avro/v2/registry"
 )
 
 // NameStrategy says under which registry subject a schema is registered,
@@ -167,9 +169,9 @@ func (s *Serde) Encode(ctx context.Context, dst []byte, topic string, v any) ([]
 
 // Decode reads Confluent-framed data written with any registered schema
 // into v (a pointer to a struct with avro tags, or to map[string]any),
-// resolving the writer's schema against the serde's. Errors about the bytes
-// or an unresolvable writer schema wrap [ErrDecode]; an unreachable
-// registry is returned as is.
+// resolving the writer's schema against the serde's. Errors about the bytes,
+// a schema id the registry does not know or an unresolvable writer schema
+// wrap [ErrDecode]; an unreachable or failing registry is returned as is.
 func (s *Serde) Decode(ctx context.Context, data []byte, v any) error {
 	id, payload, err := Unframe(data)
 	if err != nil {
@@ -196,7 +198,7 @@ func (s *Serde) readSchema(ctx context.Context, id int) (avro.Schema, error) {
 	}
 	w, err := s.reg.SchemaByID(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, classifyLookup(id, err)
 	}
 	rs = s.schema
 	if w.Fingerprint() != s.schema.Fingerprint() {
@@ -238,4 +240,28 @@ func (s *Serde) Data(ctx context.Context, e *Envelope, v any) error {
 		return fmt.Errorf("%w: envelope %s data is %q, not %s", ErrDecode, e.ID, e.DataContentType, ContentTypeAvro)
 	}
 	return s.Decode(ctx, e.Data, v)
+}
+
+// Confluent Schema Registry error codes that say a looked-up schema does
+// not exist.
+const (
+	codeSubjectNotFound = 40401
+	codeSchemaNotFound  = 40403
+)
+
+// classifyLookup classifies a registry lookup error for the schema id a
+// record names. The registry answering that it does not know the schema
+// (HTTP 404, Confluent codes 40401 subject not found and 40403 schema not
+// found) says the record is poison, however often it is retried: the error
+// wraps [ErrDecode]. Anything else (registry unreachable, 5xx, a
+// cancelled context) is returned as is, since a retry may succeed.
+func classifyLookup(id int, err error) error {
+	var re registry.Error
+	if !errors.As(err, &re) {
+		return err
+	}
+	if re.Code == codeSchemaNotFound || re.Code == codeSubjectNotFound || re.StatusCode == http.StatusNotFound {
+		return fmt.Errorf("%w: schema id %d is unknown to the registry: %w", ErrDecode, id, err)
+	}
+	return err
 }
