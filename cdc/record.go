@@ -77,6 +77,10 @@ type Change struct {
 	// After and listed in source.unchanged_toast.
 	Unchanged []string
 	Source    SourceInfo
+	// Sequence is the envelope sequence: it orders the change after every
+	// change committed before it (and after the snapshot), and after the
+	// changes before it in its own transaction. Zero means Source.LSN.
+	Sequence int64
 	// ID seeds the envelope id: the same ID always gives the same envelope
 	// id, so a replay after a restart is an exact duplicate that dedupe
 	// drops. Sources build it from their stream position.
@@ -269,8 +273,8 @@ const sourceSchema = `{"type":"record","name":"Source","namespace":"slate.cdc","
 
 // Encode returns the event for ch: topic studio.cdc.<db>.<schema>.<table>,
 // subject the primary key (one column: its value; several: a JSON array
-// of the values as strings), sequence the source LSN, data the Avro change
-// record in the Confluent wire format.
+// of the values as strings), sequence ch.Sequence (or the source LSN when
+// it is zero), data the Avro change record in the Confluent wire format.
 func (e *Encoder) Encode(ctx context.Context, ch *Change) (Event, error) {
 	t := ch.Table
 	tc, err := e.codec(t)
@@ -301,10 +305,13 @@ func (e *Encoder) Encode(ctx context.Context, ch *Change) (Event, error) {
 		EntityType:      t.Name,
 		Subject:         subject,
 		Time:            ch.Source.Time.UTC().Truncate(time.Microsecond),
-		Sequence:        ch.Source.LSN,
+		Sequence:        ch.Sequence,
 		DataSchema:      ref,
 		DataContentType: schema.ContentTypeAvro,
 		Data:            data,
+	}
+	if env.Sequence == 0 {
+		env.Sequence = ch.Source.LSN
 	}
 	if env.Time.IsZero() {
 		env.Time = time.Now().UTC().Truncate(time.Microsecond)

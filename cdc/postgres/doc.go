@@ -28,8 +28,18 @@
 //
 // Envelope ids derive from the LSN and the change's order in its
 // transaction, so what a restart replays (changes after the last confirmed
-// position) are exact duplicates. Snapshot events carry the consistent
-// point minus one as sequence, so every streamed change orders after them.
+// position) are exact duplicates. Envelope sequences follow commit order,
+// which is what versioned sinks (external versions) need: a change's
+// sequence is its transaction's commit LSN shifted left by 12 bits plus
+// the change's position in the transaction (from 1), and snapshot events
+// carry the consistent point shifted the same way minus one, so every
+// streamed change orders after them, also one written before the
+// consistent point by a transaction that committed after it. A
+// transaction of more than 4096 changes can run into the range of the
+// next commit; the next transaction then continues from the last sequence
+// plus one, so sequences only grow. An LSN past 2^51 (2 PiB of WAL) ends
+// Run with ErrSequenceRange. source.lsn stays the change's own LSN (the
+// consistent point for snapshot events).
 //
 // Decoding and encoding are pipelined: the replication goroutine decodes
 // pgoutput messages and groups them per transaction; workers (one per
