@@ -352,6 +352,8 @@ type handler struct {
 	order  int64
 	when   time.Time
 	buf    []cdc.Event
+
+	lastSeq int64 // the last envelope sequence handed out
 }
 
 func (h *handler) String() string { return "slate-cdc" }
@@ -427,7 +429,9 @@ func (h *handler) OnRow(e *canal.RowsEvent) error {
 	if ti.skip {
 		return nil
 	}
-	seq := sequence(h.pos.File, e.Header.LogPos)
+	// Sequences (see rowSequence): the event's start plus the number of
+	// row images up to the change's.
+	start := sequence(h.pos.File, e.Header.LogPos-e.Header.EventSize)
 	step := 1
 	var op schema.Op
 	switch e.Action {
@@ -461,9 +465,10 @@ func (h *handler) OnRow(e *canal.RowsEvent) error {
 		} else {
 			ch := &cdc.Change{
 				Op: op, Table: ti.table, Before: before, After: after,
-				Source: cdc.SourceInfo{Connector: "mysql", LSN: seq, TxID: h.txid, TxOrder: h.order, Time: h.when,
+				Source: cdc.SourceInfo{Connector: "mysql", LSN: sequence(h.pos.File, e.Header.LogPos), TxID: h.txid, TxOrder: h.order, Time: h.when,
 					File: h.pos.File, Pos: int64(e.Header.LogPos)},
-				ID: fmt.Sprintf("mysql/%s/%s/%d/%d", h.s.cfg.Name, h.pos.File, e.Header.LogPos, h.order),
+				Sequence: h.rowSequence(start + int64(i+step)),
+				ID:       fmt.Sprintf("mysql/%s/%s/%d/%d", h.s.cfg.Name, h.pos.File, e.Header.LogPos, h.order),
 			}
 			ev, err = h.s.enc.Encode(h.ctx, ch)
 		}
@@ -480,6 +485,25 @@ func (h *handler) OnRow(e *canal.RowsEvent) error {
 		}
 	}
 	return nil
+}
+
+// rowSequence returns seq, the envelope sequence of a row change, or the
+// last sequence plus one when seq is not above it. A row's seq is the
+// binlog sequence (Position.Sequence) of its rows event's first byte plus
+// the count of row images up to and including the row's (an update has
+// two): every image takes at least one byte of the event, so the rows of
+// one event get distinct sequences that grow in binlog order, below the
+// next event's. The binlog is written in commit order, and a snapshot's
+// position is where the binlog ended when it was read, so streamed
+// changes order after the snapshot's rows (Sequence - 1) and after every
+// change committed before them. Only a compressed rows event can hold
+// more rows than bytes; the carry keeps its sequences growing.
+func (h *handler) rowSequence(seq int64) int64 {
+	if seq <= h.lastSeq {
+		seq = h.lastSeq + 1
+	}
+	h.lastSeq = seq
+	return seq
 }
 
 func (h *handler) OnXID(_ *replication.EventHeader, next gomysql.Position) error {
