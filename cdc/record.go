@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,8 +74,10 @@ type Change struct {
 	Before []any
 	After  []any
 	// Unchanged names columns whose new value the source did not send
-	// (PostgreSQL unchanged TOAST without a full old row); they are null in
-	// After and listed in source.unchanged_toast.
+	// (PostgreSQL unchanged TOAST without a full old row); After holds a
+	// placeholder for them (never null, which a sink would store), written
+	// as is also where the column is masked, and they are listed in
+	// source.unchanged_toast.
 	Unchanged []string
 	Source    SourceInfo
 	// Sequence is the envelope sequence: it orders the change after every
@@ -322,14 +325,18 @@ func (e *Encoder) Encode(ctx context.Context, ch *Change) (Event, error) {
 // appendChange appends the Avro binary encoding of ch as the table's
 // change record: before and after (unions of null and Row), then source.
 func (tc *tableCodec) appendChange(b []byte, ch *Change) ([]byte, error) {
-	for _, vals := range [2][]any{ch.Before, ch.After} {
+	for n, vals := range [2][]any{ch.Before, ch.After} {
 		if vals == nil {
 			b = appendLong(b, 0)
 			continue
 		}
 		b = appendLong(b, 1)
+		var unchanged []string
+		if n == 1 {
+			unchanged = ch.Unchanged
+		}
 		var err error
-		if b, err = tc.appendRow(b, ch.Table, vals); err != nil {
+		if b, err = tc.appendRow(b, ch.Table, vals, unchanged); err != nil {
 			return nil, err
 		}
 	}
@@ -366,8 +373,9 @@ func (tc *tableCodec) appendChange(b []byte, ch *Change) ([]byte, error) {
 }
 
 // appendRow appends a Row record: per published column a union of null
-// and the column's type.
-func (tc *tableCodec) appendRow(b []byte, t *Table, vals []any) ([]byte, error) {
+// and the column's type. Masked columns hash their value, except those
+// named in unchanged, which hold a placeholder, not data.
+func (tc *tableCodec) appendRow(b []byte, t *Table, vals []any, unchanged []string) ([]byte, error) {
 	if len(vals) != len(t.Columns) {
 		return nil, fmt.Errorf("cdc: %s: %d values for %d columns", t.QualifiedName(), len(vals), len(t.Columns))
 	}
@@ -375,6 +383,10 @@ func (tc *tableCodec) appendRow(b []byte, t *Table, vals []any) ([]byte, error) 
 		v := vals[i]
 		if v == nil {
 			b = appendLong(b, 0)
+			continue
+		}
+		if tc.masked[j] && len(unchanged) > 0 && slices.Contains(unchanged, t.Columns[i].Name) {
+			b = appendString(appendLong(b, 1), text(v))
 			continue
 		}
 		if tc.masked[j] {

@@ -12,10 +12,14 @@
 // The before image depends on the table's REPLICA IDENTITY: with FULL,
 // updates and deletes carry the whole old row; with DEFAULT (the primary
 // key), deletes carry only the key columns (other fields null) and updates
-// carry no before unless the key changed. An unchanged TOASTed value is
-// not sent by the server: it is taken from the old row when there is one
-// (FULL), otherwise it is null in after and its column is named in
-// source.unchanged_toast, so a consumer knows to keep what it has.
+// carry no before unless the key changed. An unchanged TOASTed value (a
+// large column an UPDATE did not touch) is not sent by the server: it is
+// taken from the old row when there is one (FULL); otherwise after holds
+// Config.UnavailableValue for it (default "__debezium_unavailable_value",
+// as Debezium's unavailable.value.placeholder; never null) and its column
+// is named in source.unchanged_toast, so a consumer knows to keep the value
+// it has. A consumer that replaces whole rows should merge those columns
+// from its current state, or the table should use REPLICA IDENTITY FULL.
 //
 // The slot's confirmed flush LSN moves only when the Runner acknowledged
 // every event up to it (standby status updates every StatusInterval and on

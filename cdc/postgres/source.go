@@ -643,8 +643,9 @@ func (st *stream) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 }
 
 // values decodes a tuple; unchanged TOAST columns take the old row's
-// value when there is one, else stay null and are listed in unchanged.
-func values(td *pglogrepl.TupleData, old []any) (vals []any, unchanged []int) {
+// value when there is one, else the placeholder, and are then listed in
+// unchanged. They never become null: sinks replace whole rows.
+func values(td *pglogrepl.TupleData, old []any, placeholder string) (vals []any, unchanged []int) {
 	if td == nil {
 		return nil, nil
 	}
@@ -657,6 +658,7 @@ func values(td *pglogrepl.TupleData, old []any) (vals []any, unchanged []int) {
 			if old != nil && i < len(old) && old[i] != nil {
 				vals[i] = old[i]
 			} else {
+				vals[i] = placeholder
 				unchanged = append(unchanged, i)
 			}
 		}
@@ -685,14 +687,14 @@ func (st *stream) handle(ctx context.Context, xld pglogrepl.XLogData) error {
 		st.buf, st.inTx = nil, false
 		return st.submit(ctx, u)
 	case *pglogrepl.InsertMessage:
-		new, unch := values(m.Tuple, nil)
+		new, unch := values(m.Tuple, nil, st.s.cfg.UnavailableValue)
 		return st.change(ctx, xld.WALStart, m.RelationID, schema.OpCreate, nil, new, unch)
 	case *pglogrepl.UpdateMessage:
-		old, _ := values(m.OldTuple, nil)
-		new, unch := values(m.NewTuple, old)
+		old, _ := values(m.OldTuple, nil, st.s.cfg.UnavailableValue)
+		new, unch := values(m.NewTuple, old, st.s.cfg.UnavailableValue)
 		return st.change(ctx, xld.WALStart, m.RelationID, schema.OpUpdate, old, new, unch)
 	case *pglogrepl.DeleteMessage:
-		old, _ := values(m.OldTuple, nil)
+		old, _ := values(m.OldTuple, nil, st.s.cfg.UnavailableValue)
 		return st.change(ctx, xld.WALStart, m.RelationID, schema.OpDelete, old, nil, nil)
 	case *pglogrepl.TruncateMessage:
 		for _, id := range m.RelationIDs {
