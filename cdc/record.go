@@ -543,3 +543,21 @@ func convert(k Kind, v any) (any, error) {
 // Key returns the message key of a row of t: its primary key value, or a
 // JSON array of the values as strings when the key has several columns.
 func (e *Encoder) Key(t *Table, vals []any) (string, error) { return keyOf(t, vals) }
+
+// KeyChanged reports whether an update from before to after moves the row
+// to another primary key. Sources then emit a DELETE of the old key and a
+// CREATE of the new one (as Debezium does), so that a sink keyed by the
+// primary key drops the old key's document instead of keeping it. It is
+// false when either image lacks a key value (an update without a before
+// image).
+func KeyChanged(t *Table, before, after []any) bool {
+	if before == nil || after == nil {
+		return false
+	}
+	old, err := keyOf(t, before)
+	if err != nil {
+		return false
+	}
+	new, err := keyOf(t, after)
+	return err == nil && old != new
+}

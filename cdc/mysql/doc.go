@@ -27,7 +27,10 @@
 // before the snapshot and committed after it orders after the snapshot.
 // source.lsn is the rows event's end offset (the same for its rows). The
 // before image is the full old row
-// with binlog_row_image=FULL (the default). TRUNCATE, a DDL statement in
+// with binlog_row_image=FULL (the default). An UPDATE that changes the
+// primary key becomes a DELETE of the old key (before: the old row)
+// followed by a CREATE of the new one, as Debezium does, so a sink keyed
+// by the primary key drops the old key's document. TRUNCATE, a DDL statement in
 // the binlog, is not turned into an event. Outbox rows (slate_outbox,
 // cdc.OutboxDDLMySQL) are routed as the envelopes they carry.
 package mysql

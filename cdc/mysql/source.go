@@ -445,7 +445,6 @@ func (h *handler) OnRow(e *canal.RowsEvent) error {
 		return nil
 	}
 	for i := 0; i+step-1 < len(e.Rows); i += step {
-		h.order++
 		var before, after []any
 		switch op {
 		case schema.OpCreate:
@@ -455,33 +454,64 @@ func (h *handler) OnRow(e *canal.RowsEvent) error {
 		case schema.OpUpdate:
 			before, after = e.Rows[i], e.Rows[i+1]
 		}
-		var ev cdc.Event
-		var err error
 		if ti.outbox {
+			h.order++
 			if op != schema.OpCreate {
 				continue
 			}
-			ev, _, err = h.s.outbox.Route(h.ctx, ti.table, after)
-		} else {
-			ch := &cdc.Change{
-				Op: op, Table: ti.table, Before: before, After: after,
-				Source: cdc.SourceInfo{Connector: "mysql", LSN: sequence(h.pos.File, e.Header.LogPos), TxID: h.txid, TxOrder: h.order, Time: h.when,
-					File: h.pos.File, Pos: int64(e.Header.LogPos)},
-				Sequence: h.rowSequence(start + int64(i+step)),
-				ID:       fmt.Sprintf("mysql/%s/%s/%d/%d", h.s.cfg.Name, h.pos.File, e.Header.LogPos, h.order),
-			}
-			ev, err = h.s.enc.Encode(h.ctx, ch)
-		}
-		if err != nil {
-			return h.fail(err)
-		}
-		h.buf = append(h.buf, ev)
-		if len(h.buf) >= h.s.cfg.MaxTxEvents {
-			b := cdc.Batch{Events: h.buf}
-			h.buf = nil
-			if err := h.emit(h.ctx, b); err != nil {
+			ev, _, err := h.s.outbox.Route(h.ctx, ti.table, after)
+			if err != nil {
 				return h.fail(err)
 			}
+			if err := h.add(ev); err != nil {
+				return err
+			}
+			continue
+		}
+		if op == schema.OpUpdate && cdc.KeyChanged(ti.table, before, after) {
+			// The row moved to another key: the old key is deleted (its
+			// sequence is the before image's), the new one created.
+			if err := h.change(ti, e, schema.OpDelete, before, nil, start+int64(i+1)); err != nil {
+				return err
+			}
+			if err := h.change(ti, e, schema.OpCreate, nil, after, start+int64(i+2)); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := h.change(ti, e, op, before, after, start+int64(i+step)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// change encodes one row change at sequence seq (before the carry) and
+// adds it to the open transaction.
+func (h *handler) change(ti *tableInfo, e *canal.RowsEvent, op schema.Op, before, after []any, seq int64) error {
+	h.order++
+	ch := &cdc.Change{
+		Op: op, Table: ti.table, Before: before, After: after,
+		Source: cdc.SourceInfo{Connector: "mysql", LSN: sequence(h.pos.File, e.Header.LogPos), TxID: h.txid, TxOrder: h.order, Time: h.when,
+			File: h.pos.File, Pos: int64(e.Header.LogPos)},
+		Sequence: h.rowSequence(seq),
+		ID:       fmt.Sprintf("mysql/%s/%s/%d/%d", h.s.cfg.Name, h.pos.File, e.Header.LogPos, h.order),
+	}
+	ev, err := h.s.enc.Encode(h.ctx, ch)
+	if err != nil {
+		return h.fail(err)
+	}
+	return h.add(ev)
+}
+
+// add appends ev to the open transaction, handing a large one on.
+func (h *handler) add(ev cdc.Event) error {
+	h.buf = append(h.buf, ev)
+	if len(h.buf) >= h.s.cfg.MaxTxEvents {
+		b := cdc.Batch{Events: h.buf}
+		h.buf = nil
+		if err := h.emit(h.ctx, b); err != nil {
+			return h.fail(err)
 		}
 	}
 	return nil

@@ -12,7 +12,11 @@
 // The before image depends on the table's REPLICA IDENTITY: with FULL,
 // updates and deletes carry the whole old row; with DEFAULT (the primary
 // key), deletes carry only the key columns (other fields null) and updates
-// carry no before unless the key changed. An unchanged TOASTed value (a
+// carry no before unless the key changed. An UPDATE that changes the
+// primary key becomes a DELETE of the old key (before: the old key, or the
+// old row under FULL) followed by a CREATE of the new one, as Debezium
+// does, so a sink keyed by the primary key drops the old key's document.
+// An unchanged TOASTed value (a
 // large column an UPDATE did not touch) is not sent by the server: it is
 // taken from the old row when there is one (FULL); otherwise after holds
 // Config.UnavailableValue for it (default "__debezium_unavailable_value",

@@ -692,6 +692,13 @@ func (st *stream) handle(ctx context.Context, xld pglogrepl.XLogData) error {
 	case *pglogrepl.UpdateMessage:
 		old, _ := values(m.OldTuple, nil, st.s.cfg.UnavailableValue)
 		new, unch := values(m.NewTuple, old, st.s.cfg.UnavailableValue)
+		if r, ok := st.rels[m.RelationID]; ok && !r.outbox && cdc.KeyChanged(r.table, old, new) {
+			// The row moved to another key: the old key is deleted.
+			if err := st.change(ctx, xld.WALStart, m.RelationID, schema.OpDelete, old, nil, nil); err != nil {
+				return err
+			}
+			return st.change(ctx, xld.WALStart, m.RelationID, schema.OpCreate, nil, new, unch)
+		}
 		return st.change(ctx, xld.WALStart, m.RelationID, schema.OpUpdate, old, new, unch)
 	case *pglogrepl.DeleteMessage:
 		old, _ := values(m.OldTuple, nil, st.s.cfg.UnavailableValue)
