@@ -19,8 +19,10 @@
 // the primary key (one column: its value; several: a JSON array of the
 // values as strings). The envelope's source is //pg/<db>/<schema>/<table>
 // (//mysql/... for MySQL), type CREATE, UPDATE, DELETE, SNAPSHOT or
-// TRUNCATE, entitytype the table name, sequence the change's LSN (or a
-// binlog-derived number that only grows), and data an Avro record
+// TRUNCATE, entitytype the table name, sequence a number that grows in
+// commit order and within a transaction, above every snapshot event's
+// (derived from the commit LSN or the binlog position, see each source),
+// and data an Avro record
 // {before, after, source} in the Confluent wire format, whose schema
 // ([Encoder], [RecordName]) is derived from the table's columns and
 // registered under its full name, studio.cdc.<db>.<schema>.<table>.Change;

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,10 +74,16 @@ type Change struct {
 	Before []any
 	After  []any
 	// Unchanged names columns whose new value the source did not send
-	// (PostgreSQL unchanged TOAST without a full old row); they are null in
-	// After and listed in source.unchanged_toast.
+	// (PostgreSQL unchanged TOAST without a full old row); After holds a
+	// placeholder for them (never null, which a sink would store), written
+	// as is also where the column is masked, and they are listed in
+	// source.unchanged_toast.
 	Unchanged []string
 	Source    SourceInfo
+	// Sequence is the envelope sequence: it orders the change after every
+	// change committed before it (and after the snapshot), and after the
+	// changes before it in its own transaction. Zero means Source.LSN.
+	Sequence int64
 	// ID seeds the envelope id: the same ID always gives the same envelope
 	// id, so a replay after a restart is an exact duplicate that dedupe
 	// drops. Sources build it from their stream position.
@@ -269,8 +276,8 @@ const sourceSchema = `{"type":"record","name":"Source","namespace":"slate.cdc","
 
 // Encode returns the event for ch: topic studio.cdc.<db>.<schema>.<table>,
 // subject the primary key (one column: its value; several: a JSON array
-// of the values as strings), sequence the source LSN, data the Avro change
-// record in the Confluent wire format.
+// of the values as strings), sequence ch.Sequence (or the source LSN when
+// it is zero), data the Avro change record in the Confluent wire format.
 func (e *Encoder) Encode(ctx context.Context, ch *Change) (Event, error) {
 	t := ch.Table
 	tc, err := e.codec(t)
@@ -301,10 +308,13 @@ func (e *Encoder) Encode(ctx context.Context, ch *Change) (Event, error) {
 		EntityType:      t.Name,
 		Subject:         subject,
 		Time:            ch.Source.Time.UTC().Truncate(time.Microsecond),
-		Sequence:        ch.Source.LSN,
+		Sequence:        ch.Sequence,
 		DataSchema:      ref,
 		DataContentType: schema.ContentTypeAvro,
 		Data:            data,
+	}
+	if env.Sequence == 0 {
+		env.Sequence = ch.Source.LSN
 	}
 	if env.Time.IsZero() {
 		env.Time = time.Now().UTC().Truncate(time.Microsecond)
@@ -315,14 +325,18 @@ func (e *Encoder) Encode(ctx context.Context, ch *Change) (Event, error) {
 // appendChange appends the Avro binary encoding of ch as the table's
 // change record: before and after (unions of null and Row), then source.
 func (tc *tableCodec) appendChange(b []byte, ch *Change) ([]byte, error) {
-	for _, vals := range [2][]any{ch.Before, ch.After} {
+	for n, vals := range [2][]any{ch.Before, ch.After} {
 		if vals == nil {
 			b = appendLong(b, 0)
 			continue
 		}
 		b = appendLong(b, 1)
+		var unchanged []string
+		if n == 1 {
+			unchanged = ch.Unchanged
+		}
 		var err error
-		if b, err = tc.appendRow(b, ch.Table, vals); err != nil {
+		if b, err = tc.appendRow(b, ch.Table, vals, unchanged); err != nil {
 			return nil, err
 		}
 	}
@@ -359,8 +373,9 @@ func (tc *tableCodec) appendChange(b []byte, ch *Change) ([]byte, error) {
 }
 
 // appendRow appends a Row record: per published column a union of null
-// and the column's type.
-func (tc *tableCodec) appendRow(b []byte, t *Table, vals []any) ([]byte, error) {
+// and the column's type. Masked columns hash their value, except those
+// named in unchanged, which hold a placeholder, not data.
+func (tc *tableCodec) appendRow(b []byte, t *Table, vals []any, unchanged []string) ([]byte, error) {
 	if len(vals) != len(t.Columns) {
 		return nil, fmt.Errorf("cdc: %s: %d values for %d columns", t.QualifiedName(), len(vals), len(t.Columns))
 	}
@@ -368,6 +383,10 @@ func (tc *tableCodec) appendRow(b []byte, t *Table, vals []any) ([]byte, error) 
 		v := vals[i]
 		if v == nil {
 			b = appendLong(b, 0)
+			continue
+		}
+		if tc.masked[j] && len(unchanged) > 0 && slices.Contains(unchanged, t.Columns[i].Name) {
+			b = appendString(appendLong(b, 1), text(v))
 			continue
 		}
 		if tc.masked[j] {
@@ -524,3 +543,21 @@ func convert(k Kind, v any) (any, error) {
 // Key returns the message key of a row of t: its primary key value, or a
 // JSON array of the values as strings when the key has several columns.
 func (e *Encoder) Key(t *Table, vals []any) (string, error) { return keyOf(t, vals) }
+
+// KeyChanged reports whether an update from before to after moves the row
+// to another primary key. Sources then emit a DELETE of the old key and a
+// CREATE of the new one (as Debezium does), so that a sink keyed by the
+// primary key drops the old key's document instead of keeping it. It is
+// false when either image lacks a key value (an update without a before
+// image).
+func KeyChanged(t *Table, before, after []any) bool {
+	if before == nil || after == nil {
+		return false
+	}
+	old, err := keyOf(t, before)
+	if err != nil {
+		return false
+	}
+	new, err := keyOf(t, after)
+	return err == nil && old != new
+}

@@ -133,3 +133,38 @@ func BenchmarkEncode(b *testing.B) {
 		}
 	}
 }
+
+// A masked column whose new value the source did not send holds the
+// placeholder as is: its hash would pass for a real value.
+func TestUnchangedMaskedColumnKeepsPlaceholder(t *testing.T) {
+	f := &Filter{MaskColumns: []string{"public.acct.email"}}
+	if err := f.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	tbl := &Table{DB: "fin", Schema: "public", Name: "acct", Columns: []Column{
+		{Name: "id", Kind: KindLong, Key: true}, {Name: "email", Kind: KindString},
+	}}
+	tc, err := NewEncoder(nil, f).codec(tbl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const placeholder = "__debezium_unavailable_value"
+	ch := &Change{Op: schema.OpUpdate, Table: tbl, Before: []any{"1", placeholder}, After: []any{"1", placeholder},
+		Unchanged: []string{"email"}, Source: SourceInfo{Connector: "postgresql", Time: time.Now()}}
+	b, err := tc.appendChange(nil, ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := avro.Unmarshal(tc.schema, b, &got); err != nil {
+		t.Fatal(err)
+	}
+	email := func(img string) any { return got[img].(map[string]any)[tc.rowName].(map[string]any)["email"] }
+	if email("after") != placeholder {
+		t.Errorf("after.email = %v, want the placeholder", email("after"))
+	}
+	sum := sha256.Sum256([]byte(placeholder))
+	if email("before") != hex.EncodeToString(sum[:]) {
+		t.Errorf("before.email = %v, want masked", email("before"))
+	}
+}

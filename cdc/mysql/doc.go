@@ -20,9 +20,17 @@
 // acknowledged, so a crash mid-snapshot takes the snapshot again.
 //
 // Sequences are derived from the binlog coordinates: the file's numeric
-// suffix in the high 32 bits and the event's end offset in the low ones,
-// so they grow along the binlog. The before image is the full old row
-// with binlog_row_image=FULL (the default). TRUNCATE, a DDL statement in
+// suffix in the high 32 bits and, in the low ones, the offset of the row's
+// rows event plus the count of row images up to the row's, so the rows of
+// one statement (one rows event) get distinct sequences and they all grow
+// along the binlog, which is written in commit order: a transaction open
+// before the snapshot and committed after it orders after the snapshot.
+// source.lsn is the rows event's end offset (the same for its rows). The
+// before image is the full old row
+// with binlog_row_image=FULL (the default). An UPDATE that changes the
+// primary key becomes a DELETE of the old key (before: the old row)
+// followed by a CREATE of the new one, as Debezium does, so a sink keyed
+// by the primary key drops the old key's document. TRUNCATE, a DDL statement in
 // the binlog, is not turned into an event. Outbox rows (slate_outbox,
 // cdc.OutboxDDLMySQL) are routed as the envelopes they carry.
 package mysql

@@ -146,7 +146,8 @@ func (s *Source) snapshotTable(ctx context.Context, conn *client.Conn, ti *table
 			Op: schema.OpSnapshot, Table: t, After: vals,
 			Source: cdc.SourceInfo{Connector: "mysql", LSN: seq, TxOrder: order, Snapshot: true, Time: at,
 				File: pos.File, Pos: int64(pos.Pos), GTID: pos.GTID},
-			ID: fmt.Sprintf("mysql/%s/snapshot/%s/%d/%s/%s", s.cfg.Name, pos.File, pos.Pos, t.Name, key),
+			Sequence: seq,
+			ID:       fmt.Sprintf("mysql/%s/snapshot/%s/%d/%s/%s", s.cfg.Name, pos.File, pos.Pos, t.Name, key),
 		}
 		ev, err := s.enc.Encode(ctx, ch)
 		if err != nil {

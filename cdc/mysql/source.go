@@ -352,6 +352,8 @@ type handler struct {
 	order  int64
 	when   time.Time
 	buf    []cdc.Event
+
+	lastSeq int64 // the last envelope sequence handed out
 }
 
 func (h *handler) String() string { return "slate-cdc" }
@@ -427,7 +429,9 @@ func (h *handler) OnRow(e *canal.RowsEvent) error {
 	if ti.skip {
 		return nil
 	}
-	seq := sequence(h.pos.File, e.Header.LogPos)
+	// Sequences (see rowSequence): the event's start plus the number of
+	// row images up to the change's.
+	start := sequence(h.pos.File, e.Header.LogPos-e.Header.EventSize)
 	step := 1
 	var op schema.Op
 	switch e.Action {
@@ -441,7 +445,6 @@ func (h *handler) OnRow(e *canal.RowsEvent) error {
 		return nil
 	}
 	for i := 0; i+step-1 < len(e.Rows); i += step {
-		h.order++
 		var before, after []any
 		switch op {
 		case schema.OpCreate:
@@ -451,35 +454,86 @@ func (h *handler) OnRow(e *canal.RowsEvent) error {
 		case schema.OpUpdate:
 			before, after = e.Rows[i], e.Rows[i+1]
 		}
-		var ev cdc.Event
-		var err error
 		if ti.outbox {
+			h.order++
 			if op != schema.OpCreate {
 				continue
 			}
-			ev, _, err = h.s.outbox.Route(h.ctx, ti.table, after)
-		} else {
-			ch := &cdc.Change{
-				Op: op, Table: ti.table, Before: before, After: after,
-				Source: cdc.SourceInfo{Connector: "mysql", LSN: seq, TxID: h.txid, TxOrder: h.order, Time: h.when,
-					File: h.pos.File, Pos: int64(e.Header.LogPos)},
-				ID: fmt.Sprintf("mysql/%s/%s/%d/%d", h.s.cfg.Name, h.pos.File, e.Header.LogPos, h.order),
-			}
-			ev, err = h.s.enc.Encode(h.ctx, ch)
-		}
-		if err != nil {
-			return h.fail(err)
-		}
-		h.buf = append(h.buf, ev)
-		if len(h.buf) >= h.s.cfg.MaxTxEvents {
-			b := cdc.Batch{Events: h.buf}
-			h.buf = nil
-			if err := h.emit(h.ctx, b); err != nil {
+			ev, _, err := h.s.outbox.Route(h.ctx, ti.table, after)
+			if err != nil {
 				return h.fail(err)
 			}
+			if err := h.add(ev); err != nil {
+				return err
+			}
+			continue
+		}
+		if op == schema.OpUpdate && cdc.KeyChanged(ti.table, before, after) {
+			// The row moved to another key: the old key is deleted (its
+			// sequence is the before image's), the new one created.
+			if err := h.change(ti, e, schema.OpDelete, before, nil, start+int64(i+1)); err != nil {
+				return err
+			}
+			if err := h.change(ti, e, schema.OpCreate, nil, after, start+int64(i+2)); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := h.change(ti, e, op, before, after, start+int64(i+step)); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// change encodes one row change at sequence seq (before the carry) and
+// adds it to the open transaction.
+func (h *handler) change(ti *tableInfo, e *canal.RowsEvent, op schema.Op, before, after []any, seq int64) error {
+	h.order++
+	ch := &cdc.Change{
+		Op: op, Table: ti.table, Before: before, After: after,
+		Source: cdc.SourceInfo{Connector: "mysql", LSN: sequence(h.pos.File, e.Header.LogPos), TxID: h.txid, TxOrder: h.order, Time: h.when,
+			File: h.pos.File, Pos: int64(e.Header.LogPos)},
+		Sequence: h.rowSequence(seq),
+		ID:       fmt.Sprintf("mysql/%s/%s/%d/%d", h.s.cfg.Name, h.pos.File, e.Header.LogPos, h.order),
+	}
+	ev, err := h.s.enc.Encode(h.ctx, ch)
+	if err != nil {
+		return h.fail(err)
+	}
+	return h.add(ev)
+}
+
+// add appends ev to the open transaction, handing a large one on.
+func (h *handler) add(ev cdc.Event) error {
+	h.buf = append(h.buf, ev)
+	if len(h.buf) >= h.s.cfg.MaxTxEvents {
+		b := cdc.Batch{Events: h.buf}
+		h.buf = nil
+		if err := h.emit(h.ctx, b); err != nil {
+			return h.fail(err)
+		}
+	}
+	return nil
+}
+
+// rowSequence returns seq, the envelope sequence of a row change, or the
+// last sequence plus one when seq is not above it. A row's seq is the
+// binlog sequence (Position.Sequence) of its rows event's first byte plus
+// the count of row images up to and including the row's (an update has
+// two): every image takes at least one byte of the event, so the rows of
+// one event get distinct sequences that grow in binlog order, below the
+// next event's. The binlog is written in commit order, and a snapshot's
+// position is where the binlog ended when it was read, so streamed
+// changes order after the snapshot's rows (Sequence - 1) and after every
+// change committed before them. Only a compressed rows event can hold
+// more rows than bytes; the carry keeps its sequences growing.
+func (h *handler) rowSequence(seq int64) int64 {
+	if seq <= h.lastSeq {
+		seq = h.lastSeq + 1
+	}
+	h.lastSeq = seq
+	return seq
 }
 
 func (h *handler) OnXID(_ *replication.EventHeader, next gomysql.Position) error {

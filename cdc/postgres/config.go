@@ -53,7 +53,18 @@ type Config struct {
 	// MaxTxEvents bounds how many events of one transaction are held
 	// before they are handed on without a position (default 1000).
 	MaxTxEvents int `yaml:"max_tx_events"`
+	// UnavailableValue is what an unchanged TOASTed column's new value
+	// becomes when the server did not send it and there is no old row to
+	// take it from (REPLICA IDENTITY other than FULL); the column is also
+	// named in source.unchanged_toast. Default
+	// DefaultUnavailableValue, the value Debezium uses.
+	UnavailableValue string `yaml:"unavailable_value_placeholder"`
 }
+
+// DefaultUnavailableValue is the default Config.UnavailableValue, the
+// same as Debezium's unavailable.value.placeholder, so consumers written
+// for Debezium recognise it.
+const DefaultUnavailableValue = "__debezium_unavailable_value"
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]*$`)
 
@@ -75,6 +86,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxTxEvents == 0 {
 		c.MaxTxEvents = 1000
+	}
+	if c.UnavailableValue == "" {
+		c.UnavailableValue = DefaultUnavailableValue
 	}
 }
 

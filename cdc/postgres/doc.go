@@ -12,10 +12,18 @@
 // The before image depends on the table's REPLICA IDENTITY: with FULL,
 // updates and deletes carry the whole old row; with DEFAULT (the primary
 // key), deletes carry only the key columns (other fields null) and updates
-// carry no before unless the key changed. An unchanged TOASTed value is
-// not sent by the server: it is taken from the old row when there is one
-// (FULL), otherwise it is null in after and its column is named in
-// source.unchanged_toast, so a consumer knows to keep what it has.
+// carry no before unless the key changed. An UPDATE that changes the
+// primary key becomes a DELETE of the old key (before: the old key, or the
+// old row under FULL) followed by a CREATE of the new one, as Debezium
+// does, so a sink keyed by the primary key drops the old key's document.
+// An unchanged TOASTed value (a
+// large column an UPDATE did not touch) is not sent by the server: it is
+// taken from the old row when there is one (FULL); otherwise after holds
+// Config.UnavailableValue for it (default "__debezium_unavailable_value",
+// as Debezium's unavailable.value.placeholder; never null) and its column
+// is named in source.unchanged_toast, so a consumer knows to keep the value
+// it has. A consumer that replaces whole rows should merge those columns
+// from its current state, or the table should use REPLICA IDENTITY FULL.
 //
 // The slot's confirmed flush LSN moves only when the Runner acknowledged
 // every event up to it (standby status updates every StatusInterval and on
@@ -28,8 +36,18 @@
 //
 // Envelope ids derive from the LSN and the change's order in its
 // transaction, so what a restart replays (changes after the last confirmed
-// position) are exact duplicates. Snapshot events carry the consistent
-// point minus one as sequence, so every streamed change orders after them.
+// position) are exact duplicates. Envelope sequences follow commit order,
+// which is what versioned sinks (external versions) need: a change's
+// sequence is its transaction's commit LSN shifted left by 12 bits plus
+// the change's position in the transaction (from 1), and snapshot events
+// carry the consistent point shifted the same way minus one, so every
+// streamed change orders after them, also one written before the
+// consistent point by a transaction that committed after it. A
+// transaction of more than 4096 changes can run into the range of the
+// next commit; the next transaction then continues from the last sequence
+// plus one, so sequences only grow. An LSN past 2^51 (2 PiB of WAL) ends
+// Run with ErrSequenceRange. source.lsn stays the change's own LSN (the
+// consistent point for snapshot events).
 //
 // Decoding and encoding are pipelined: the replication goroutine decodes
 // pgoutput messages and groups them per transaction; workers (one per

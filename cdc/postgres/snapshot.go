@@ -39,11 +39,15 @@ func (st *stream) snapshot(ctx context.Context, name string, cp pglogrepl.LSN) e
 	if err != nil {
 		return err
 	}
+	seq, err := snapshotSequence(cp)
+	if err != nil {
+		return err
+	}
 	st.s.metrics.SnapshotTablesLeft.Set(float64(len(tables)))
 	st.s.log.Info("snapshot started", "slot", cfg.Slot, "tables", len(tables))
 	total := 0
 	for _, t := range tables {
-		n, err := st.snapshotTable(ctx, tx, t, cp, start)
+		n, err := st.snapshotTable(ctx, tx, t, cp, seq, start)
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.rel.table.QualifiedName(), err)
 		}
@@ -53,6 +57,7 @@ func (st *stream) snapshot(ctx context.Context, name string, cp pglogrepl.LSN) e
 	if err := tx.Commit(ctx); err != nil {
 		return err
 	}
+	st.lastSeq = seq
 	st.s.log.Info("snapshot read", "slot", cfg.Slot, "rows", total, "took", time.Since(start).String())
 	return st.emitBatch(ctx, cdc.Batch{Position: Position{LSN: cp, snapshotDone: true}})
 }
@@ -147,7 +152,7 @@ func (st *stream) primaryKeyTx(ctx context.Context, tx pgx.Tx, oid uint32) (map[
 
 // snapshotTable reads one table through a cursor in text format, emitting
 // one batch per fetch.
-func (st *stream) snapshotTable(ctx context.Context, tx pgx.Tx, t snapTable, cp pglogrepl.LSN, start time.Time) (int, error) {
+func (st *stream) snapshotTable(ctx context.Context, tx pgx.Tx, t snapTable, cp pglogrepl.LSN, seq int64, start time.Time) (int, error) {
 	if _, err := tx.Exec(ctx, "DECLARE slate_snap NO SCROLL CURSOR FOR SELECT * FROM "+t.ident); err != nil {
 		return 0, err
 	}
@@ -179,9 +184,9 @@ func (st *stream) snapshotTable(ctx context.Context, tx pgx.Tx, t snapTable, cp 
 			}
 			ch := &cdc.Change{
 				Op: schema.OpSnapshot, Table: table, After: vals,
-				// One below the consistent point: the first streamed change
-				// can start exactly there, and must order after the snapshot.
-				Source: cdc.SourceInfo{Connector: "postgresql", LSN: int64(cp) - 1, Snapshot: true, Time: start},
+				Source: cdc.SourceInfo{Connector: "postgresql", LSN: int64(cp), Snapshot: true, Time: start},
+				// Below every streamed change's (sequence.go).
+				Sequence: seq,
 			}
 			key, err := st.s.enc.Key(table, vals)
 			if err != nil {

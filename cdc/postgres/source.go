@@ -139,8 +139,12 @@ type stream struct {
 	xid        uint32
 	commitTime time.Time
 	order      int64
+	txSeq      int64 // sequence base of the open transaction (sequence.go)
+	carried    bool  // the open transaction's sequences continue the last one's
 	buf        []pending
 	outboxIDs  []string
+
+	lastSeq int64 // the last envelope sequence handed out
 
 	pipe *pipeline // decoded units to the encoders, in order to emit
 
@@ -639,8 +643,9 @@ func (st *stream) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 }
 
 // values decodes a tuple; unchanged TOAST columns take the old row's
-// value when there is one, else stay null and are listed in unchanged.
-func values(td *pglogrepl.TupleData, old []any) (vals []any, unchanged []int) {
+// value when there is one, else the placeholder, and are then listed in
+// unchanged. They never become null: sinks replace whole rows.
+func values(td *pglogrepl.TupleData, old []any, placeholder string) (vals []any, unchanged []int) {
 	if td == nil {
 		return nil, nil
 	}
@@ -653,6 +658,7 @@ func values(td *pglogrepl.TupleData, old []any) (vals []any, unchanged []int) {
 			if old != nil && i < len(old) && old[i] != nil {
 				vals[i] = old[i]
 			} else {
+				vals[i] = placeholder
 				unchanged = append(unchanged, i)
 			}
 		}
@@ -669,21 +675,33 @@ func (st *stream) handle(ctx context.Context, xld pglogrepl.XLogData) error {
 	case *pglogrepl.RelationMessage:
 		return st.relation(ctx, m)
 	case *pglogrepl.BeginMessage:
+		seq, err := txSequence(m.FinalLSN)
+		if err != nil {
+			return err
+		}
 		st.inTx, st.xid, st.commitTime, st.order = true, m.Xid, m.CommitTime, 0
+		st.txSeq, st.carried = seq, false
 		st.buf, st.outboxIDs = st.buf[:0], nil
 	case *pglogrepl.CommitMessage:
 		u := &unit{items: st.buf, pos: Position{LSN: m.TransactionEndLSN, outboxIDs: st.outboxIDs}}
 		st.buf, st.inTx = nil, false
 		return st.submit(ctx, u)
 	case *pglogrepl.InsertMessage:
-		new, unch := values(m.Tuple, nil)
+		new, unch := values(m.Tuple, nil, st.s.cfg.UnavailableValue)
 		return st.change(ctx, xld.WALStart, m.RelationID, schema.OpCreate, nil, new, unch)
 	case *pglogrepl.UpdateMessage:
-		old, _ := values(m.OldTuple, nil)
-		new, unch := values(m.NewTuple, old)
+		old, _ := values(m.OldTuple, nil, st.s.cfg.UnavailableValue)
+		new, unch := values(m.NewTuple, old, st.s.cfg.UnavailableValue)
+		if r, ok := st.rels[m.RelationID]; ok && !r.outbox && cdc.KeyChanged(r.table, old, new) {
+			// The row moved to another key: the old key is deleted.
+			if err := st.change(ctx, xld.WALStart, m.RelationID, schema.OpDelete, old, nil, nil); err != nil {
+				return err
+			}
+			return st.change(ctx, xld.WALStart, m.RelationID, schema.OpCreate, nil, new, unch)
+		}
 		return st.change(ctx, xld.WALStart, m.RelationID, schema.OpUpdate, old, new, unch)
 	case *pglogrepl.DeleteMessage:
-		old, _ := values(m.OldTuple, nil)
+		old, _ := values(m.OldTuple, nil, st.s.cfg.UnavailableValue)
 		return st.change(ctx, xld.WALStart, m.RelationID, schema.OpDelete, old, nil, nil)
 	case *pglogrepl.TruncateMessage:
 		for _, id := range m.RelationIDs {
@@ -718,14 +736,31 @@ func (st *stream) change(ctx context.Context, lsn pglogrepl.LSN, relID uint32, o
 	}
 	ch := &cdc.Change{
 		Op: op, Table: r.table, Before: before, After: after,
-		Source: cdc.SourceInfo{Connector: "postgresql", LSN: int64(lsn), TxID: int64(st.xid), TxOrder: st.order, Time: st.commitTime},
-		ID:     changeID(st.db, lsn, st.order),
+		Source:   cdc.SourceInfo{Connector: "postgresql", LSN: int64(lsn), TxID: int64(st.xid), TxOrder: st.order, Time: st.commitTime},
+		Sequence: st.sequence(),
+		ID:       changeID(st.db, lsn, st.order),
 	}
 	for _, i := range unchanged {
 		ch.Unchanged = append(ch.Unchanged, r.table.Columns[i].Name)
 	}
 	st.buf = append(st.buf, pending{ch: ch})
 	return st.flushLarge(ctx)
+}
+
+// sequence returns the envelope sequence of the open transaction's
+// change at st.order (see sequence.go).
+func (st *stream) sequence() int64 {
+	seq := st.txSeq + st.order
+	if seq <= st.lastSeq {
+		if !st.carried {
+			st.carried = true
+			st.s.log.Warn("transaction too large for its sequence range: its sequences continue the previous one's",
+				"xid", st.xid, "changes", st.order)
+		}
+		seq = st.lastSeq + 1
+	}
+	st.lastSeq = seq
+	return seq
 }
 
 // changeID is fmt.Sprintf("pg/%s/%s/%d", db, lsn, order) without fmt: the

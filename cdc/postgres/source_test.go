@@ -282,8 +282,9 @@ func TestIdleSlotAdvances(t *testing.T) {
 }
 
 // Unchanged TOAST values: kept from the old row under REPLICA IDENTITY
-// FULL, otherwise null and named in source.unchanged_toast. A delete under
-// the default identity carries the key only.
+// FULL, otherwise the placeholder (never null, which a sink replacing the
+// whole document would store) and named in source.unchanged_toast. A
+// delete under the default identity carries the key only.
 func TestUnchangedToastAndKeyOnlyBefore(t *testing.T) {
 	h := newHarness(t)
 	tbl := h.table("doc")
@@ -305,19 +306,24 @@ func TestUnchangedToastAndKeyOnlyBefore(t *testing.T) {
 	exec(t, h.db, "DELETE FROM "+tbl+" WHERE id = 1")
 	recs := col.waitFor(t, 20*time.Second, "3 changes", func(rs []record) bool { return len(rs) >= 3 })
 	tests := []struct {
-		name                 string
-		rec                  record
-		wantBody, wantBefore bool
-		wantUnchanged        []any
+		name          string
+		rec           record
+		wantBody      string
+		wantBefore    bool
+		wantUnchanged []any
 	}{
-		{"default identity", recs[0], false, false, []any{"body"}},
-		{"full identity", recs[1], true, true, []any{}},
+		{"default identity", recs[0], postgres.DefaultUnavailableValue, false, []any{"body"}},
+		{"full identity", recs[1], body, true, []any{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			gotBody := tt.rec.after["body"] == body
-			if gotBody != tt.wantBody || (tt.rec.before != nil) != tt.wantBefore {
-				t.Errorf("after.body kept = %v, before present = %v", gotBody, tt.rec.before != nil)
+			got, _ := tt.rec.after["body"].(string)
+			if got != tt.wantBody || (tt.rec.before != nil) != tt.wantBefore {
+				t.Errorf("after.body = %.40q (null: %v), want %.40q; before present = %v",
+					got, tt.rec.after["body"] == nil, tt.wantBody, tt.rec.before != nil)
+			}
+			if tt.rec.after["n"] == nil {
+				t.Errorf("after.n is null")
 			}
 			if fmt.Sprint(tt.rec.source["unchanged_toast"]) != fmt.Sprint(tt.wantUnchanged) {
 				t.Errorf("unchanged_toast = %v, want %v", tt.rec.source["unchanged_toast"], tt.wantUnchanged)

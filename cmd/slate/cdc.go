@@ -126,6 +126,8 @@ The PostgreSQL flags are then ignored.`,
 	f.StringSliceVar(&pg.Filter.ExcludeTables, "exclude-tables", nil, "schema.table globs not to capture")
 	f.StringSliceVar(&pg.Filter.ExcludeColumns, "exclude-columns", nil, "schema.table.column globs left out of records")
 	f.StringSliceVar(&pg.Filter.MaskColumns, "mask-columns", nil, "schema.table.column globs published as SHA-256 hex")
+	f.StringVar(&pg.UnavailableValue, "unavailable-value-placeholder", postgres.DefaultUnavailableValue,
+		"value of an unchanged TOASTed column the server did not send (PostgreSQL, REPLICA IDENTITY other than FULL)")
 	f.StringVar(&my.DSN, "mysql-dsn", "", "user[:password]@tcp(host:port)/database of a MariaDB/MySQL database to capture instead of PostgreSQL")
 	f.StringVar(&my.Flavor, "mysql-flavor", "mariadb", "mariadb or mysql")
 	f.StringVar(&my.Name, "mysql-name", "mysql", "name of the MySQL source: the <db> part of topics and its offsets row")
