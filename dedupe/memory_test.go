@@ -47,45 +47,72 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func TestMemoryEvictsEarliestExpiry(t *testing.T) {
+func TestMemoryContractOwners(t *testing.T) {
+	dedupetest.RunOwners(t, func(t *testing.T) (dedupe.Store, dedupe.Store) {
+		s := dedupe.NewMemory()
+		t.Cleanup(func() { _ = s.Close() })
+		return s, s.Handle()
+	})
+}
+
+// TestMemoryBoundKeepsLiveLeases pins what the size bound may evict: done
+// markers, the first recorded first, and never a live lease, not even to
+// make room for the rest of the same Claim.
+func TestMemoryBoundKeepsLiveLeases(t *testing.T) {
 	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
 	s := dedupe.NewMemory(dedupe.WithMaxEntries(3), dedupe.WithClock(clock.Now), dedupe.WithSweepInterval(0))
 	defer s.Close()
 
-	mustClaim(t, s, []string{"a"}, time.Hour)
-	mustClaim(t, s, []string{"b"}, time.Minute)
-	mustClaim(t, s, []string{"c"}, 10*time.Minute)
-	// Done moves b's expiry past c's. Expiries now: a 60m, b 30m, c 10m.
-	if err := s.Done(t.Context(), []string{"b"}, 30*time.Minute); err != nil {
+	// Done markers outlive the leases below, so an eviction by expiry would
+	// pick a lease.
+	if err := s.Done(t.Context(), []string{"x", "y"}, time.Hour); err != nil {
 		t.Fatal(err)
+	}
+	steps := []struct {
+		claim []string
+		want  []dedupe.Status
+		held  []string // Snapshot after the claim
+	}{
+		// a repeated in one batch: the second a must stay a duplicate.
+		{[]string{"a", "b", "a"}, []dedupe.Status{dedupe.Fresh, dedupe.Fresh, dedupe.Duplicate}, []string{"a", "b", "y"}},
+		// y is evicted for c, but the y of this batch is still a duplicate.
+		{[]string{"y", "c", "y"}, []dedupe.Status{dedupe.Duplicate, dedupe.Fresh, dedupe.Duplicate}, []string{"a", "b", "c"}},
+	}
+	for _, st := range steps {
+		got, err := s.Claim(t.Context(), st.claim, time.Minute)
+		if err != nil {
+			t.Fatalf("Claim(%v): %v", st.claim, err)
+		}
+		if !slices.Equal(got, st.want) {
+			t.Fatalf("Claim(%v) = %v, want %v", st.claim, got, st.want)
+		}
+		if snap := s.Snapshot(); !slices.Equal(snap, st.held) {
+			t.Fatalf("after Claim(%v) entries = %v, want %v", st.claim, snap, st.held)
+		}
 	}
 
-	tests := []struct {
-		insert string
-		lease  time.Duration
-		want   []string
-	}{
-		{insert: "d", lease: 2 * time.Hour, want: []string{"a", "b", "d"}}, // c (10m) goes
-		{insert: "e", lease: 2 * time.Hour, want: []string{"a", "d", "e"}}, // b (30m) goes
-		{insert: "f", lease: time.Minute, want: []string{"d", "e", "f"}},   // a (60m) goes, before f is in
+	// Only live leases are left: a new id is refused, temporarily.
+	_, err := s.Claim(t.Context(), []string{"d"}, time.Minute)
+	if !errors.Is(err, dedupe.ErrFull) || !dedupe.IsRetryable(err) {
+		t.Fatalf("Claim with every entry a live lease: err = %v, want a retryable ErrFull", err)
 	}
-	for _, tt := range tests {
-		t.Run("insert "+tt.insert, func(t *testing.T) {
-			mustClaim(t, s, []string{tt.insert}, tt.lease)
-			if got := s.Snapshot(); !slices.Equal(got, tt.want) {
-				t.Fatalf("entries = %v, want %v", got, tt.want)
-			}
-		})
+	if snap := s.Snapshot(); !slices.Equal(snap, []string{"a", "b", "c"}) {
+		t.Fatalf("a refused claim changed the entries: %v", snap)
 	}
-	if got := s.Evictions(); got != 3 {
-		t.Fatalf("Evictions = %d, want 3", got)
-	}
-	// An update of an id already held never evicts.
-	if err := s.Done(t.Context(), []string{"f"}, time.Hour); err != nil {
+	// A holder finishing makes room again.
+	if err := s.Done(t.Context(), []string{"a"}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
+	if got, err := s.Claim(t.Context(), []string{"d"}, time.Minute); err != nil || got[0] != dedupe.Fresh {
+		t.Fatalf("Claim(d) after a is done = %v, %v; want fresh", got, err)
+	}
 	if got := s.Evictions(); got != 3 {
-		t.Fatalf("Evictions after an update = %d, want 3", got)
+		t.Fatalf("Evictions = %d, want 3 (x, y, a)", got)
+	}
+	// A batch larger than the bound can never fit: permanent.
+	_, err = s.Claim(t.Context(), []string{"e", "f", "g", "h"}, time.Minute)
+	if !errors.Is(err, dedupe.ErrFull) || dedupe.IsRetryable(err) {
+		t.Fatalf("Claim of 4 new ids with a bound of 3: err = %v, want a permanent ErrFull", err)
 	}
 }
 

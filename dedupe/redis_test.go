@@ -74,6 +74,22 @@ func TestRedisContract(t *testing.T) {
 	})
 }
 
+func TestRedisContractOwners(t *testing.T) {
+	c := redisClient(t)
+	dedupetest.RunOwners(t, func(t *testing.T) (dedupe.Store, dedupe.Store) {
+		prefix := testPrefix(t, c)
+		a, err := dedupe.NewRedis(c, dedupe.WithKeyPrefix(prefix))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := dedupe.NewRedis(c, dedupe.WithKeyPrefix(prefix))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a, b
+	})
+}
+
 func TestRedisKeysAndValues(t *testing.T) {
 	c := redisClient(t)
 	s := newRedisStore(t, c)

@@ -111,8 +111,9 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithMaxEntries bounds a [Memory] store to n ids (leases and done markers
-// together). When full, the entry that expires first is evicted to make
-// room. n <= 0 means unbounded, the default.
+// together). When full, the done marker recorded first is evicted to make
+// room; live leases are never evicted, and a Claim that does not fit is
+// refused with [ErrFull]. n <= 0 means unbounded, the default.
 func WithMaxEntries(n int) Option {
 	return func(c *config) { c.maxEntries = n }
 }

@@ -69,6 +69,34 @@ func Run(t *testing.T, newStore func(t *testing.T) dedupe.Store) {
 	}
 }
 
+// RunOwners runs the part of the suite about lease owners. newStores
+// returns two stores over the same state (for Redis: two stores on one key
+// prefix), each one owner of the leases it takes, and registers their
+// cleanup.
+func RunOwners(t *testing.T, newStores func(t *testing.T) (a, b dedupe.Store)) {
+	t.Helper()
+	t.Run("release keeps another owner's lease", func(t *testing.T) {
+		a, b := newStores(t)
+		ids := NewIDs(1)
+		wantClaim(t, a, ids, longLease, fr)
+		wantClaim(t, b, ids, longLease, held)
+		release(t, b, ids)
+		wantClaim(t, b, ids, longLease, held)
+	})
+	t.Run("release after own lease expired and was taken over", func(t *testing.T) {
+		a, b := newStores(t)
+		ids := NewIDs(1)
+		wantClaim(t, a, ids, shortLease, fr)
+		// a's lease runs out while a is still writing; b takes the id over.
+		eventuallyFresh(t, b, ids[0])
+		// a's write fails and a gives back what it believes is its lease.
+		release(t, a, ids)
+		wantClaim(t, a, ids, longLease, held)
+		release(t, b, ids)
+		wantClaim(t, a, ids, longLease, fr)
+	})
+}
+
 // NewIDs returns n random ids unique to this call.
 func NewIDs(n int) []string {
 	ids := make([]string, n)

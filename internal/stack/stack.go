@@ -193,6 +193,16 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err != nil {
 		return s, err
 	}
+	// Dead letters have a producer of their own, never the transactional
+	// one: outside a transaction that producer cannot deliver them, so the
+	// enricher would be stuck on its first poison record; and the sink
+	// consumer's dead letters would ride whichever transaction was open,
+	// lost (yet acknowledged and committed past) when it aborts, and
+	// invisible to read_committed readers.
+	dlqPub, err := s.newProducer("//slate/dlq", "slate-dlq")
+	if err != nil {
+		return s, err
+	}
 	enr, err := enricher.New(titles.EntityType, titles.NewResolver(s.Titles), enrichPub, s.Registry, enricher.WithLogger(log))
 	if err != nil {
 		return s, err
@@ -206,7 +216,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		}
 		copts = append(copts, consumer.WithTransactional())
 	}
-	if err := s.runConsumer(gctx, h, "slate-enricher-title", schema.ChangesTopic(titles.EntityType), enrichPub, copts...); err != nil {
+	if err := s.runConsumer(gctx, h, "slate-enricher-title", schema.ChangesTopic(titles.EntityType), dlqPub, copts...); err != nil {
 		return s, err
 	}
 
@@ -227,7 +237,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		consumer.ToSinks(sinks...))
 	// An event the sinks keep failing on goes to the dead-letter topic
 	// after 10 attempts instead of holding up its partition.
-	if err := s.runConsumer(gctx, h, "slate-sink-title", enr.Topic(), enrichPub, consumer.WithMaxAttempts(10)); err != nil {
+	if err := s.runConsumer(gctx, h, "slate-sink-title", enr.Topic(), dlqPub, consumer.WithMaxAttempts(10)); err != nil {
 		return s, err
 	}
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	_ "github.com/duckdb/duckdb-go/v2"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/slatehq/slate/consumer"
 	"github.com/slatehq/slate/consumer/sink/hive"
@@ -191,4 +192,61 @@ func endToEnd(t *testing.T, transactional bool) {
 	if after := len(readTable(t, s)); after != before {
 		t.Errorf("replay changed the table: %d rows, want %d", after, before)
 	}
+}
+
+// With --transactional the enricher publishes in Kafka transactions; its
+// dead letters and the sink consumer's must not: a poison record on each
+// consumer's input reaches its dead-letter topic, visible to a
+// read_committed reader, and the consumers move on.
+func TestTransactionalDeadLetters(t *testing.T) {
+	s := startStack(t, true)
+	ctx := context.Background()
+	poison := []byte("not an envelope")
+	topics := []string{schema.ChangesTopic("title"), schema.MaterializedTopic("title")}
+	for _, topic := range topics {
+		if err := s.Producer.PublishRaw(ctx, topic, []byte("poison:"+topic), poison, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, topic := range topics {
+		t.Run(topic, func(t *testing.T) {
+			key := "poison:" + topic
+			if got := readCommittedKey(t, s.Brokers, schema.DLQTopic(topic), key); string(got) != string(poison) {
+				t.Fatalf("dead letter of %s = %q, want the record as read", topic, got)
+			}
+		})
+	}
+	// Both consumers are past their poison: a title still reaches the sink.
+	created, err := s.Titles.CreateTitle(ctx, &titlesv1.CreateTitleRequest{Title: &titlesv1.Title{
+		Name: "After the Poison", Kind: "FEATURE", Status: "DEVELOPMENT"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]stack.Expectation{created.GetTitle().GetId(): {Version: created.GetTitle().GetVersion()}}
+	testenv.WaitFor(t, 30*time.Second, "a title after the poison records in the sink", func() bool { return len(s.Tracker.Missing(want)) == 0 })
+}
+
+// readCommittedKey returns the value of the first record with key that a
+// read_committed reader sees on topic, failing after 20s.
+func readCommittedKey(t *testing.T, brokers, topic, key string) []byte {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ConsumeTopics(topic), kgo.AllowAutoTopicCreation(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		pctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		rs := cl.PollFetches(pctx).Records()
+		cancel()
+		for _, r := range rs {
+			if string(r.Key) == key {
+				return r.Value
+			}
+		}
+	}
+	t.Fatalf("no record with key %q on %s for a read_committed reader within 20s", key, topic)
+	return nil
 }

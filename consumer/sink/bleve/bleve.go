@@ -266,10 +266,12 @@ type pending struct {
 
 // Write applies the batch: per index, one Bleve batch with the documents,
 // then one bbolt transaction with their versions, each on disk before the
-// next step. An event whose sequence is not newer than the stored version (or,
-// for a DELETE, older) changes nothing. TRUNCATE events are skipped. Events
-// that cannot become documents ([ErrData], no subject) are left out and
-// named in a [*sink.RejectedError] once the rest is applied.
+// next step. An event whose sequence is not newer than the stored version
+// (a DELETE's too) changes nothing. TRUNCATE events are skipped. Events
+// that Elasticsearch would refuse or that cannot become documents
+// ([ErrData]; no subject, a subject over 512 bytes, a negative sequence)
+// are left out and named in a [*sink.RejectedError] once the rest is
+// applied.
 func (s *Sink) Write(ctx context.Context, batch []sink.Event) error {
 	s.mu.Lock()
 	closed := s.closed
@@ -292,8 +294,8 @@ func (s *Sink) Write(ctx context.Context, batch []sink.Event) error {
 			s.log.Debug("event skipped", "type", ev.Type, "id", ev.ID)
 			continue
 		}
-		if ev.Subject == "" {
-			refused = append(refused, sink.Rejection{Event: *ev, Err: fmt.Errorf("%w: event %s has no subject", ErrRejected, ev.ID)})
+		if reason := invalidEvent(ev); reason != "" {
+			refused = append(refused, sink.Rejection{Event: *ev, Err: fmt.Errorf("%w: event %s %s", ErrRejected, ev.ID, reason)})
 			continue
 		}
 		name := s.Index(ev.EntityType)
@@ -388,17 +390,33 @@ func (s *Sink) Write(ctx context.Context, batch []sink.Event) error {
 	return sink.Reject(refused...)
 }
 
+// maxIDBytes is Elasticsearch's bound on a document id, in UTF-8 bytes,
+// kept here so that both search sinks refuse the same events.
+const maxIDBytes = 512
+
+// invalidEvent returns why the es sink would refuse ev, or "".
+func invalidEvent(ev *sink.Event) string {
+	switch {
+	case ev.Subject == "":
+		return "has no subject"
+	case len(ev.Subject) > maxIDBytes:
+		return fmt.Sprintf("has a subject of %d bytes, more than %d", len(ev.Subject), maxIDBytes)
+	case ev.Sequence < 0:
+		return fmt.Sprintf("has a negative sequence %d", ev.Sequence)
+	}
+	return ""
+}
+
 // apply returns the state ev leaves on top of cur, or ok=false when the
 // stored version wins.
 func (s *Sink) apply(ctx context.Context, cur *change, ev *sink.Event) (*change, bool, error) {
-	if ev.Type == schema.OpDelete {
-		if cur.rec.known && (ev.Sequence < cur.rec.version || (!cur.rec.live && ev.Sequence == cur.rec.version)) {
-			return nil, false, nil
-		}
-		return &change{rec: record{known: true, version: ev.Sequence}}, true, nil
-	}
+	// As Elasticsearch with version_type=external: only a greater version
+	// than the stored one (a document's or a tombstone's) is applied.
 	if cur.rec.known && ev.Sequence <= cur.rec.version {
 		return nil, false, nil
+	}
+	if ev.Type == schema.OpDelete {
+		return &change{rec: record{known: true, version: ev.Sequence}}, true, nil
 	}
 	doc, err := s.document(ctx, ev)
 	if err != nil {

@@ -3,6 +3,7 @@ package bleve_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/slatehq/slate/consumer/sink"
@@ -66,13 +67,29 @@ func TestContract(t *testing.T) {
 
 // The stored version decides, not the order of arrival (the cases the es
 // sink passes too); a delete leaves its version as a tombstone.
+// The events the es sink refuses before sending are refused here too.
+func TestInvalidEventsRefused(t *testing.T) {
+	s := newSink(t)
+	good := sinktest.Event(schema.OpCreate, "ok", 1, map[string]any{"n": 1})
+	bad := []sink.Event{
+		sinktest.Event(schema.OpCreate, strings.Repeat("é", 257), 1, map[string]any{"n": 2}),
+		sinktest.Event(schema.OpUpdate, "neg", -1, map[string]any{"n": 3}),
+		sinktest.Event(schema.OpDelete, "", 3, nil),
+	}
+	err := s.Write(t.Context(), append([]sink.Event{good}, bad...))
+	rs, ok := sink.Rejections(err)
+	if !ok || len(rs) != len(bad) || !errors.Is(err, bleve.ErrRejected) {
+		t.Fatalf("err = %v, want a sink.RejectedError for the %d invalid events", err, len(bad))
+	}
+	if _, _, found, err := s.Get(t.Context(), "title", "ok"); err != nil || !found {
+		t.Fatalf("the valid event was not applied: found %v, err %v", found, err)
+	}
+}
+
 func TestExternalVersions(t *testing.T) {
 	// A delete at the stored version wins here. Elasticsearch refuses it
 	// (external versions must grow), so the case is not a shared one.
-	sameVersionDelete := sinktest.VersionCase{Name: "delete with the same version", Batches: [][]sink.Event{
-		{sinktest.Event(schema.OpCreate, "t1", 2, map[string]any{"name": "A"})},
-		{sinktest.Event(schema.OpDelete, "t1", 2, nil)}}, Version: 2}
-	for _, tt := range append(sinktest.VersionCases(), sameVersionDelete) {
+	for _, tt := range sinktest.VersionCases() {
 		t.Run(tt.Name, func(t *testing.T) {
 			s := newSink(t)
 			for _, batch := range tt.Batches {

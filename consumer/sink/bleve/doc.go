@@ -15,10 +15,12 @@
 // file (<dir>/studio-<entitytype>.versions) that holds every document's
 // version and source and the tombstones of deleted ones. A write updates
 // the Bleve index, then the versions, each durably; a crash in between
-// leaves the older version, so the retried batch is applied again. An event
-// is applied only when its sequence is greater than the stored version; a
-// DELETE is applied with a greater or equal one and leaves a tombstone, so
-// an older event replayed later cannot bring the document back. Unlike
+// leaves the older version, so the retried batch is applied again. As in
+// Elasticsearch with version_type=external, an event (a DELETE too) is
+// applied only when its sequence is greater than the stored version; an
+// equal or older one is ignored as already applied. A DELETE leaves a
+// tombstone with its version, so an event with an older or equal version
+// replayed later cannot bring the document back. Unlike
 // Elasticsearch's index.gc_deletes, tombstones are kept for good. Replays
 // are therefore no-ops and deduplication is an optimisation.
 //

@@ -11,11 +11,19 @@
 // already holds that state or a newer one. Deduplication is therefore an
 // optimisation; correctness comes from the versions.
 //
-// Writes go through esutil.BulkIndexer and are checked item by item: a 429
-// or 503 makes [Sink.Write] fail with an error for which [IsRetryable] is
-// true (the consumer backs off and retries the whole batch, and nothing of
-// it is marked done); any other rejected item fails the write with an
-// [*ItemError] naming the document and the reason.
+// Writes go out as bulk requests of at most the flush bytes each and are
+// checked item by item: a 429 or a 5xx (on an item or on the whole
+// request) or a transport failure makes [Sink.Write] fail with an error
+// for which [IsRetryable] is true (the consumer backs off and retries the
+// whole batch, and nothing of it is marked done). Any other refusal is
+// for good: an [*ItemError] naming the document and the reason, returned
+// inside a [sink.RejectedError] for the consumer to dead-letter while the
+// rest of the batch is applied. Elasticsearch refuses a whole bulk request
+// (HTTP 400 action_request_validation_exception) for one item with an id
+// that is empty or longer than 512 bytes, or with a negative external
+// version, so the sink checks those before sending and refuses only those
+// events; a bulk request still refused as a whole with a 4xx other than
+// 429 refuses every item in it.
 //
 // One limit is Elasticsearch's own: a delete's version is remembered only
 // for index.gc_deletes (60s by default), so an event older than a delete

@@ -11,7 +11,7 @@ var (
 	// ErrConfig is wrapped by every configuration error of [New].
 	ErrConfig = errors.New("es: invalid config")
 	// ErrUnavailable is wrapped when the cluster refused or could not take
-	// the writes for now (HTTP 429 or 503 on an item or on the request, a
+	// the writes for now (HTTP 429 or a 5xx on an item or on the request, a
 	// connection failure). The batch is worth retrying; see [IsRetryable].
 	// It matches [sink.ErrUnavailable].
 	ErrUnavailable = sink.NewUnavailable("es: cluster busy or unavailable")
@@ -34,6 +34,10 @@ type ItemError struct {
 	Status int    // the item's HTTP status
 	Type   string // the Elasticsearch error type
 	Reason string // the Elasticsearch error reason
+	// Permanent marks a refusal that no retry changes whatever its status
+	// (a bulk request refused as a whole with a 4xx other than 429, an
+	// item refused before sending).
+	Permanent bool
 }
 
 // Error names the document and the reason.
@@ -41,12 +45,13 @@ func (e *ItemError) Error() string {
 	return fmt.Sprintf("es: %s/%s: %d %s: %s", e.Index, e.DocID, e.Status, e.Type, e.Reason)
 }
 
-// Unwrap returns [ErrUnavailable] for 429 and 503 and [ErrRejected] otherwise.
+// Unwrap returns [ErrUnavailable] for 429 and 5xx statuses and
+// [ErrRejected] otherwise or when Permanent is set.
 func (e *ItemError) Unwrap() error {
-	if retryableStatus(e.Status) {
+	if !e.Permanent && retryableStatus(e.Status) {
 		return ErrUnavailable
 	}
 	return ErrRejected
 }
 
-func retryableStatus(s int) bool { return s == 429 || s == 502 || s == 503 || s == 504 }
+func retryableStatus(s int) bool { return s == 429 || s >= 500 }

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
@@ -170,21 +169,35 @@ func (s *Sink) createIndex(ctx context.Context, index string) error {
 	return nil
 }
 
-// result is what happened to one bulk item.
-type result struct {
-	set bool
-	err error
+// MaxIDBytes is Elasticsearch's bound on a document id, in UTF-8 bytes.
+const MaxIDBytes = 512
+
+// bulkItem is one action of a bulk request.
+type bulkItem struct {
+	action  string // "index" or "delete"
+	index   string
+	id      string
+	version int64
+	body    []byte // the document of an index action
+	ev      int    // the event's position in the batch
 }
 
 // Write applies the batch with one or more bulk requests and checks every
 // item. It returns nil when each event is applied or was refused with 409
 // (Elasticsearch holds the same or a newer version). TRUNCATE events are
-// skipped: an index is not emptied by a stream event. Documents refused
-// for good (an [*ItemError] wrapping [ErrRejected], data that is not a
-// document, [ErrData]) do not fail the batch when everything else was
+// skipped: an index is not emptied by a stream event.
+//
+// Events refused for good do not fail the batch when everything else was
 // applied: Write returns a [*sink.RejectedError] naming them, for the
-// consumer to dead-letter. 429/503 and unanswered items fail it whole
-// ([ErrUnavailable]).
+// consumer to dead-letter. Those are data that is not a document
+// ([ErrData]); an event Elasticsearch's request validation would refuse
+// (an empty subject, a subject over [MaxIDBytes] bytes, a negative
+// sequence), checked before sending because Elasticsearch refuses the
+// whole bulk request for one such item; and documents refused with an
+// [*ItemError] wrapping [ErrRejected], including every item of a bulk
+// request refused as a whole with a 4xx status other than 429. A 429 or a
+// 5xx (on an item or on the request) and transport failures fail the batch
+// whole with [ErrUnavailable].
 func (s *Sink) Write(ctx context.Context, batch []sink.Event) error {
 	s.mu.Lock()
 	closed := s.closed
@@ -195,140 +208,187 @@ func (s *Sink) Write(ctx context.Context, batch []sink.Event) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("es: write: %w", err)
 	}
-	items := make([]esutil.BulkIndexerItem, 0, len(batch))
-	of := make([]int, 0, len(batch)) // of[i]: the batch index of items[i]
-	var refused []sink.Rejection
+	items := make([]bulkItem, 0, len(batch))
+	refused := make([]error, len(batch)) // by batch position
 	for i := range batch {
 		it, ok, err := s.item(ctx, &batch[i])
 		switch {
-		case errors.Is(err, ErrData):
-			refused = append(refused, sink.Rejection{Event: batch[i], Err: err})
+		case errors.Is(err, ErrData) || errors.Is(err, ErrRejected):
+			refused[i] = err
 		case err != nil:
 			return err
 		case ok:
+			it.ev = i
 			items = append(items, it)
-			of = append(of, i)
 		}
 	}
-	if len(items) == 0 {
-		return sink.Reject(refused...)
-	}
-
-	var (
-		mu       sync.Mutex
-		results  = make([]result, len(items))
-		flushErr error
-	)
-	set := func(i int, err error) {
-		mu.Lock()
-		results[i] = result{set: true, err: err}
-		mu.Unlock()
-	}
-	bi, err := esutil.NewBulkIndexer(esutil.BulkIndexerConfig{
-		Client:        s.client,
-		NumWorkers:    1, // one worker keeps the batch's order per document
-		FlushBytes:    s.flushBytes,
-		FlushInterval: time.Hour, // flushed by Close, not by time
-		Refresh:       s.refresh,
-		OnError: func(_ context.Context, err error) {
-			mu.Lock()
-			if flushErr == nil {
-				flushErr = err
-			}
-			mu.Unlock()
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrConfig, err)
-	}
-	for i := range items {
-		items[i].OnSuccess = func(context.Context, esutil.BulkIndexerItem, esutil.BulkIndexerResponseItem) { set(i, nil) }
-		items[i].OnFailure = func(_ context.Context, it esutil.BulkIndexerItem, r esutil.BulkIndexerResponseItem, err error) {
-			set(i, s.classify(it, r, err))
+	results := make([]error, len(items))
+	for start := 0; start < len(items); {
+		end, body := s.chunk(items, start)
+		if err := s.bulk(ctx, items[start:end], body, results[start:end]); err != nil {
+			return err
 		}
-		if err := bi.Add(ctx, items[i]); err != nil {
-			_ = bi.Close(context.WithoutCancel(ctx))
-			return fmt.Errorf("es: write: %w", err)
-		}
-	}
-	if err := bi.Close(ctx); err != nil {
-		return fmt.Errorf("es: write: %w", err)
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("es: write: %w", err)
+		start = end
 	}
 
 	var retryable []error
-	unanswered := 0
-	for i, r := range results {
+	for i, err := range results {
 		switch {
-		case !r.set:
-			unanswered++
-		case r.err == nil:
-		case IsRetryable(r.err):
-			retryable = append(retryable, r.err)
+		case err == nil:
+		case IsRetryable(err):
+			retryable = append(retryable, err)
 		default:
-			refused = append(refused, sink.Rejection{Event: batch[of[i]], Err: r.err})
+			refused[items[i].ev] = err
 		}
 	}
-	switch {
-	case unanswered > 0:
-		return fmt.Errorf("%w: %d of %d items unanswered: %v", ErrUnavailable, unanswered, len(items), flushErr)
-	case len(retryable) > 0:
+	if len(retryable) > 0 {
 		return fmt.Errorf("%w: %d of %d items refused for now, first: %v", ErrUnavailable, len(retryable), len(items), retryable[0])
 	}
 	// Every other item was applied: the refused events are the
 	// consumer's to dead-letter.
-	return sink.Reject(refused...)
+	var rs []sink.Rejection
+	for i, err := range refused {
+		if err != nil {
+			rs = append(rs, sink.Rejection{Event: batch[i], Err: err})
+		}
+	}
+	return sink.Reject(rs...)
+}
+
+// chunk returns the end of the bulk request that starts at items[start]
+// and its NDJSON body: as many items as fit in the flush bytes, at least
+// one.
+func (s *Sink) chunk(items []bulkItem, start int) (int, []byte) {
+	var buf bytes.Buffer
+	end := start
+	for ; end < len(items); end++ {
+		it := &items[end]
+		meta, _ := json.Marshal(map[string]any{it.action: map[string]any{
+			"_index": it.index, "_id": it.id, "version": it.version, "version_type": "external"}})
+		if end > start && buf.Len()+len(meta)+len(it.body)+2 > s.flushBytes {
+			break
+		}
+		buf.Write(meta)
+		buf.WriteByte('\n')
+		if it.body != nil {
+			buf.Write(it.body)
+			buf.WriteByte('\n')
+		}
+	}
+	return end, buf.Bytes()
+}
+
+// bulk sends one bulk request and sets results[i] for items[i]. It returns
+// an error only when ctx ended.
+func (s *Sink) bulk(ctx context.Context, items []bulkItem, body []byte, results []error) error {
+	req := esapi.BulkRequest{Body: bytes.NewReader(body), Refresh: s.refresh}
+	res, err := req.Do(ctx, s.client)
+	if cerr := ctx.Err(); cerr != nil {
+		if err == nil {
+			drain(res.Body)
+		}
+		return fmt.Errorf("es: write: %w", cerr)
+	}
+	if err != nil {
+		for i := range items {
+			results[i] = fmt.Errorf("%w: bulk request: %w", ErrUnavailable, err)
+		}
+		return nil
+	}
+	defer drain(res.Body)
+	if res.IsError() {
+		// The request was refused as a whole: a 429 or 5xx for now, any
+		// other status for good (request validation, a request too large).
+		e := decodeError(res)
+		for i, it := range items {
+			ie := &ItemError{Index: it.index, DocID: it.id, Status: res.StatusCode, Type: e.Type,
+				Reason: "bulk request refused as a whole: " + e.Reason}
+			if res.StatusCode < 500 && res.StatusCode != 429 {
+				ie.Permanent = true
+			}
+			results[i] = ie
+		}
+		return nil
+	}
+	var blk esutil.BulkIndexerResponse
+	if err := json.NewDecoder(res.Body).Decode(&blk); err != nil || len(blk.Items) != len(items) {
+		for i := range items {
+			results[i] = fmt.Errorf("%w: bulk response of %d items for %d sent (%v)", ErrUnavailable, len(blk.Items), len(items), err)
+		}
+		return nil
+	}
+	for i, m := range blk.Items {
+		for _, r := range m {
+			if r.Error.Type != "" || r.Status > 201 {
+				results[i] = s.classify(items[i], r)
+			}
+		}
+	}
+	return nil
 }
 
 // classify turns a failed bulk item into nil (a 409 version conflict; a
 // delete of a missing document) or an error.
-func (s *Sink) classify(it esutil.BulkIndexerItem, r esutil.BulkIndexerResponseItem, err error) error {
-	if err != nil {
-		return fmt.Errorf("%w: %s/%s: %w", ErrUnavailable, it.Index, it.DocumentID, err)
-	}
+func (s *Sink) classify(it bulkItem, r esutil.BulkIndexerResponseItem) error {
 	switch {
 	case r.Status == 409 && (r.Error.Type == "" || r.Error.Type == "version_conflict_engine_exception"):
-		versionConflicts.WithLabelValues(it.Index).Inc()
-		s.log.Debug("older or replayed event ignored", "index", it.Index, "id", it.DocumentID, "version", *it.Version)
+		versionConflicts.WithLabelValues(it.index).Inc()
+		s.log.Debug("older or replayed event ignored", "index", it.index, "id", it.id, "version", it.version)
 		return nil
-	case it.Action == "delete" && r.Status == 404 && r.Error.Type == "":
+	case it.action == "delete" && r.Status == 404 && r.Error.Type == "":
 		return nil
 	}
 	reason := r.Error.Reason
 	if r.Error.Cause.Reason != "" {
 		reason += " (caused by " + r.Error.Cause.Type + ": " + r.Error.Cause.Reason + ")"
 	}
-	return &ItemError{Index: it.Index, DocID: it.DocumentID, Status: r.Status, Type: r.Error.Type, Reason: reason}
+	return &ItemError{Index: it.index, DocID: it.id, Status: r.Status, Type: r.Error.Type, Reason: reason}
 }
 
 // item builds the bulk item of one event; ok is false for events the sink
-// skips.
-func (s *Sink) item(ctx context.Context, ev *sink.Event) (it esutil.BulkIndexerItem, ok bool, err error) {
-	index := s.Index(ev.EntityType)
-	version := ev.Sequence
-	it = esutil.BulkIndexerItem{Index: index, DocumentID: ev.Subject, Version: &version, VersionType: "external"}
+// skips. An event Elasticsearch's request validation would refuse is an
+// [*ItemError] wrapping [ErrRejected].
+func (s *Sink) item(ctx context.Context, ev *sink.Event) (it bulkItem, ok bool, err error) {
+	it = bulkItem{index: s.Index(ev.EntityType), id: ev.Subject, version: ev.Sequence}
 	switch ev.Type {
 	case schema.OpDelete:
-		it.Action = "delete"
-		return it, true, nil
+		it.action = "delete"
 	case schema.OpCreate, schema.OpUpdate, schema.OpSnapshot:
+		it.action = "index"
 	default:
 		s.log.Debug("event skipped", "type", ev.Type, "id", ev.ID)
 		return it, false, nil
+	}
+	if reason := invalidItem(it); reason != "" {
+		return it, false, &ItemError{Index: it.index, DocID: it.id, Status: 400, Type: "action_request_validation_exception",
+			Reason: reason + " (refused before sending)", Permanent: true}
+	}
+	if it.action == "delete" {
+		return it, true, nil
 	}
 	doc, err := s.document(ctx, ev)
 	if err != nil {
 		return it, false, err
 	}
-	b, err := json.Marshal(doc)
-	if err != nil {
+	if it.body, err = json.Marshal(doc); err != nil {
 		return it, false, fmt.Errorf("%w: event %s: %w", ErrData, ev.ID, err)
 	}
-	it.Action = "index"
-	it.Body = bytes.NewReader(b)
 	return it, true, nil
+}
+
+// invalidItem returns why Elasticsearch's request validation refuses an
+// item, or "": the id must be set and at most [MaxIDBytes] bytes of UTF-8,
+// and an external version must not be negative.
+func invalidItem(it bulkItem) string {
+	switch {
+	case it.id == "":
+		return "id is missing (the event has no subject)"
+	case len(it.id) > MaxIDBytes:
+		return fmt.Sprintf("id is too long, must be no longer than %d bytes but was: %d", MaxIDBytes, len(it.id))
+	case it.version < 0:
+		return fmt.Sprintf("illegal version value [%d] for version type [EXTERNAL] (the event's sequence)", it.version)
+	}
+	return ""
 }
 
 // document returns the event's data as a JSON object with the envelope

@@ -284,6 +284,83 @@ func TestRejectedItem(t *testing.T) {
 	}
 }
 
+// Items Elasticsearch would refuse in request validation (an id over 512
+// bytes, a negative external version) would make it refuse the whole bulk
+// request with 400: the sink refuses them for good before sending, and the
+// rest of the batch is applied.
+func TestInvalidItemsRefused(t *testing.T) {
+	b := newBackend(t)
+	s := b.sink(t)
+	good := sinktest.Event(schema.OpCreate, "ok", 1, map[string]any{"n": 1})
+	longID := sinktest.Event(schema.OpCreate, strings.Repeat("é", 257), 1, map[string]any{"n": 2}) // 514 bytes
+	negative := sinktest.Event(schema.OpUpdate, "neg", -1, map[string]any{"n": 3})
+	negDelete := sinktest.Event(schema.OpDelete, "negdel", -5, nil)
+	noID := sinktest.Event(schema.OpDelete, "", 3, nil)
+	bad := []sink.Event{longID, negative, negDelete, noID}
+	err := s.Write(t.Context(), append([]sink.Event{good}, bad...))
+	rs, ok := sink.Rejections(err)
+	if !ok || len(rs) != len(bad) || es.IsRetryable(err) || !errors.Is(err, es.ErrRejected) {
+		t.Fatalf("err = %v, want a permanent sink.RejectedError for the %d invalid events", err, len(bad))
+	}
+	for i, r := range rs {
+		if r.Event.ID != bad[i].ID {
+			t.Errorf("rejection %d names %s, want %s", i, r.Event.ID, bad[i].ID)
+		}
+	}
+	if _, _, found := (reader{b}).get(t, s.Index("title"), "ok"); !found {
+		t.Error("the valid event of the batch was not applied")
+	}
+	// An id of exactly 512 bytes is valid.
+	edge := sinktest.Event(schema.OpCreate, strings.Repeat("a", 512), 1, map[string]any{"n": 4})
+	if err := s.Write(t.Context(), []sink.Event{edge}); err != nil {
+		t.Fatalf("Write of a 512-byte id: %v", err)
+	}
+	if b.double != nil && b.double.Requests("bulk_invalid") != 0 {
+		t.Errorf("%d bulk requests refused by validation: the sink sent invalid items", b.double.Requests("bulk_invalid"))
+	}
+}
+
+// A batch larger than the flush bytes goes out as several bulk requests,
+// every event applied.
+func TestBatchSplitsByFlushBytes(t *testing.T) {
+	b := newBackend(t)
+	s := b.sink(t, es.WithFlushBytes(1024))
+	var evs []sink.Event
+	for i := range 50 {
+		evs = append(evs, sinktest.Event(schema.OpCreate, fmt.Sprintf("t%d", i), 1, map[string]any{"n": i}))
+	}
+	if err := s.Write(t.Context(), evs); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := (reader{b}).Count(t.Context()); err != nil || n != 50 {
+		t.Fatalf("count = %d, %v; want 50", n, err)
+	}
+	if b.double != nil && b.double.Requests("bulk") < 2 {
+		t.Errorf("%d bulk requests, want the batch split", b.double.Requests("bulk"))
+	}
+}
+
+// A bulk request refused as a whole with a 4xx other than 429 is not
+// retried forever: its items are refused for good.
+func TestWholeRequestRefused(t *testing.T) {
+	b := newBackend(t)
+	if b.double == nil {
+		t.Skip("needs the double (SLATE_ES_URL is set)")
+	}
+	s := b.sink(t)
+	evs := []sink.Event{sinktest.Event(schema.OpCreate, "a", 1, map[string]any{"n": 1}), sinktest.Event(schema.OpCreate, "b", 1, map[string]any{"n": 2})}
+	b.double.Fail(estest.Fault{Status: 400, Whole: true, Until: time.Now().Add(time.Hour)})
+	err := s.Write(t.Context(), evs)
+	rs, ok := sink.Rejections(err)
+	if !ok || len(rs) != 2 || es.IsRetryable(err) {
+		t.Fatalf("err = %v, want a permanent sink.RejectedError for both events", err)
+	}
+	var ie *es.ItemError
+	if !errors.As(rs[0].Err, &ie) || ie.Status != 400 || ie.Type != "action_request_validation_exception" {
+		t.Fatalf("rejection = %v, want an ItemError with 400 action_request_validation_exception", rs[0].Err)
+	}
+}
+
 // A value that does not fit the index mapping (dynamic mapping made "n" a
 // number) is refused with mapper_parsing_exception, and only that document.
 func TestMappingConflictRefusesOneDocument(t *testing.T) {

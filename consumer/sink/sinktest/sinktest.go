@@ -229,7 +229,13 @@ func AvroEvent(t *testing.T) (*schema.RegistryClient, sink.Event) {
 
 // VersionCase is one case of the external-version semantics that the
 // versioned stores (Elasticsearch, Bleve) follow for entity "t1": the
-// envelope's sequence decides, not the order of arrival.
+// envelope's sequence decides, not the order of arrival. They are
+// Elasticsearch's with version_type=external: an index or a delete is
+// applied only when its version is greater than the stored one; an equal
+// or lower version is refused (409, which the sinks count as success: that
+// state or a newer one is already applied). A delete leaves its version
+// behind as a tombstone, so a later create or update with a lower or
+// equal version is refused while the tombstone lives.
 type VersionCase struct {
 	Name    string
 	Batches [][]sink.Event
@@ -266,6 +272,20 @@ func VersionCases() []VersionCase {
 		{"whole history replayed", [][]sink.Event{{Event(schema.OpCreate, "t1", 1, name("A")),
 			Event(schema.OpUpdate, "t1", 2, name("B")), Event(schema.OpDelete, "t1", 3, nil)},
 			{Event(schema.OpCreate, "t1", 1, name("A")), Event(schema.OpUpdate, "t1", 2, name("B"))}}, false, "", 3},
+		{"create", [][]sink.Event{{Event(schema.OpCreate, "t1", 1, name("A"))}}, true, "A", 1},
+		{"update of a missing document", [][]sink.Event{{Event(schema.OpUpdate, "t1", 4, name("U"))}}, true, "U", 4},
+		{"equal-version update is refused", [][]sink.Event{{Event(schema.OpCreate, "t1", 2, name("A"))},
+			{Event(schema.OpUpdate, "t1", 2, name("B"))}}, true, "A", 2},
+		{"delete at an equal version is refused", [][]sink.Event{{Event(schema.OpCreate, "t1", 2, name("A"))},
+			{Event(schema.OpDelete, "t1", 2, nil)}}, true, "A", 2},
+		{"delete at a higher version", [][]sink.Event{{Event(schema.OpCreate, "t1", 2, name("A"))},
+			{Event(schema.OpDelete, "t1", 3, nil)}}, false, "", 3},
+		{"re-create after a delete, at a lower version", [][]sink.Event{{Event(schema.OpCreate, "t1", 1, name("A"))},
+			{Event(schema.OpDelete, "t1", 3, nil)}, {Event(schema.OpCreate, "t1", 2, name("C"))}}, false, "", 3},
+		{"re-create after a delete, at an equal version", [][]sink.Event{{Event(schema.OpCreate, "t1", 1, name("A"))},
+			{Event(schema.OpDelete, "t1", 3, nil)}, {Event(schema.OpCreate, "t1", 3, name("C"))}}, false, "", 3},
+		{"delete replayed at an equal version", [][]sink.Event{{Event(schema.OpDelete, "t1", 3, nil)},
+			{Event(schema.OpDelete, "t1", 3, nil)}}, false, "", 3},
 		{"snapshot indexes", [][]sink.Event{{Event(schema.OpSnapshot, "t1", 1, name("S"))}}, true, "S", 1},
 		{"truncate is skipped", [][]sink.Event{{Event(schema.OpCreate, "t1", 1, name("A"))},
 			{Event(schema.OpTruncate, "", 2, nil)}}, true, "A", 1},

@@ -12,7 +12,14 @@
 //   - PUT /{index} (400 resource_already_exists_exception when it exists),
 //     HEAD /{index}, and index auto-creation on the first write;
 //   - POST /_bulk and /{index}/_bulk: NDJSON with index, create and delete
-//     actions, per-item statuses and an "errors" flag; version_type=external
+//     actions. The request is validated first, as Elasticsearch does: an
+//     item with a missing id (delete; or any item with a version), an id
+//     longer than 512 bytes, an external version that is missing or
+//     negative, or a create with an external version refuses the whole
+//     request with HTTP 400 action_request_validation_exception and a
+//     reason "Validation Failed: 1: ...;2: ...;", and nothing of it is
+//     applied. A valid request answers per-item statuses and an "errors"
+//     flag; an invalid index name is an item error. version_type=external
 //     rejects a version that is not greater than the stored one (or than a
 //     delete's tombstone) with 409 version_conflict_engine_exception; a
 //     delete of a missing document answers 404 not_found and keeps its
@@ -33,7 +40,8 @@
 //     applied.
 //
 // [Server.Fail] makes it answer 429 or 503 for a while, per bulk item or for
-// the whole request, as a busy cluster does.
+// the whole request, as a busy cluster does, or 400 for a request refused
+// as a whole.
 package estest
 
 import (
@@ -68,8 +76,9 @@ type doc struct {
 
 // Fault describes a period during which the double refuses writes.
 type Fault struct {
-	// Status is the HTTP status to answer: 429 (es_rejected_execution_exception)
-	// or 503 (unavailable_shards_exception).
+	// Status is the HTTP status to answer: 429 (es_rejected_execution_exception),
+	// 400 (action_request_validation_exception, a request refused as a
+	// whole) or another 5xx (unavailable_shards_exception).
 	Status int
 	// Until is when the double starts accepting writes again.
 	Until time.Time
@@ -95,7 +104,8 @@ func (s *Server) Fail(f Fault) {
 	s.fault = f
 }
 
-// Requests returns how many requests of a kind ("bulk", "bulk_rejected",
+// Requests returns how many requests of a kind ("bulk", "bulk_rejected"
+// for faults, "bulk_invalid" for requests refused by validation,
 // "template", "create_index", "count", "get") the double has served.
 func (s *Server) Requests(kind string) int {
 	s.mu.Lock()
@@ -336,8 +346,12 @@ func (s *Server) bulk(w http.ResponseWriter, r *http.Request, defIndex string) {
 	}
 	sc := bufio.NewScanner(r.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), 100<<20)
-	var items []map[string]any
-	hasErrors := false
+	type request struct {
+		op     string
+		a      action
+		source json.RawMessage
+	}
+	var reqs []request
 	for sc.Scan() {
 		line := bytes.TrimSpace(sc.Bytes())
 		if len(line) == 0 {
@@ -348,40 +362,94 @@ func (s *Server) bulk(w http.ResponseWriter, r *http.Request, defIndex string) {
 			writeError(w, 400, "illegal_argument_exception", "malformed action/metadata line")
 			return
 		}
-		var op string
-		var a action
-		for op, a = range meta {
+		var rq request
+		for rq.op, rq.a = range meta {
 		}
-		if a.Index == "" {
-			a.Index = defIndex
+		if rq.a.Index == "" {
+			rq.a.Index = defIndex
 		}
-		var source json.RawMessage
-		if op != "delete" {
+		if rq.op != "delete" {
 			if !sc.Scan() {
 				writeError(w, 400, "illegal_argument_exception", "the bulk request must be terminated by a newline")
 				return
 			}
-			source = json.RawMessage(bytes.Clone(sc.Bytes()))
+			rq.source = json.RawMessage(bytes.Clone(sc.Bytes()))
 		}
-		var res map[string]any
-		if active {
-			res = itemError(a, f.Status, faultType(f.Status), "estest: rejected for now")
-		} else {
-			res = s.applyLocked(op, a, source)
-		}
-		if res["status"].(int) > 201 && !(op == "delete" && res["status"].(int) == 404 && res["error"] == nil) {
-			hasErrors = true
-		}
-		items = append(items, map[string]any{op: res})
+		reqs = append(reqs, rq)
 	}
 	if err := sc.Err(); err != nil {
 		writeError(w, 400, "parse_exception", err.Error())
 		return
 	}
+	// As Elasticsearch validates a bulk request before it runs any of it:
+	// one invalid item refuses the whole request.
+	var invalid []string
+	for _, rq := range reqs {
+		invalid = append(invalid, validate(rq.op, rq.a)...)
+	}
+	if len(reqs) == 0 {
+		invalid = append(invalid, "no requests added")
+	}
+	if len(invalid) > 0 {
+		s.requests["bulk_invalid"]++
+		var b strings.Builder
+		b.WriteString("Validation Failed: ")
+		for i, msg := range invalid {
+			fmt.Fprintf(&b, "%d: %s;", i+1, msg)
+		}
+		writeError(w, 400, "action_request_validation_exception", b.String())
+		return
+	}
+	var items []map[string]any
+	hasErrors := false
+	for _, rq := range reqs {
+		var res map[string]any
+		if active {
+			res = itemError(rq.a, f.Status, faultType(f.Status), "estest: rejected for now")
+		} else {
+			res = s.applyLocked(rq.op, rq.a, rq.source)
+		}
+		if res["status"].(int) > 201 && !(rq.op == "delete" && res["status"].(int) == 404 && res["error"] == nil) {
+			hasErrors = true
+		}
+		items = append(items, map[string]any{rq.op: res})
+	}
 	if active {
 		s.requests["bulk_rejected"]++
 	}
 	writeJSON(w, 200, map[string]any{"took": 1, "errors": hasErrors, "items": items})
+}
+
+// maxIDBytes is Elasticsearch's bound on a document id, in UTF-8 bytes.
+const maxIDBytes = 512
+
+// matchAny is the version Elasticsearch assumes when a request sets none.
+const matchAny = -3
+
+// validate returns the messages of Elasticsearch's request validation for
+// one bulk item (the checks that refuse the whole request), or none.
+func validate(op string, a action) []string {
+	var msgs []string
+	external := a.VersionType == "external" || a.VersionType == "external_gt"
+	version := int64(matchAny)
+	if a.Version != nil {
+		version = *a.Version
+	}
+	switch {
+	case a.ID == "" && op == "delete":
+		msgs = append(msgs, "id is missing")
+	case a.ID == "" && (external || a.Version != nil):
+		msgs = append(msgs, "an id must be provided if version type or value are set")
+	case len(a.ID) > maxIDBytes:
+		msgs = append(msgs, fmt.Sprintf("id [%s] is too long, must be no longer than %d bytes but was: %d", a.ID, maxIDBytes, len(a.ID)))
+	}
+	if external && version < 0 {
+		msgs = append(msgs, fmt.Sprintf("illegal version value [%d] for version type [%s]", version, strings.ToUpper(a.VersionType)))
+	}
+	if op == "create" && external {
+		msgs = append(msgs, "create operations only support internal versioning. use index instead")
+	}
+	return msgs
 }
 
 func (s *Server) applyLocked(op string, a action, source json.RawMessage) map[string]any {
@@ -396,10 +464,7 @@ func (s *Server) applyLocked(op string, a action, source json.RawMessage) map[st
 	}
 	external := a.VersionType == "external" || a.VersionType == "external_gt"
 	if a.VersionType != "" && !external {
-		return itemError(a, 400, "action_request_validation_exception", "version_type ["+a.VersionType+"] is not supported by estest")
-	}
-	if external && (a.Version == nil || *a.Version < 0) {
-		return itemError(a, 400, "action_request_validation_exception", "an external version must be set and non-negative")
+		return itemError(a, 400, "illegal_argument_exception", "version_type ["+a.VersionType+"] is not supported by estest")
 	}
 	docs, ok := s.indices[a.Index]
 	if !ok {
@@ -457,8 +522,11 @@ func itemError(a action, status int, typ, reason string) map[string]any {
 }
 
 func faultType(status int) string {
-	if status == http.StatusTooManyRequests {
+	switch status {
+	case http.StatusTooManyRequests:
 		return "es_rejected_execution_exception"
+	case http.StatusBadRequest:
+		return "action_request_validation_exception"
 	}
 	return "unavailable_shards_exception"
 }
