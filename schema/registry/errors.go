@@ -4,15 +4,18 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"unicode/utf8"
 )
 
 // ErrInvalidLevel is returned by [ParseLevel] and by [New] for a
 // compatibility level that is not one of the [Level] constants.
 var ErrInvalidLevel = errors.New("registry: invalid compatibility level")
 
-// ErrInvalidRecord is wrapped by [New] when a record loaded from the [Store]
-// cannot be applied (an unknown shape, a SCHEMA value without a schema or
-// id, an Avro schema that does not parse).
+// ErrInvalidRecord is wrapped by the error logged when a record read from
+// the [Store] cannot be applied (an unknown shape, a SCHEMA value without a
+// schema or id, an Avro schema that does not parse). Such a record is
+// skipped, on replay in [New] and while following, as Confluent's registry
+// skips a bad _schemas record; the rest of the log still applies.
 var ErrInvalidRecord = errors.New("registry: invalid record")
 
 // Error codes of the Confluent Schema Registry REST API, as the server sends
@@ -31,8 +34,31 @@ const (
 	CodeInvalidSchema                 = 42201
 	CodeInvalidVersion                = 42202
 	CodeInvalidCompatibilityLevel     = 42203
+	CodeInvalidMode                   = 42204
+	CodeOperationNotPermitted         = 42205
+	CodeInvalidSubject                = 42208
+	CodeSchemaTooLarge                = 42209
+	CodeUnauthorized                  = 40101
+	CodeForbidden                     = 40301
 	CodeStoreError                    = 50001
 )
+
+// maxEchoBytes bounds how much of a client's input (a schema, a parser
+// message quoting it, a subject name) an error message repeats.
+const maxEchoBytes = 200
+
+// truncate returns s cut to at most n bytes on a UTF-8 boundary, marked
+// with "..." when cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
 
 // apiError is an error the server answers with: an HTTP status plus the
 // Confluent error body.
@@ -90,8 +116,28 @@ func errIncompatible(subject, details string) *apiError {
 		fmt.Sprintf("Schema being registered is incompatible with an earlier schema for subject %q, details: [%s]", subject, details)}
 }
 
+// errInvalidSchema answers a schema that does not parse. The detail (often
+// the parser's message, which can quote the schema) is cut short: an error
+// never echoes a whole schema back.
 func errInvalidSchema(detail string) *apiError {
-	return &apiError{http.StatusUnprocessableEntity, CodeInvalidSchema, "Invalid schema: " + detail}
+	return &apiError{http.StatusUnprocessableEntity, CodeInvalidSchema, "Invalid schema: " + truncate(detail, maxEchoBytes)}
+}
+
+// errSchemaTooLarge answers a schema over the size or field-count limit,
+// with Confluent's code for it (42209, which its server sends when a schema
+// does not fit in a _schemas record).
+func errSchemaTooLarge(detail string) *apiError {
+	return &apiError{http.StatusUnprocessableEntity, CodeSchemaTooLarge, "Schema is too large: " + detail}
+}
+
+func errInvalidSubject(subject, why string) *apiError {
+	return &apiError{http.StatusUnprocessableEntity, CodeInvalidSubject,
+		fmt.Sprintf("The specified subject %q is not a valid subject: %s", truncate(subject, maxEchoBytes), why)}
+}
+
+func errBodyTooLarge(limit int64) *apiError {
+	return &apiError{http.StatusRequestEntityTooLarge, http.StatusRequestEntityTooLarge,
+		fmt.Sprintf("HTTP 413 Request Entity Too Large: the body is larger than %d bytes", limit)}
 }
 
 func errInvalidVersion(raw string) *apiError {

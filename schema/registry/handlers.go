@@ -2,12 +2,16 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // latestVersion stands for "latest" (or -1) in a version path segment.
@@ -88,9 +92,11 @@ func parseVersion(raw string) (int, error) {
 }
 
 // parseSchemaRequest reads and parses the schema of a request body.
-func parseSchemaRequest(w http.ResponseWriter, r *http.Request) (parsedSchema, error) {
+func (s *Server) parseSchemaRequest(w http.ResponseWriter, r *http.Request) (parsedSchema, error) {
 	var req schemaRequest
-	if err := decodeBody(w, r, &req); err != nil {
+	limit := 2*int64(s.limits.maxBytes) + maxSmallBodyBytes
+	tooLarge := errSchemaTooLarge(fmt.Sprintf("the request body is larger than %d bytes", limit))
+	if err := decodeBody(w, r, &req, limit, tooLarge); err != nil {
 		return parsedSchema{}, err
 	}
 	if req.SchemaType != "" && !strings.EqualFold(req.SchemaType, avroType) {
@@ -99,11 +105,40 @@ func parseSchemaRequest(w http.ResponseWriter, r *http.Request) (parsedSchema, e
 	if len(req.References) > 0 {
 		return parsedSchema{}, errInvalidSchema("schema references are not supported by this registry")
 	}
-	p, err := parseAvro(req.Schema)
+	p, err := parseAvro(req.Schema, s.limits)
+	if tl, ok := errors.AsType[*errTooLarge](err); ok {
+		return parsedSchema{}, errSchemaTooLarge(tl.detail)
+	}
 	if err != nil {
 		return parsedSchema{}, errInvalidSchema(err.Error())
 	}
 	return p, nil
+}
+
+// MaxSubjectBytes is the longest subject name the registry accepts: the
+// value subject of the longest Kafka topic name (249 bytes) plus "-value".
+const MaxSubjectBytes = 255
+
+// checkSubject refuses a subject name that could not be served back as it
+// was written: empty, longer than [MaxSubjectBytes], not UTF-8 (JSON would
+// mangle it, and it could not be named in a request again), or holding
+// control characters (NUL, CR, LF, DEL and the C1 range), as Confluent's
+// registry refuses them.
+func checkSubject(subject string) error {
+	switch {
+	case subject == "":
+		return errInvalidSubject(subject, "it is empty")
+	case len(subject) > MaxSubjectBytes:
+		return errInvalidSubject(subject, fmt.Sprintf("it is %d bytes long, the limit is %d", len(subject), MaxSubjectBytes))
+	case !utf8.ValidString(subject):
+		return errInvalidSubject(subject, "it is not valid UTF-8")
+	}
+	for _, c := range subject {
+		if unicode.IsControl(c) {
+			return errInvalidSubject(subject, fmt.Sprintf("it holds the control character %U", c))
+		}
+	}
+	return nil
 }
 
 // lookupVersion finds a version of subject among the visible ones. The
@@ -194,28 +229,83 @@ func (s *Server) referencedBy(_ http.ResponseWriter, r *http.Request) (any, erro
 	return []int{}, nil
 }
 
-// register adds a schema to a subject, or finds it there.
+// optimisticRounds is how many times register checks compatibility
+// without holding the write lock before it gives up on optimism and checks
+// under the lock, for a subject that changes under it every time.
+const optimisticRounds = 3
+
+// register adds a schema to a subject, or finds it there. The compatibility
+// check, whose cost grows with the size of the schemas, runs without the
+// write lock, against a copy of the subject's live versions; the change is
+// committed only if the subject still has those versions and level, and
+// checked again otherwise.
 func (s *Server) register(w http.ResponseWriter, r *http.Request) (any, error) {
 	subject := r.PathValue("subject")
-	p, err := parseSchemaRequest(w, r)
+	if err := checkSubject(subject); err != nil {
+		return nil, err
+	}
+	p, err := s.parseSchemaRequest(w, r)
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	live := s.st.visible(subject, false)
-	for _, v := range live {
-		if v.schema.key == p.key {
-			return idResponse{ID: v.schema.id}, nil
+	for round := 1; ; round++ {
+		locked := round > optimisticRounds
+		if locked {
+			s.mu.Lock()
+		} else {
+			s.mu.RLock()
+		}
+		id, found := s.registeredID(subject, p.key)
+		level, against := s.st.targets(subject)
+		if !locked {
+			s.mu.RUnlock()
+		}
+		if found {
+			if locked {
+				s.mu.Unlock()
+			}
+			return idResponse{ID: id}, nil
+		}
+		if inc := checkCompat(level, p.parsed, against); inc != nil {
+			if locked {
+				s.mu.Unlock()
+			}
+			return nil, errIncompatible(subject, strings.Join(inc.messages(level), ", "))
+		}
+		if !locked {
+			s.mu.Lock()
+			if now, vs := s.st.targets(subject); now != level || !sameTargets(vs, against) {
+				s.mu.Unlock()
+				continue
+			}
+		}
+		resp, err := s.commitVersion(r.Context(), subject, p)
+		s.mu.Unlock()
+		return resp, err
+	}
+}
+
+// registeredID returns the id of the live version of subject whose schema
+// has identity key. The caller holds a lock.
+func (s *Server) registeredID(subject, key string) (int, bool) {
+	for _, v := range s.st.visible(subject, false) {
+		if v.schema.key == key {
+			return v.schema.id, true
 		}
 	}
-	level := s.st.level(subject)
-	if inc := checkCompat(level, p.parsed, live); inc != nil {
-		return nil, errIncompatible(subject, strings.Join(inc.messages(level), ", "))
-	}
-	id, text := s.st.maxID+1, p.text
-	if known := s.st.byKey[p.key]; known != nil {
-		id, text = known.id, known.text
+	return 0, false
+}
+
+func sameTargets(a, b []target) bool {
+	return slices.EqualFunc(a, b, func(x, y target) bool { return x.number == y.number && x.id == y.id })
+}
+
+// commitVersion stores p as the next version of subject. The caller holds
+// the write lock and has checked compatibility.
+func (s *Server) commitVersion(ctx context.Context, subject string, p parsedSchema) (any, error) {
+	id, text, known := s.st.idFor(p.key)
+	if !known || text == "" {
+		text = p.text
 	}
 	if id > math.MaxInt32 {
 		return nil, fmt.Errorf("schema ids exhausted")
@@ -225,7 +315,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) (any, error) {
 		next = sub.versions[len(sub.versions)-1].number + 1
 	}
 	rec := schemaRecord(Value{Subject: subject, Version: next, ID: id, Schema: text})
-	if err := s.commit(r.Context(), rec); err != nil {
+	if err := s.commit(ctx, rec); err != nil {
 		return nil, err
 	}
 	return idResponse{ID: id}, nil
@@ -235,7 +325,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) (any, error) {
 func (s *Server) lookup(w http.ResponseWriter, r *http.Request) (any, error) {
 	subject := r.PathValue("subject")
 	deleted := boolQuery(r, "deleted")
-	p, err := parseSchemaRequest(w, r)
+	p, err := s.parseSchemaRequest(w, r)
 	if err != nil {
 		return nil, err
 	}
@@ -353,35 +443,50 @@ func (s *Server) checkCompatibility(w http.ResponseWriter, r *http.Request) (any
 			return nil, err
 		}
 	}
-	p, err := parseSchemaRequest(w, r)
+	p, err := s.parseSchemaRequest(w, r)
 	if err != nil {
 		return nil, err
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	level := s.st.level(subject)
-	live := s.st.visible(subject, false)
-	against := live
-	if raw != "" {
-		switch {
-		case len(live) == 0 && n == latestVersion:
-			// Nothing registered yet: anything valid is compatible.
-		case len(live) == 0:
-			return nil, errSubjectNotFound(subject)
-		default:
-			v, err := s.lookupVersion(subject, raw, false)
-			if err != nil {
-				return nil, err
-			}
-			against = []*version{v}
-		}
+	level, against, err := s.compatTargets(subject, raw, n)
+	if err != nil {
+		return nil, err
 	}
+	// The check runs without the lock: it reads only the copies taken.
 	inc := checkCompat(level, p.parsed, against)
 	resp := compatResponse{IsCompatible: inc == nil}
 	if verbose && inc != nil {
 		resp.Messages = inc.messages(level)
 	}
 	return resp, nil
+}
+
+// compatTargets returns the level and the versions a compatibility check
+// of subject looks at: every live one, or with a version in the path that
+// one.
+func (s *Server) compatTargets(subject, raw string, n int) (Level, []target, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	level, live := s.st.targets(subject)
+	if raw == "" {
+		return level, live, nil
+	}
+	switch {
+	case len(live) == 0 && n == latestVersion:
+		// Nothing registered yet: anything valid is compatible.
+		return level, nil, nil
+	case len(live) == 0:
+		return "", nil, errSubjectNotFound(subject)
+	}
+	v, err := s.lookupVersion(subject, raw, false)
+	if err != nil {
+		return "", nil, err
+	}
+	for _, t := range live {
+		if t.number == v.number {
+			return level, []target{t}, nil
+		}
+	}
+	return "", nil, errVersionNotFound(v.number)
 }
 
 func (s *Server) getGlobalConfig(_ http.ResponseWriter, _ *http.Request) (any, error) {
@@ -408,8 +513,13 @@ func (s *Server) getSubjectConfig(_ http.ResponseWriter, r *http.Request) (any, 
 // need not exist yet.
 func (s *Server) putConfig(w http.ResponseWriter, r *http.Request) (any, error) {
 	subject := r.PathValue("subject")
+	if subject != "" {
+		if err := checkSubject(subject); err != nil {
+			return nil, err
+		}
+	}
 	var req configRequest
-	if err := decodeBody(w, r, &req); err != nil {
+	if err := decodeBody(w, r, &req, maxSmallBodyBytes, errBodyTooLarge(maxSmallBodyBytes)); err != nil {
 		return nil, err
 	}
 	name := req.Compatibility

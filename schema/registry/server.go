@@ -18,17 +18,26 @@ import (
 // registry sends it.
 const ContentType = "application/vnd.schemaregistry.v1+json"
 
-// maxBodyBytes bounds a request body; Avro schemas are far smaller.
-const maxBodyBytes = 16 << 20
+// Defaults of the schema limits; see [WithMaxSchemaBytes] and
+// [WithMaxFields].
+const (
+	DefaultMaxSchemaBytes = 1 << 20
+	DefaultMaxFields      = 10000
+)
+
+// maxSmallBodyBytes bounds the body of a request that carries no schema
+// (PUT /config, PUT /mode).
+const maxSmallBodyBytes = 64 << 10
 
 // Server is a Confluent Schema Registry compatible HTTP handler for Avro
 // schemas. Mount it at the root of an http.Server (or httptest.NewServer).
 // It is safe for concurrent use: reads run in parallel, changes one at a
 // time, each appended to the [Store] before it becomes visible.
 type Server struct {
-	log   *slog.Logger
-	store Store
-	mux   *http.ServeMux
+	log    *slog.Logger
+	store  Store
+	mux    *http.ServeMux
+	limits limits
 
 	mu sync.RWMutex
 	st *state
@@ -38,9 +47,10 @@ type Server struct {
 type Option func(*options)
 
 type options struct {
-	log   *slog.Logger
-	store Store
-	level Level
+	log    *slog.Logger
+	store  Store
+	level  Level
+	limits limits
 }
 
 // WithLogger sets the logger; each request is logged at debug level and
@@ -56,13 +66,36 @@ func WithStore(s Store) Option { return func(o *options) { o.store = s } }
 // level set with PUT /config and kept in the store takes precedence.
 func WithCompatibility(l Level) Option { return func(o *options) { o.level = l } }
 
+// WithMaxSchemaBytes bounds the size of a schema a client may register,
+// look up or check, in bytes of its JSON text; the default is
+// [DefaultMaxSchemaBytes] (1 MiB). A larger schema is refused with
+// [CodeSchemaTooLarge] before it is parsed, and a request body larger than
+// twice the limit (JSON escaping) plus 64 KiB is not read to its end.
+// Schemas already in the store are replayed whatever their size.
+func WithMaxSchemaBytes(n int) Option { return func(o *options) { o.limits.maxBytes = n } }
+
+// WithMaxFields bounds the number of record fields a schema may declare,
+// summed over all its records (nested ones too); the default is
+// [DefaultMaxFields]. A schema with more is refused with
+// [CodeSchemaTooLarge] before it is parsed.
+func WithMaxFields(n int) Option { return func(o *options) { o.limits.maxFields = n } }
+
 // New returns a server with the state replayed from the store. ctx bounds
-// the replay. It fails when an option is invalid, the store cannot be read,
-// or a stored record cannot be applied ([ErrInvalidRecord]).
+// the replay. It fails when an option is invalid or the store cannot be
+// read. A stored record that cannot be applied (a schema that does not
+// parse, a value that does not fit its key) is skipped with a warning
+// wrapping [ErrInvalidRecord], as Confluent's registry skips it: one bad
+// record must not keep the registry from starting.
 func New(ctx context.Context, opts ...Option) (*Server, error) {
-	o := options{level: DefaultLevel}
+	o := options{level: DefaultLevel, limits: limits{maxBytes: DefaultMaxSchemaBytes, maxFields: DefaultMaxFields}}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if o.limits.maxBytes <= 0 {
+		return nil, fmt.Errorf("registry: WithMaxSchemaBytes(%d): must be positive", o.limits.maxBytes)
+	}
+	if o.limits.maxFields <= 0 {
+		return nil, fmt.Errorf("registry: WithMaxFields(%d): must be positive", o.limits.maxFields)
 	}
 	if o.log == nil {
 		o.log = slog.New(slog.DiscardHandler)
@@ -79,17 +112,20 @@ func New(ctx context.Context, opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("registry: load store: %w", err)
 	}
 	st := newState(level)
+	skipped := 0
 	for i, r := range recs {
 		if err := st.apply(r); err != nil {
-			return nil, fmt.Errorf("registry: replay record %d: %w", i, err)
+			skipped++
+			o.log.Warn("registry record skipped", "record", i, "keytype", string(r.Key.KeyType),
+				"subject", truncate(r.Key.Subject, maxEchoBytes), "err", err)
 		}
 	}
-	s := &Server{log: o.log, store: o.store, st: st, mux: http.NewServeMux()}
+	s := &Server{log: o.log, store: o.store, st: st, mux: http.NewServeMux(), limits: o.limits}
 	s.routes()
 	if f, ok := o.store.(Follower); ok {
 		s.follow(f)
 	}
-	s.log.Debug("registry loaded", "records", len(recs), "subjects", len(st.subjects), "schemas", len(st.schemas))
+	s.log.Debug("registry loaded", "records", len(recs), "skipped", skipped, "subjects", len(st.subjects), "schemas", len(st.schemas))
 	return s, nil
 }
 
@@ -210,13 +246,17 @@ func acceptedContentType(ct string) bool {
 	return false
 }
 
-// decodeBody reads a JSON request body into v; an empty body leaves v zero.
-func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
-	err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes)).Decode(v)
+// decodeBody reads a JSON request body of at most limit bytes into v; an
+// empty body leaves v zero. A longer body answers tooLarge.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any, limit int64, tooLarge *apiError) error {
+	err := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit)).Decode(v)
 	if err == nil || errors.Is(err, io.EOF) {
 		return nil
 	}
-	return errBadRequest(err.Error())
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		return tooLarge
+	}
+	return errBadRequest(truncate(err.Error(), maxEchoBytes))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -1,7 +1,9 @@
 package registry
 
 import (
+	"crypto/sha256"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 )
@@ -30,9 +32,10 @@ type subjectState struct {
 // safe for concurrent use: the server guards it.
 type state struct {
 	subjects     map[string]*subjectState
-	schemas      map[int]*storedSchema    // every id ever seen; never removed, so ids stay stable
-	byKey        map[string]*storedSchema // identity -> first schema with it
-	maxID        int
+	schemas      map[int]*storedSchema     // schemas some version, live or soft-deleted, uses
+	byKey        map[string]*storedSchema  // identity -> first schema with it
+	forgotten    map[[sha256.Size]byte]int // identity hash -> id, of schemas no version uses any more
+	maxID        int                       // the highest id ever seen: new ids start above it
 	defaultLevel Level
 	global       Level
 	configs      map[string]Level
@@ -43,6 +46,7 @@ func newState(defaultLevel Level) *state {
 		subjects:     make(map[string]*subjectState),
 		schemas:      make(map[int]*storedSchema),
 		byKey:        make(map[string]*storedSchema),
+		forgotten:    make(map[[sha256.Size]byte]int),
 		defaultLevel: defaultLevel,
 		global:       defaultLevel,
 		configs:      make(map[string]Level),
@@ -50,8 +54,15 @@ func newState(defaultLevel Level) *state {
 }
 
 // apply changes the state as r says. Unknown key types are ignored, so a
-// log written by a newer or bigger registry still replays.
-func (st *state) apply(r Record) error {
+// log written by a newer or bigger registry still replays. A record that
+// cannot be applied returns an error wrapping [ErrInvalidRecord] and leaves
+// the state as it was, but for its schema id, which stays taken.
+func (st *state) apply(r Record) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %s record for %q: %v", ErrInvalidRecord, r.Key.KeyType, truncate(r.Key.Subject, maxEchoBytes), p)
+		}
+	}()
 	switch r.Key.KeyType {
 	case KeySchema:
 		if r.Value == nil {
@@ -99,7 +110,9 @@ func (st *state) putVersion(k Key, v Value) error {
 	if (v.Subject != "" && v.Subject != k.Subject) || (v.Version != 0 && v.Version != k.Version) {
 		return fmt.Errorf("%w: schema record key %s/%d holds %s/%d", ErrInvalidRecord, k.Subject, k.Version, v.Subject, v.Version)
 	}
-	st.maxID = max(st.maxID, v.ID)
+	if v.ID <= math.MaxInt32 {
+		st.maxID = max(st.maxID, v.ID)
+	}
 	if v.SchemaType != "" && v.SchemaType != avroType {
 		// Another registry's JSON Schema or Protobuf version: its id is
 		// taken, the version itself is not served.
@@ -107,7 +120,7 @@ func (st *state) putVersion(k Key, v Value) error {
 	}
 	s := st.schemas[v.ID]
 	if s == nil {
-		p, err := parseAvro(v.Schema)
+		p, err := parseAvro(v.Schema, limits{})
 		if err != nil {
 			return fmt.Errorf("%w: schema id %d: %v", ErrInvalidRecord, v.ID, err)
 		}
@@ -116,6 +129,7 @@ func (st *state) putVersion(k Key, v Value) error {
 		if st.byKey[p.key] == nil {
 			st.byKey[p.key] = s
 		}
+		delete(st.forgotten, sha256.Sum256([]byte(p.key)))
 	}
 	sub := st.subjects[k.Subject]
 	if sub == nil {
@@ -124,7 +138,7 @@ func (st *state) putVersion(k Key, v Value) error {
 	}
 	s.refs++
 	if old := sub.find(k.Version); old != nil {
-		old.schema.refs--
+		st.unref(old.schema)
 		old.schema, old.deleted = s, v.Deleted
 		return nil
 	}
@@ -140,7 +154,7 @@ func (st *state) removeVersion(subject string, number int) {
 	}
 	for i, v := range sub.versions {
 		if v.number == number {
-			v.schema.refs--
+			st.unref(v.schema)
 			sub.versions = slices.Delete(sub.versions, i, i+1)
 			break
 		}
@@ -148,6 +162,47 @@ func (st *state) removeVersion(subject string, number int) {
 	if len(sub.versions) == 0 {
 		delete(st.subjects, subject)
 	}
+}
+
+// unref drops a version's hold on s. When no version uses s any more, its
+// text and parsed form are let go (a hard-deleted schema costs memory no
+// longer); only a hash of its identity is kept, so that registering the same
+// schema again gets the same id back, and maxID keeps the number from ever
+// going to another schema.
+func (st *state) unref(s *storedSchema) {
+	s.refs--
+	if s.refs > 0 {
+		return
+	}
+	delete(st.schemas, s.id)
+	if st.byKey[s.key] == s {
+		delete(st.byKey, s.key)
+	}
+	st.forgotten[sha256.Sum256([]byte(s.key))] = s.id
+}
+
+// idFor returns the id a new version with identity key gets: that of a
+// schema with the same identity, live, soft-deleted or forgotten, or the
+// next unused one.
+func (st *state) idFor(key string) (id int, text string, known bool) {
+	if s := st.byKey[key]; s != nil {
+		return s.id, s.text, true
+	}
+	if id, ok := st.forgotten[sha256.Sum256([]byte(key))]; ok {
+		return id, "", true
+	}
+	return st.maxID + 1, "", false
+}
+
+// targets returns what a compatibility check against subject needs: its
+// level and a copy of its live versions, oldest first.
+func (st *state) targets(subject string) (Level, []target) {
+	live := st.visible(subject, false)
+	out := make([]target, len(live))
+	for i, v := range live {
+		out[i] = target{number: v.number, id: v.schema.id, schema: v.schema.parsed, text: v.schema.text}
+	}
+	return st.level(subject), out
 }
 
 // level is the compatibility level that applies to subject.

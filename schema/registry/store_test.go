@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/slatehq/slate/schema/registry"
@@ -158,21 +160,34 @@ func TestStoreFailure(t *testing.T) {
 	}
 }
 
+// emptyUnionWithDefault panics hamba/avro's parser (an index out of range
+// while it checks the default against the union's first branch).
+const emptyUnionWithDefault = `{"type":"record","name":"A","fields":[{"name":"f","type":[],"default":null}]}`
+
+// TestReplayInvalid checks that a record that cannot be applied is skipped
+// with a warning, as Confluent's registry skips it, and that the records
+// around it still replay: one bad _schemas record must not keep the
+// registry from starting, restart after restart.
 func TestReplayInvalid(t *testing.T) {
+	schemaKey := registry.Key{KeyType: registry.KeySchema, Subject: "s", Version: 1, Magic: 1}
 	tests := []struct {
 		name string
 		rec  registry.Record
 	}{
 		{"schema without id", registry.Record{
-			Key:   registry.Key{KeyType: registry.KeySchema, Subject: "s", Version: 1, Magic: 1},
+			Key:   schemaKey,
 			Value: &registry.Value{Subject: "s", Version: 1, Schema: `"int"`},
 		}},
 		{"unparseable schema", registry.Record{
-			Key:   registry.Key{KeyType: registry.KeySchema, Subject: "s", Version: 1, Magic: 1},
+			Key:   schemaKey,
 			Value: &registry.Value{Subject: "s", Version: 1, ID: 1, Schema: `{"type":"nope"}`},
 		}},
+		{"schema that panics the parser", registry.Record{
+			Key:   schemaKey,
+			Value: &registry.Value{Subject: "s", Version: 1, ID: 1, Schema: emptyUnionWithDefault},
+		}},
 		{"key and value disagree", registry.Record{
-			Key:   registry.Key{KeyType: registry.KeySchema, Subject: "s", Version: 1, Magic: 1},
+			Key:   schemaKey,
 			Value: &registry.Value{Subject: "t", Version: 1, ID: 1, Schema: `"int"`},
 		}},
 		{"bad level", registry.Record{
@@ -180,11 +195,30 @@ func TestReplayInvalid(t *testing.T) {
 			Value: &registry.Value{CompatibilityLevel: "SIDEWAYS"},
 		}},
 	}
+	good := registry.Record{
+		Key:   registry.Key{KeyType: registry.KeySchema, Subject: "good", Version: 1, Magic: 1},
+		Value: &registry.Value{Subject: "good", Version: 1, ID: 2, Schema: `"string"`},
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := registry.New(context.Background(), registry.WithStore(registry.NewMemoryStore(tt.rec)))
-			if !errors.Is(err, registry.ErrInvalidRecord) {
-				t.Fatalf("err = %v, want ErrInvalidRecord", err)
+			var logs syncBuffer
+			log := slog.New(slog.NewTextHandler(&logs, nil))
+			store := registry.NewMemoryStore(tt.rec, good)
+			for restart := range 2 {
+				tr := newTestRegistry(t, registry.WithStore(store), registry.WithLogger(log))
+				if !strings.Contains(logs.String(), "registry record skipped") || !strings.Contains(logs.String(), registry.ErrInvalidRecord.Error()) {
+					t.Fatalf("start %d: no warning about the skipped record in %q", restart, logs.String())
+				}
+				var got struct{ Schema string }
+				tr.doJSON(t, http.MethodGet, "/schemas/ids/2", nil, &got)
+				if got.Schema != `"string"` {
+					t.Fatalf("start %d: schema 2 = %q after a bad record", restart, got.Schema)
+				}
+				// A skipped schema record's id stays taken.
+				id, _, err := tr.client.CreateSchema(context.Background(), fmt.Sprintf("new%d", restart), record(fmt.Sprintf(`{"name":"n%d","type":"int"}`, restart)))
+				if err != nil || id != 3+restart {
+					t.Fatalf("start %d: next id = %d, %v; want %d", restart, id, err, 3+restart)
+				}
 			}
 		})
 	}
