@@ -22,19 +22,40 @@ var ErrDecode = errors.New("schema: cannot decode")
 type Codec struct {
 	reg    Registry
 	reader avro.Schema
+	limits Limits
+	api    avro.API
 
 	mu       sync.Mutex
-	ids      map[string]int      // topic -> id of the reader schema in its value subject
-	resolved map[int]avro.Schema // writer id -> schema to decode with
+	ids      map[string]int   // topic -> id of the reader schema in its value subject
+	resolved map[int]readPlan // writer id -> schemas to decode with
 }
 
+// readPlan is how data written with one writer schema is decoded: bounded
+// by walking it with the writer schema, then decoded with the resolved one.
+type readPlan struct {
+	writer, read avro.Schema
+}
+
+// CodecOption configures [NewCodec].
+type CodecOption func(*Codec)
+
+// WithLimits bounds the work of decoding one envelope (default: the
+// defaults of [Limits]). A record beyond them is poison: [Codec.Decode]
+// fails wrapping [ErrDecode] and [ErrLimit].
+func WithLimits(l Limits) CodecOption { return func(c *Codec) { c.limits = l.withDefaults() } }
+
 // NewCodec returns a codec that registers and looks up schemas in reg.
-func NewCodec(reg Registry) (*Codec, error) {
+func NewCodec(reg Registry, opts ...CodecOption) (*Codec, error) {
 	s, err := avro.Parse(envelopeSchema)
 	if err != nil {
 		return nil, fmt.Errorf("schema: parse envelope schema: %w", err)
 	}
-	return &Codec{reg: reg, reader: s, ids: make(map[string]int), resolved: make(map[int]avro.Schema)}, nil
+	c := &Codec{reg: reg, reader: s, limits: Limits{}.withDefaults(), ids: make(map[string]int), resolved: make(map[int]readPlan)}
+	for _, o := range opts {
+		o(c)
+	}
+	c.api = c.limits.api()
+	return c, nil
 }
 
 // SchemaID registers the envelope schema under the value subject of topic
@@ -52,7 +73,7 @@ func (c *Codec) SchemaID(ctx context.Context, topic string) (int, error) {
 	}
 	c.mu.Lock()
 	c.ids[topic] = id
-	c.resolved[id] = c.reader
+	c.resolved[id] = readPlan{writer: c.reader, read: c.reader}
 	c.mu.Unlock()
 	return id, nil
 }
@@ -75,18 +96,29 @@ func (c *Codec) Encode(ctx context.Context, dst []byte, topic string, e *Envelop
 
 // Decode reads a framed envelope. Errors about the bytes and a schema id the
 // registry does not know wrap [ErrDecode]; an unreachable or failing
-// registry is returned as is, since a retry may succeed.
+// registry is returned as is, since a retry may succeed, and so is ctx's
+// error when ctx has ended. The work of one decode is bounded
+// by the codec's [Limits] and by the record's length, whatever the record
+// declares: a writer schema whose arrays or maps hold items of no bytes is
+// refused ([ErrZeroSizeItems]), and a record that declares more items or
+// bytes than it holds or than the limits allow is refused ([ErrLimit]).
 func (c *Codec) Decode(ctx context.Context, b []byte) (Envelope, error) {
 	var e Envelope
+	if err := ctx.Err(); err != nil {
+		return e, err
+	}
 	id, payload, err := Unframe(b)
 	if err != nil {
 		return e, fmt.Errorf("%w: %w", ErrDecode, err)
 	}
-	s, err := c.writerSchema(ctx, id)
+	plan, err := c.writerSchema(ctx, id)
 	if err != nil {
 		return e, err
 	}
-	if err := avro.Unmarshal(s, payload, &e); err != nil {
+	if err := checkBounds(plan.writer, payload, c.limits); err != nil {
+		return e, fmt.Errorf("%w: envelope with schema id %d: %w", ErrDecode, id, err)
+	}
+	if err := c.api.Unmarshal(plan.read, payload, &e); err != nil {
 		return e, fmt.Errorf("%w: envelope with schema id %d: %v", ErrDecode, id, err)
 	}
 	if err := e.Validate(); err != nil {
@@ -95,30 +127,33 @@ func (c *Codec) Decode(ctx context.Context, b []byte) (Envelope, error) {
 	return e, nil
 }
 
-func (c *Codec) writerSchema(ctx context.Context, id int) (avro.Schema, error) {
+func (c *Codec) writerSchema(ctx context.Context, id int) (readPlan, error) {
 	c.mu.Lock()
-	s, ok := c.resolved[id]
+	plan, ok := c.resolved[id]
 	c.mu.Unlock()
 	if ok {
-		return s, nil
+		return plan, nil
 	}
 	w, err := c.reg.SchemaByID(ctx, id)
 	if err != nil {
-		return nil, classifyLookup(id, err)
+		return readPlan{}, classifyLookup(id, err)
 	}
-	s = c.reader
+	if err := CheckItems(w); err != nil {
+		return readPlan{}, fmt.Errorf("%w: writer schema id %d: %w", ErrDecode, id, err)
+	}
+	plan = readPlan{writer: w, read: c.reader}
 	if w.Fingerprint() != c.reader.Fingerprint() {
 		// A fresh checker per resolution: the checker caches by a
 		// fingerprint that ignores defaults.
-		s, err = avro.NewSchemaCompatibility().Resolve(c.reader, w)
+		plan.read, err = avro.NewSchemaCompatibility().Resolve(c.reader, w)
 		if err != nil {
-			return nil, fmt.Errorf("%w: writer schema id %d does not resolve to the envelope: %v", ErrDecode, id, err)
+			return readPlan{}, fmt.Errorf("%w: writer schema id %d does not resolve to the envelope: %v", ErrDecode, id, err)
 		}
 	}
 	c.mu.Lock()
-	c.resolved[id] = s
+	c.resolved[id] = plan
 	c.mu.Unlock()
-	return s, nil
+	return plan, nil
 }
 
 // EncodeData registers s under subject and returns v encoded with it in the
@@ -144,8 +179,12 @@ func EncodeData(ctx context.Context, reg Registry, subject string, s avro.Schema
 }
 
 // DecodeData decodes Confluent-framed Avro data into v (a struct pointer, or
-// *map[string]any for a generic record) with the writer's schema.
+// *map[string]any for a generic record) with the writer's schema. Its work
+// is bounded as [Codec.Decode]'s is, with the default [Limits].
 func DecodeData(ctx context.Context, reg Registry, data []byte, v any) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	id, payload, err := Unframe(data)
 	if err != nil {
 		return fmt.Errorf("%w: data: %w", ErrDecode, err)
@@ -154,8 +193,26 @@ func DecodeData(ctx context.Context, reg Registry, data []byte, v any) error {
 	if err != nil {
 		return classifyLookup(id, err)
 	}
-	if err := avro.Unmarshal(s, payload, v); err != nil {
-		return fmt.Errorf("%w: data with schema id %d: %v", ErrDecode, id, err)
+	if err := decodeBounded(defaultAPI, s, s, payload, defaultLimits, v); err != nil {
+		return fmt.Errorf("%w: data with schema id %d: %w", ErrDecode, id, err)
 	}
 	return nil
+}
+
+var (
+	defaultLimits = Limits{}.withDefaults()
+	defaultAPI    = defaultLimits.api()
+)
+
+// decodeBounded refuses writer schemas w with items of no bytes, bounds
+// payload with w and l, then decodes it with read (w resolved to the
+// reader's schema) into v.
+func decodeBounded(api avro.API, w, read avro.Schema, payload []byte, l Limits, v any) error {
+	if err := CheckItems(w); err != nil {
+		return err
+	}
+	if err := checkBounds(w, payload, l); err != nil {
+		return err
+	}
+	return api.Unmarshal(read, payload, v)
 }

@@ -9,4 +9,11 @@
 // within the registry's compatibility rules. A [Serde] does the same for
 // the records an envelope carries as data, registering them under a subject
 // its [NameStrategy] names.
+//
+// Decoding is bounded, since records and writer schemas come from the
+// network: a writer schema whose arrays or maps hold items that take no
+// bytes is refused ([ErrZeroSizeItems]), a record that declares more items
+// or bytes than it holds or than the [Limits] allow is refused
+// ([ErrLimit]), and a decode called after its ctx ended returns ctx's
+// error. Both refusals wrap [ErrDecode]: the record is poison.
 package schema

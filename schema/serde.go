@@ -88,8 +88,11 @@ type Serde struct {
 	schema   avro.Schema
 	source   string // the schema as given: avro.Schema.String drops defaults
 	strategy NameStrategy
+	limits   Limits
+	api      avro.API
 
 	mu       sync.Mutex
+	writers  map[int]avro.Schema // writer id -> writer schema, checked by CheckItems
 	ids      map[string]int      // subject -> id of the serde's schema
 	resolved map[int]avro.Schema // writer id -> schema to decode with
 }
@@ -101,6 +104,11 @@ type SerdeOption func(*Serde)
 // [RecordNameStrategy]).
 func WithNameStrategy(n NameStrategy) SerdeOption { return func(s *Serde) { s.strategy = n } }
 
+// WithDecodeLimits bounds the work of decoding one record (default: the
+// defaults of [Limits]). A record beyond them is poison: [Serde.Decode]
+// fails wrapping [ErrDecode] and [ErrLimit].
+func WithDecodeLimits(l Limits) SerdeOption { return func(s *Serde) { s.limits = l.withDefaults() } }
+
 // NewSerde returns a serde for records of the Avro schema s (JSON), which
 // is both the schema it writes with and the one it reads into.
 func NewSerde(reg Registry, s string, opts ...SerdeOption) (*Serde, error) {
@@ -111,9 +119,13 @@ func NewSerde(reg Registry, s string, opts ...SerdeOption) (*Serde, error) {
 	if err != nil {
 		return nil, fmt.Errorf("schema: serde: parse schema: %w", err)
 	}
-	sd := &Serde{reg: reg, schema: parsed, source: s, ids: make(map[string]int), resolved: make(map[int]avro.Schema)}
+	sd := &Serde{reg: reg, schema: parsed, source: s, limits: defaultLimits, ids: make(map[string]int), resolved: make(map[int]avro.Schema), writers: make(map[int]avro.Schema)}
 	for _, o := range opts {
 		o(sd)
+	}
+	sd.api = defaultAPI
+	if sd.limits != defaultLimits {
+		sd.api = sd.limits.api()
 	}
 	if _, err := sd.strategy.Subject("t", parsed, false); err != nil {
 		return nil, err
@@ -149,6 +161,7 @@ func (s *Serde) SchemaID(ctx context.Context, topic string) (int, error) {
 	s.mu.Lock()
 	s.ids[subject] = id
 	s.resolved[id] = s.schema
+	s.writers[id] = s.schema
 	s.mu.Unlock()
 	return id, nil
 }
@@ -171,8 +184,14 @@ func (s *Serde) Encode(ctx context.Context, dst []byte, topic string, v any) ([]
 // into v (a pointer to a struct with avro tags, or to map[string]any),
 // resolving the writer's schema against the serde's. Errors about the bytes,
 // a schema id the registry does not know or an unresolvable writer schema
-// wrap [ErrDecode]; an unreachable or failing registry is returned as is.
+// wrap [ErrDecode]; an unreachable or failing registry is returned as is,
+// and so is ctx's error when ctx has ended.
+// The work of one decode is bounded as [Codec.Decode]'s is, by the serde's
+// [Limits] and the length of data.
 func (s *Serde) Decode(ctx context.Context, data []byte, v any) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	id, payload, err := Unframe(data)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrDecode, err)
@@ -181,10 +200,36 @@ func (s *Serde) Decode(ctx context.Context, data []byte, v any) error {
 	if err != nil {
 		return err
 	}
-	if err := avro.Unmarshal(rs, payload, v); err != nil {
-		return fmt.Errorf("%w: data with schema id %d: %v", ErrDecode, id, err)
+	w, err := s.writerSchema(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := decodeBounded(s.api, w, rs, payload, s.limits, v); err != nil {
+		return fmt.Errorf("%w: data with schema id %d: %w", ErrDecode, id, err)
 	}
 	return nil
+}
+
+// writerSchema returns the writer schema of id, refusing one whose arrays
+// or maps hold items of no bytes.
+func (s *Serde) writerSchema(ctx context.Context, id int) (avro.Schema, error) {
+	s.mu.Lock()
+	w, ok := s.writers[id]
+	s.mu.Unlock()
+	if ok {
+		return w, nil
+	}
+	w, err := s.reg.SchemaByID(ctx, id)
+	if err != nil {
+		return nil, classifyLookup(id, err)
+	}
+	if err := CheckItems(w); err != nil {
+		return nil, fmt.Errorf("%w: writer schema id %d: %w", ErrDecode, id, err)
+	}
+	s.mu.Lock()
+	s.writers[id] = w
+	s.mu.Unlock()
+	return w, nil
 }
 
 // readSchema returns the schema that decodes data written with writer id

@@ -16,23 +16,32 @@ import (
 func run(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if err := execute(ctx, args); err != nil {
+		fmt.Fprintln(os.Stderr, "slate:", err)
+		return 1
+	}
+	return 0
+}
+
+// execute runs the slate command line args. Every flag is validated (see
+// validateFlags) before the command starts anything.
+func execute(ctx context.Context, args []string) error {
 	root := &cobra.Command{
 		Use:           "slate",
 		Short:         "Event-driven studio-finance systems on Apache Kafka",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return bindEnv(cmd.Flags())
+			if err := bindEnv(cmd.Flags()); err != nil {
+				return err
+			}
+			return validateFlags(cmd.Flags())
 		},
 	}
 	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn, error")
 	root.AddCommand(upCmd(), registryCmd(), dlqCmd(), schemaCmd(), cdcCmd())
 	root.SetArgs(args)
-	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "slate:", err)
-		return 1
-	}
-	return 0
+	return root.ExecuteContext(ctx)
 }
 
 // bindEnv gives every flag not set on the command line the value of its

@@ -14,6 +14,18 @@ import (
 	"google.golang.org/grpc/reflection"
 )
 
+// Limits [Serve] sets on the gRPC server before the options of
+// [WithServerOptions], which may override them.
+const (
+	// DefaultMaxRecvMsgSize is the largest request, in bytes, the server
+	// reads: a BatchGetTitles of [MaxBatchGet] ids of [MaxIDLen] bytes
+	// fits several times over.
+	DefaultMaxRecvMsgSize = 1 << 20
+	// DefaultMaxConcurrentStreams is the most calls one connection may
+	// have in flight.
+	DefaultMaxConcurrentStreams = 64
+)
+
 // DefaultGracePeriod is how long [Serve] waits for in-flight calls to end
 // after its context is done, unless [WithGracePeriod] says otherwise.
 const DefaultGracePeriod = 10 * time.Second
@@ -60,7 +72,10 @@ func Serve(ctx context.Context, lis net.Listener, srv *Server, opts ...ServeOpti
 		o(&cfg)
 	}
 
-	gs := grpc.NewServer(cfg.grpcOpts...)
+	gs := grpc.NewServer(append([]grpc.ServerOption{
+		grpc.MaxRecvMsgSize(DefaultMaxRecvMsgSize),
+		grpc.MaxConcurrentStreams(DefaultMaxConcurrentStreams),
+	}, cfg.grpcOpts...)...)
 	titlesv1.RegisterTitlesServer(gs, srv)
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)

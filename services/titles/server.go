@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	titlesv1 "github.com/slatehq/slate/proto/titles/v1"
 	"github.com/slatehq/slate/schema"
@@ -132,8 +135,8 @@ func (s *Server) UpdateTitle(ctx context.Context, req *titlesv1.UpdateTitleReque
 		return nil, toStatus(&FieldError{Field: "title", Reason: "is required"})
 	}
 	t := fromProto(req.GetTitle())
-	if t.ID == "" {
-		return nil, toStatus(&FieldError{Field: "title.id", Reason: "must not be empty"})
+	if err := validateID("title.id", t.ID); err != nil {
+		return nil, toStatus(err)
 	}
 	expected, err := expectedVersion(req.ExpectedVersion)
 	if err != nil {
@@ -156,8 +159,8 @@ func (s *Server) UpdateTitle(ctx context.Context, req *titlesv1.UpdateTitleReque
 // DeleteTitle removes a title and publishes a DELETE event whose sequence
 // is the title's last version plus one.
 func (s *Server) DeleteTitle(ctx context.Context, req *titlesv1.DeleteTitleRequest) (*titlesv1.DeleteTitleResponse, error) {
-	if req.GetId() == "" {
-		return nil, toStatus(&FieldError{Field: "id", Reason: "must not be empty"})
+	if err := validateID("id", req.GetId()); err != nil {
+		return nil, toStatus(err)
 	}
 	expected, err := expectedVersion(req.ExpectedVersion)
 	if err != nil {
@@ -176,8 +179,8 @@ func (s *Server) DeleteTitle(ctx context.Context, req *titlesv1.DeleteTitleReque
 // GetTitle returns one title.
 func (s *Server) GetTitle(ctx context.Context, req *titlesv1.GetTitleRequest) (*titlesv1.GetTitleResponse, error) {
 	id := req.GetId()
-	if id == "" {
-		return nil, toStatus(&FieldError{Field: "id", Reason: "must not be empty"})
+	if err := validateID("id", id); err != nil {
+		return nil, toStatus(err)
 	}
 	found, err := s.store.Get(ctx, []string{id})
 	if err != nil {
@@ -200,8 +203,8 @@ func (s *Server) BatchGetTitles(ctx context.Context, req *titlesv1.BatchGetTitle
 	unique := make([]string, 0, len(ids))
 	seen := make(map[string]struct{}, len(ids))
 	for i, id := range ids {
-		if id == "" {
-			return nil, toStatus(&FieldError{Field: "ids[" + strconv.Itoa(i) + "]", Reason: "must not be empty"})
+		if err := validateID("ids["+strconv.Itoa(i)+"]", id); err != nil {
+			return nil, toStatus(err)
 		}
 		if _, dup := seen[id]; dup {
 			continue
@@ -240,6 +243,23 @@ func (s *Server) publish(ctx context.Context, id string, op schema.Op, seq int64
 	}
 	s.log.DebugContext(ctx, "change published",
 		"entitytype", EntityType, "id", id, "op", string(op), "seq", seq)
+	return nil
+}
+
+// validateID checks an id a request names. No stored title has an id
+// longer than [MaxIDLen], so a longer one is refused before it reaches the
+// store; the error quotes at most the id's first 64 bytes.
+func validateID(field, id string) error {
+	switch {
+	case id == "":
+		return &FieldError{Field: field, Reason: "must not be empty"}
+	case len(id) > MaxIDLen:
+		return &FieldError{Field: field, Reason: strconv.Itoa(len(id)) + " bytes, at most " + strconv.Itoa(MaxIDLen) + " allowed: " + quote(id)}
+	case !utf8.ValidString(id):
+		return &FieldError{Field: field, Reason: "not valid UTF-8: " + quote(id)}
+	case strings.IndexFunc(id, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }) >= 0:
+		return &FieldError{Field: field, Reason: "contains a space or a control character: " + quote(id)}
+	}
 	return nil
 }
 
