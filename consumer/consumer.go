@@ -125,7 +125,8 @@ func WithConcurrency(n int) Option { return func(c *config) { c.lanes = n } }
 // "handler", the last error in a header); the rest of the lane is applied
 // and the partition moves on. Temporary failures never count: errors
 // matching [sink.ErrUnavailable] (a busy or unreachable store),
-// [ErrDedupeUnavailable], [ErrClaimHeld] and context errors are retried
+// [ErrDedupeUnavailable], [ErrDedupeDone], [ErrClaimHeld] and context
+// errors are retried
 // with backoff for as long as they last. It needs [WithDeadLetter]; the
 // default, 0, retries every failure until it succeeds, as Kafka Connect's
 // errors.tolerance=none stops rather than skipping.

@@ -84,11 +84,14 @@ func newDeadLetter(m *kafka.Message) DeadLetter {
 
 // ReadDeadLetters calls fn for every record of the dead-letter topic, from
 // the start of each partition to its end as it was when the call began,
-// partition by partition in offset order. It joins no group and commits
+// partition by partition in offset order. A partition ends when the
+// reader's position reaches its high watermark, so a topic written by a
+// transactional producer, whose partitions end in a commit marker, ends
+// too; records of aborted transactions are skipped (read_committed). It joins no group and commits
 // nothing, so it can run beside the consumers. It stops at the first error
 // of fn and returns it.
 func ReadDeadLetters(ctx context.Context, brokers, topic string, fn func(DeadLetter) error) error {
-	cm, err := kafkaconf.Consumer(brokers, "slate-dlq-reader", kafka.ConfigMap{"enable.auto.commit": false})
+	cm, err := kafkaconf.Consumer(brokers, "slate-dlq-reader", kafka.ConfigMap{"enable.auto.commit": false, "isolation.level": "read_committed"})
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
@@ -154,6 +157,33 @@ func ReadDeadLetters(ctx context.Context, brokers, topic string, fn func(DeadLet
 			if e.IsFatal() {
 				return fmt.Errorf("consumer: read %s: %w", topic, e)
 			}
+		}
+		if err := reachedEnd(kc, topic, end); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reachedEnd drops from end the partitions whose position reached their
+// end offset. A partition written by a transactional producer ends with a
+// control record (the commit marker) that is never delivered, so its last
+// dead letter sits below end-1 and only the position says it was read.
+func reachedEnd(kc *kafka.Consumer, topic string, end map[int32]int64) error {
+	if len(end) == 0 {
+		return nil
+	}
+	ps := make([]kafka.TopicPartition, 0, len(end))
+	for p := range end {
+		ps = append(ps, kafka.TopicPartition{Topic: &topic, Partition: p})
+	}
+	ps, err := kc.Position(ps)
+	if err != nil {
+		return fmt.Errorf("consumer: position in %s: %w", topic, err)
+	}
+	for _, p := range ps {
+		if p.Offset >= 0 && int64(p.Offset) >= end[p.Partition] {
+			delete(end, p.Partition)
 		}
 	}
 	return nil

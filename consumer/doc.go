@@ -13,7 +13,10 @@
 // while it waits, the consumer pauses its partitions and keeps polling so
 // that it stays in the group (see [Consumer]). A dedupe store that cannot
 // be reached fails the batch the same way ([ErrDedupeUnavailable]), unless
-// [DedupeConfig.FailOpen] lets the sinks' own idempotency carry it.
+// [DedupeConfig.FailOpen] lets the sinks' own idempotency carry it. A done
+// record that fails after the sinks wrote ([ErrDedupeDone]) is retried as
+// bookkeeping only: the events are not written again, and the failure
+// never counts toward [WithMaxAttempts].
 // [WithConcurrency] splits a batch by key into lanes that run at once while
 // each key keeps its order.
 //

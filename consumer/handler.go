@@ -132,6 +132,14 @@ type DedupeConfig struct {
 // dedupe store could not be reached and [DedupeConfig.FailOpen] is off.
 var ErrDedupeUnavailable = errors.New("consumer: dedupe store unavailable")
 
+// ErrDedupeDone is wrapped, beside the store's own error, when every sink
+// wrote a batch but the store failed to record its ids as done. The write
+// is not repeated: [Deduplicate] remembers those ids and, when the
+// consumer retries the batch, records them as done again instead of
+// claiming and writing them. The failure is temporary: it never counts
+// toward [WithMaxAttempts] and never dead-letters an event.
+var ErrDedupeDone = errors.New("consumer: dedupe done not recorded")
+
 // ErrClaimHeld is returned for a batch with events that another claim
 // holds ([dedupe.Held]): a consumer that is still writing them, or one that
 // died and whose lease has not run out. The batch is retried with backoff
@@ -156,6 +164,10 @@ func Deduplicate(store DedupeStore, cfg DedupeConfig, next Handler) Handler {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	dups := duplicatesTotal.WithLabelValues(cfg.Group)
+	// undone holds the ids that every sink wrote but whose done record
+	// failed: a retry records them again rather than writing them again.
+	var undoneMu sync.Mutex
+	undone := map[string]bool{}
 	// release gives claims back with a fresh context: it must happen even
 	// when ctx was cancelled, or the ids stay blocked until the lease ends.
 	release := func(ctx context.Context, ids []string) error {
@@ -167,6 +179,33 @@ func Deduplicate(store DedupeStore, cfg DedupeConfig, next Handler) Handler {
 		return store.Release(rctx, ids)
 	}
 	return HandlerFunc(func(ctx context.Context, batch []sink.Event) error {
+		var written []string
+		undoneMu.Lock()
+		if len(undone) > 0 {
+			rest := make([]sink.Event, 0, len(batch))
+			for _, ev := range batch {
+				if undone[ev.ID] {
+					written = append(written, ev.ID)
+				} else {
+					rest = append(rest, ev)
+				}
+			}
+			batch = rest
+		}
+		undoneMu.Unlock()
+		if len(written) > 0 {
+			if err := store.Done(ctx, written, cfg.TTL); err != nil {
+				return fmt.Errorf("%w: %d written events: %w", ErrDedupeDone, len(written), err)
+			}
+			undoneMu.Lock()
+			for _, id := range written {
+				delete(undone, id)
+			}
+			undoneMu.Unlock()
+		}
+		if len(batch) == 0 {
+			return nil
+		}
 		ids := make([]string, len(batch))
 		for i := range batch {
 			ids[i] = batch[i].ID
@@ -240,12 +279,20 @@ func Deduplicate(store DedupeStore, cfg DedupeConfig, next Handler) Handler {
 			return rejected
 		}
 		if err := store.Done(ctx, claimed, cfg.TTL); err != nil {
-			// The writes happened; the leases expire and a redelivery is
-			// absorbed by the sinks' own idempotency.
-			if !cfg.FailOpen || !dedupe.IsRetryable(err) {
-				return errors.Join(rejected, fmt.Errorf("consumer: dedupe done: %w", err))
+			if cfg.FailOpen && dedupe.IsRetryable(err) {
+				// The writes happened; the leases expire and a redelivery
+				// is absorbed by the sinks' own idempotency.
+				cfg.Logger.Warn("dedupe store unavailable, done markers not recorded", "group", cfg.Group, "events", len(claimed), "err", err)
+				return rejected
 			}
-			cfg.Logger.Warn("dedupe store unavailable, done markers not recorded", "group", cfg.Group, "events", len(claimed), "err", err)
+			// Every sink wrote these events; only the bookkeeping failed.
+			// The retry records them as done without writing them again.
+			undoneMu.Lock()
+			for _, id := range claimed {
+				undone[id] = true
+			}
+			undoneMu.Unlock()
+			return errors.Join(rejected, fmt.Errorf("%w: %d events: %w", ErrDedupeDone, len(claimed), err))
 		}
 		return rejected
 	})

@@ -98,9 +98,11 @@ func (ls *laneSet) exhausted(n int) []int {
 }
 
 // temporary reports whether err says nothing against the events: a store
-// busy or unreachable, a claim held by another consumer, a deadline.
+// busy or unreachable, a done record that failed after the write, a claim
+// held by another consumer, a deadline.
 // Such failures are retried without counting toward [WithMaxAttempts].
 func temporary(err error) bool {
-	return errors.Is(err, sink.ErrUnavailable) || errors.Is(err, ErrDedupeUnavailable) || errors.Is(err, ErrClaimHeld) ||
+	return errors.Is(err, sink.ErrUnavailable) || errors.Is(err, ErrDedupeUnavailable) || errors.Is(err, ErrDedupeDone) ||
+		errors.Is(err, ErrClaimHeld) ||
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
