@@ -443,8 +443,14 @@ func (c *Consumer) decode(ctx context.Context, msgs []*kafka.Message, settled []
 		env, err := c.codec.Decode(ctx, m.Value)
 		switch {
 		case err == nil:
-			*events = append(*events, sink.Event{Envelope: env, Topic: *m.TopicPartition.Topic,
-				Partition: m.TopicPartition.Partition, Offset: int64(m.TopicPartition.Offset)})
+			ev := sink.Event{Envelope: env, Topic: *m.TopicPartition.Topic,
+				Partition: m.TopicPartition.Partition, Offset: int64(m.TopicPartition.Offset)}
+			for _, h := range m.Headers {
+				if h.Key == sink.HeaderUnchanged {
+					ev.Unchanged = sink.ParseUnchanged(string(h.Value))
+				}
+			}
+			*events = append(*events, ev)
 		case errors.Is(err, schema.ErrDecode):
 			if perr := c.poison(ctx, m, err); perr != nil {
 				return perr

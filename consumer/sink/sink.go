@@ -2,6 +2,17 @@
 // stores it keeps in step (Elasticsearch, the Hive audit table, Kafka), and
 // the event type they receive. Each sink lives in its own subpackage and
 // passes the shared suite in sinktest.
+//
+// # Unchanged fields
+//
+// A CDC source may leave out of an UPDATE's data the columns it does not
+// have because they did not change (PostgreSQL's unchanged TOAST values).
+// It names them in the CloudEvents extension "unchanged", a comma-separated
+// list of column names, carried on Kafka as the header ce_unchanged
+// ([HeaderUnchanged]); the consumer puts the names in [Event.Unchanged].
+// Sinks that replace whole documents (es, bleve) then keep those fields
+// from the document they hold instead of losing them ([MergeUnchanged]).
+// A field named there that the stored document lacks stays absent.
 package sink
 
 import (
@@ -21,6 +32,43 @@ type Event struct {
 	Topic     string
 	Partition int32
 	Offset    int64
+	// Unchanged names the data fields the source left out because they did
+	// not change (the "unchanged" extension; see the package doc).
+	Unchanged []string
+}
+
+// HeaderUnchanged is the Kafka header of the CloudEvents extension
+// "unchanged": a comma-separated list of the data fields an UPDATE left
+// out because they did not change.
+const HeaderUnchanged = "ce_unchanged"
+
+// ParseUnchanged splits the value of [HeaderUnchanged] into field names,
+// dropping blanks.
+func ParseUnchanged(v string) []string {
+	var out []string
+	for f := range strings.SplitSeq(v, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// MergeUnchanged copies into doc, from prev (the document the store holds),
+// each field of ev.Unchanged that doc lacks. It changes nothing for an
+// event without unchanged fields or when prev is nil.
+func MergeUnchanged(doc, prev map[string]any, ev *Event) {
+	if prev == nil {
+		return
+	}
+	for _, f := range ev.Unchanged {
+		if _, ok := doc[f]; ok {
+			continue
+		}
+		if v, ok := prev[f]; ok {
+			doc[f] = v
+		}
+	}
 }
 
 // Sink applies batches of events to a store.

@@ -422,6 +422,13 @@ func (s *Sink) apply(ctx context.Context, cur *change, ev *sink.Event) (*change,
 	if err != nil {
 		return nil, false, err
 	}
+	if len(ev.Unchanged) > 0 && cur.rec.live {
+		var prev map[string]any
+		if err := json.Unmarshal(cur.rec.source, &prev); err != nil {
+			return nil, false, fmt.Errorf("%w: stored source of %s: %w", ErrStore, ev.Subject, err)
+		}
+		sink.MergeUnchanged(doc, prev, ev)
+	}
 	src, err := json.Marshal(doc)
 	if err != nil {
 		return nil, false, fmt.Errorf("%w: event %s: %w", ErrData, ev.ID, err)

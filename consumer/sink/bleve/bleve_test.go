@@ -86,6 +86,29 @@ func TestInvalidEventsRefused(t *testing.T) {
 	}
 }
 
+// An UPDATE that names unchanged fields keeps their stored values.
+func TestUnchangedFields(t *testing.T) {
+	for _, tt := range sinktest.UnchangedCases() {
+		t.Run(tt.Name, func(t *testing.T) {
+			s := newSink(t)
+			for _, batch := range tt.Batches {
+				if err := s.Write(t.Context(), batch); err != nil {
+					t.Fatalf("Write: %v", err)
+				}
+			}
+			doc, _, found, err := s.Get(t.Context(), "title", "t1")
+			if err != nil || !found {
+				t.Fatalf("t1: found %v, err %v", found, err)
+			}
+			for f, want := range tt.Want {
+				if doc[f] != want {
+					t.Errorf("%s = %v, want %v (document %v)", f, doc[f], want, doc)
+				}
+			}
+		})
+	}
+}
+
 func TestExternalVersions(t *testing.T) {
 	// A delete at the stored version wins here. Elasticsearch refuses it
 	// (external versions must grow), so the case is not a shared one.

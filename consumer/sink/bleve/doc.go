@@ -24,6 +24,10 @@
 // Elasticsearch's index.gc_deletes, tombstones are kept for good. Replays
 // are therefore no-ops and deduplication is an optimisation.
 //
+// A document is replaced whole, except that an event naming unchanged
+// fields (the CloudEvents extension "unchanged", see package sink) keeps
+// those fields from the stored document, as the es sink does.
+//
 // [Sink.Search] runs a Bleve query string ("name:heat slate.subject:t-1")
 // against one entity type's index; [Sink.Get] returns one document and its
 // version.

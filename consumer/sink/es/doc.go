@@ -25,6 +25,12 @@
 // events; a bulk request still refused as a whole with a 4xx other than
 // 429 refuses every item in it.
 //
+// An index action replaces the whole document. An event that names
+// unchanged fields (the CloudEvents extension "unchanged", see package
+// sink) keeps those fields from the stored document: the sink reads it
+// first, one GET per such event (Elasticsearch's update API does not take
+// external versions), or takes it from an earlier event of the same batch.
+//
 // One limit is Elasticsearch's own: a delete's version is remembered only
 // for index.gc_deletes (60s by default), so an event older than a delete
 // that arrives after that re-creates the document.

@@ -210,8 +210,9 @@ func (s *Sink) Write(ctx context.Context, batch []sink.Event) error {
 	}
 	items := make([]bulkItem, 0, len(batch))
 	refused := make([]error, len(batch)) // by batch position
+	built := map[string]builtDoc{}       // index/id -> the batch's latest document
 	for i := range batch {
-		it, ok, err := s.item(ctx, &batch[i])
+		it, ok, err := s.item(ctx, &batch[i], built)
 		switch {
 		case errors.Is(err, ErrData) || errors.Is(err, ErrRejected):
 			refused[i] = err
@@ -348,7 +349,7 @@ func (s *Sink) classify(it bulkItem, r esutil.BulkIndexerResponseItem) error {
 // item builds the bulk item of one event; ok is false for events the sink
 // skips. An event Elasticsearch's request validation would refuse is an
 // [*ItemError] wrapping [ErrRejected].
-func (s *Sink) item(ctx context.Context, ev *sink.Event) (it bulkItem, ok bool, err error) {
+func (s *Sink) item(ctx context.Context, ev *sink.Event, built map[string]builtDoc) (it bulkItem, ok bool, err error) {
 	it = bulkItem{index: s.Index(ev.EntityType), id: ev.Subject, version: ev.Sequence}
 	switch ev.Type {
 	case schema.OpDelete:
@@ -363,17 +364,63 @@ func (s *Sink) item(ctx context.Context, ev *sink.Event) (it bulkItem, ok bool, 
 		return it, false, &ItemError{Index: it.index, DocID: it.id, Status: 400, Type: "action_request_validation_exception",
 			Reason: reason + " (refused before sending)", Permanent: true}
 	}
+	key := it.index + "/" + it.id
 	if it.action == "delete" {
+		if b, ok := built[key]; !ok || b.version < it.version {
+			built[key] = builtDoc{version: it.version}
+		}
 		return it, true, nil
 	}
 	doc, err := s.document(ctx, ev)
 	if err != nil {
 		return it, false, err
 	}
+	if len(ev.Unchanged) > 0 {
+		prev, ok := built[key]
+		if !ok {
+			if prev.doc, err = s.stored(ctx, it.index, it.id); err != nil {
+				return it, false, err
+			}
+		}
+		sink.MergeUnchanged(doc, prev.doc, ev)
+	}
+	if b, ok := built[key]; !ok || b.version < it.version {
+		built[key] = builtDoc{version: it.version, doc: doc}
+	}
 	if it.body, err = json.Marshal(doc); err != nil {
 		return it, false, fmt.Errorf("%w: event %s: %w", ErrData, ev.ID, err)
 	}
 	return it, true, nil
+}
+
+// builtDoc is the latest document a batch built for one id (nil for a
+// delete): what later events of the batch with unchanged fields merge with.
+type builtDoc struct {
+	version int64
+	doc     map[string]any
+}
+
+// stored returns the document Elasticsearch holds, or nil when there is
+// none.
+func (s *Sink) stored(ctx context.Context, index, id string) (map[string]any, error) {
+	res, err := s.client.Get(index, id, s.client.Get.WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("%w: get %s/%s: %w", ErrUnavailable, index, id, err)
+	}
+	defer drain(res.Body)
+	if res.StatusCode == 404 {
+		return nil, nil
+	}
+	if res.IsError() {
+		return nil, responseError("get "+index+"/"+id, res)
+	}
+	var body struct {
+		Source map[string]any `json:"_source"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
+		return nil, fmt.Errorf("%w: get %s/%s: %w", ErrUnavailable, index, id, err)
+	}
+	return body.Source, nil
 }
 
 // invalidItem returns why Elasticsearch's request validation refuses an

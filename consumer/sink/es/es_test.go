@@ -162,6 +162,30 @@ func TestExternalVersions(t *testing.T) {
 	}
 }
 
+// An UPDATE that names unchanged fields keeps their stored values.
+func TestUnchangedFields(t *testing.T) {
+	for _, tt := range sinktest.UnchangedCases() {
+		t.Run(tt.Name, func(t *testing.T) {
+			b := newBackend(t)
+			s := b.sink(t)
+			for _, batch := range tt.Batches {
+				if err := s.Write(t.Context(), batch); err != nil {
+					t.Fatalf("Write: %v", err)
+				}
+			}
+			src, _, found := reader{b}.get(t, s.Index("title"), "t1")
+			if !found {
+				t.Fatal("t1 not found")
+			}
+			for f, want := range tt.Want {
+				if src[f] != want {
+					t.Errorf("%s = %v, want %v (document %v)", f, src[f], want, src)
+				}
+			}
+		})
+	}
+}
+
 // Avro data in the Confluent wire format is decoded with the writer's
 // schema from the registry.
 func TestAvroData(t *testing.T) {

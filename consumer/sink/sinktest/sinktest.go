@@ -291,3 +291,34 @@ func VersionCases() []VersionCase {
 			{Event(schema.OpTruncate, "", 2, nil)}}, true, "A", 1},
 	}
 }
+
+// UnchangedCase is one case of an UPDATE that names unchanged fields
+// ([sink.Event.Unchanged]) for entity "t1": the fields it left out keep
+// their stored values.
+type UnchangedCase struct {
+	Name    string
+	Batches [][]sink.Event
+	Want    map[string]any // fields of t1's document afterwards (absent: nil)
+}
+
+// UnchangedCases returns the cases, each with events of its own.
+func UnchangedCases() []UnchangedCase {
+	unchanged := func(ev sink.Event, fields ...string) sink.Event { ev.Unchanged = fields; return ev }
+	full := map[string]any{"name": "A", "synopsis": "a long text", "notes": "n1"}
+	return []UnchangedCase{
+		{"unchanged fields are kept", [][]sink.Event{{Event(schema.OpCreate, "t1", 1, full)},
+			{unchanged(Event(schema.OpUpdate, "t1", 2, map[string]any{"name": "B", "notes": "n2"}), "synopsis")}},
+			map[string]any{"name": "B", "synopsis": "a long text", "notes": "n2"}},
+		{"in one batch", [][]sink.Event{{Event(schema.OpCreate, "t1", 1, full),
+			unchanged(Event(schema.OpUpdate, "t1", 2, map[string]any{"name": "B"}), "synopsis", "notes")}},
+			map[string]any{"name": "B", "synopsis": "a long text", "notes": "n1"}},
+		{"without the list the document is replaced", [][]sink.Event{{Event(schema.OpCreate, "t1", 1, full)},
+			{Event(schema.OpUpdate, "t1", 2, map[string]any{"name": "B"})}},
+			map[string]any{"name": "B", "synopsis": nil, "notes": nil}},
+		{"nothing stored to keep", [][]sink.Event{{unchanged(Event(schema.OpUpdate, "t1", 2, map[string]any{"name": "B"}), "synopsis")}},
+			map[string]any{"name": "B", "synopsis": nil}},
+		{"a field sent wins over the stored one", [][]sink.Event{{Event(schema.OpCreate, "t1", 1, full)},
+			{unchanged(Event(schema.OpUpdate, "t1", 2, map[string]any{"name": "B", "synopsis": "new"}), "synopsis")}},
+			map[string]any{"name": "B", "synopsis": "new", "notes": nil}},
+	}
+}
