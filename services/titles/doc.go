@@ -22,5 +22,10 @@
 // by the CDC sidecar, closes that window.
 //
 // [Serve] runs a [Server] on a listener together with the standard gRPC
-// health service and server reflection.
+// health service and server reflection. It reads requests of at most
+// [DefaultMaxRecvMsgSize] bytes and [DefaultMaxConcurrentStreams] calls per
+// connection, and checks every id a request names ([MaxIDLen] bytes, UTF-8,
+// no spaces or control characters). [WithTLS] serves over TLS or mTLS
+// ([ServerTLS], and [ClientTLS] for clients); on a listener beyond the
+// loopback interface Serve refuses plaintext unless [WithInsecure] says so.
 package titles

@@ -2,13 +2,17 @@ package titles
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"time"
 
 	titlesv1 "github.com/slatehq/slate/proto/titles/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -36,6 +40,85 @@ type ServeOption func(*serveConfig)
 type serveConfig struct {
 	grpcOpts []grpc.ServerOption
 	grace    time.Duration
+	tls      *tls.Config
+	insecure bool
+}
+
+// ErrInsecureListen is returned by [Serve] for a listener beyond the
+// loopback interface without [WithTLS] or [WithInsecure].
+var ErrInsecureListen = errors.New("titles: refusing to serve plaintext on a non-loopback address")
+
+// WithTLS serves over TLS with c (see [ServerTLS]); with c.ClientCAs set and
+// c.ClientAuth = tls.RequireAndVerifyClientCert, clients must present a
+// certificate (mTLS). Plaintext clients are refused.
+func WithTLS(c *tls.Config) ServeOption { return func(cfg *serveConfig) { cfg.tls = c } }
+
+// WithInsecure lets Serve accept plaintext connections on a non-loopback
+// listener: anyone who reaches the port may call the service.
+func WithInsecure() ServeOption { return func(cfg *serveConfig) { cfg.insecure = true } }
+
+// ServerTLS loads a server certificate and key (PEM files). With a
+// non-empty clientCAFile it requires and verifies client certificates
+// signed by those CAs (mTLS).
+func ServerTLS(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("titles: tls cert %s, key %s: %w", certFile, keyFile, err)
+	}
+	c := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if clientCAFile != "" {
+		pool, err := loadPool(clientCAFile)
+		if err != nil {
+			return nil, err
+		}
+		c.ClientCAs, c.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return c, nil
+}
+
+// ClientTLS returns the TLS configuration of a client of the service: it
+// trusts the CAs in caFile (empty: the system's roots) and, with certFile
+// and keyFile set, presents that certificate (mTLS). Pass it to
+// grpc.WithTransportCredentials(credentials.NewTLS(c)).
+func ClientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pool, err := loadPool(caFile)
+		if err != nil {
+			return nil, err
+		}
+		c.RootCAs = pool
+	}
+	if certFile != "" || keyFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("titles: tls client cert %s, key %s: %w", certFile, keyFile, err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
+}
+
+func loadPool(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("titles: tls CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("titles: tls CA %s: no PEM certificate", file)
+	}
+	return pool, nil
+}
+
+// isLoopback reports whether a listens on the loopback interface only.
+func isLoopback(a net.Addr) bool {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		// Unix sockets and in-memory listeners are not on a network.
+		return true
+	}
+	return tcp.IP.IsLoopback()
 }
 
 // WithServerOptions passes options (credentials, interceptors, limits) to
@@ -72,10 +155,18 @@ func Serve(ctx context.Context, lis net.Listener, srv *Server, opts ...ServeOpti
 		o(&cfg)
 	}
 
-	gs := grpc.NewServer(append([]grpc.ServerOption{
+	if cfg.tls == nil && !cfg.insecure && !isLoopback(lis.Addr()) {
+		lis.Close()
+		return fmt.Errorf("%w: %s (use WithTLS, or WithInsecure to accept anyone)", ErrInsecureListen, lis.Addr())
+	}
+	base := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(DefaultMaxRecvMsgSize),
 		grpc.MaxConcurrentStreams(DefaultMaxConcurrentStreams),
-	}, cfg.grpcOpts...)...)
+	}
+	if cfg.tls != nil {
+		base = append(base, grpc.Creds(credentials.NewTLS(cfg.tls)))
+	}
+	gs := grpc.NewServer(append(base, cfg.grpcOpts...)...)
 	titlesv1.RegisterTitlesServer(gs, srv)
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
