@@ -312,6 +312,7 @@ func (e *Encoder) Encode(ctx context.Context, ch *Change) (Event, error) {
 		DataSchema:      ref,
 		DataContentType: schema.ContentTypeAvro,
 		Data:            data,
+		Unchanged:       ch.Unchanged,
 	}
 	if env.Sequence == 0 {
 		env.Sequence = ch.Source.LSN

@@ -64,6 +64,12 @@ type Envelope struct {
 	// named by DataContentType; Avro data is Confluent-framed, so it names
 	// its own writer schema.
 	Data []byte `avro:"data"`
+	// Unchanged names the fields of Data that the source did not send and
+	// that hold a placeholder (PostgreSQL's unchanged TOAST values): a sink
+	// keeps the values it already has for them. It travels as the
+	// CloudEvents extension header ce_unchanged (comma-separated), not in
+	// the Avro value.
+	Unchanged []string `avro:"-"`
 }
 
 // NewEnvelope returns an envelope with a fresh UUIDv7 id, the spec version

@@ -11,8 +11,8 @@ import (
 // reuses buf (and dst) per record builds headers without garbage; buf must
 // not change while the headers are in use.
 func AppendHeadersTo(dst []Header, buf []byte, e *Envelope) ([]Header, []byte) {
-	var keys [11]string
-	var ends [11]int
+	var keys [12]string
+	var ends [12]int
 	n := 0
 	from := len(buf)
 	buf = append(buf, e.ID...)
@@ -40,6 +40,15 @@ func AppendHeadersTo(dst []Header, buf []byte, e *Envelope) ([]Header, []byte) {
 	if e.DataSchema != "" {
 		buf = append(buf, e.DataSchema...)
 		keys[n], ends[n], n = HeaderDataSchema, len(buf), n+1
+	}
+	for i, c := range e.Unchanged {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, c...)
+	}
+	if len(e.Unchanged) > 0 {
+		keys[n], ends[n], n = HeaderUnchanged, len(buf), n+1
 	}
 	// Slice only now: buf may have moved while it grew.
 	for i := range n {

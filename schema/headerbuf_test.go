@@ -2,6 +2,7 @@ package schema_test
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ func TestAppendHeadersTo(t *testing.T) {
 	full := base
 	full.TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	full.DataSchema = "studio.Title/3"
+	full.Unchanged = []string{"synopsis", "notes"}
 	truncate := schema.NewEnvelope("//pg/finance/public/budget", schema.OpTruncate, "budget", "")
 	truncate.Time = time.Date(2026, 1, 2, 3, 4, 5, 600000000, time.FixedZone("x", 3600))
 	tests := []struct {
@@ -24,7 +26,7 @@ func TestAppendHeadersTo(t *testing.T) {
 		buf  []byte
 	}{
 		{"id-only", base, nil},
-		{"trace and dataschema", full, make([]byte, 0, 8)},
+		{"trace, dataschema and unchanged", full, make([]byte, 0, 8)},
 		{"truncate, no subject, zoned time", truncate, []byte("prefix")},
 	}
 	for _, tt := range tests {
@@ -39,6 +41,13 @@ func TestAppendHeadersTo(t *testing.T) {
 				if got[i].Key != want[i].Key || !bytes.Equal(got[i].Value, want[i].Value) {
 					t.Errorf("header %d = %s=%q, want %s=%q", i, got[i].Key, got[i].Value, want[i].Key, want[i].Value)
 				}
+			}
+			back, err := schema.FromHeaders(got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(back.Unchanged, ",") != strings.Join(tt.e.Unchanged, ",") {
+				t.Errorf("unchanged round trip = %q, want %q", back.Unchanged, tt.e.Unchanged)
 			}
 			if string(buf[:len(prefix)]) != prefix {
 				t.Errorf("buf prefix %q overwritten", prefix)

@@ -3,6 +3,7 @@ package schema
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -26,6 +27,7 @@ const (
 	HeaderSequence        = "ce_sequence"
 	HeaderTraceParent     = "ce_traceparent"
 	HeaderDataSchema      = "ce_dataschema"
+	HeaderUnchanged       = "ce_unchanged"
 	HeaderContentType     = "content-type"
 	contentTypeAvroHeader = "application/avro"
 )
@@ -48,6 +50,9 @@ func AppendHeaders(dst []Header, e *Envelope) []Header {
 	}
 	if e.DataSchema != "" {
 		dst = append(dst, Header{HeaderDataSchema, []byte(e.DataSchema)})
+	}
+	if len(e.Unchanged) > 0 {
+		dst = append(dst, Header{HeaderUnchanged, []byte(strings.Join(e.Unchanged, ","))})
 	}
 	return dst
 }
@@ -86,6 +91,10 @@ func FromHeaders(hs []Header) (Envelope, error) {
 			e.TraceParent = v
 		case HeaderDataSchema:
 			e.DataSchema = v
+		case HeaderUnchanged:
+			if v != "" {
+				e.Unchanged = strings.Split(v, ",")
+			}
 		case HeaderTime:
 			t, err := time.Parse(time.RFC3339Nano, v)
 			if err != nil {

@@ -147,6 +147,8 @@ type record struct {
 	after      map[string]any
 	source     map[string]any
 	raw        []byte
+	// unchangedHeader is the value of the ce_unchanged header.
+	unchangedHeader string
 }
 
 // collector reads topics from the start in the background.
@@ -176,6 +178,11 @@ func (h *harness) collect(topics ...string) *collector {
 			for _, kr := range fs.Records() {
 				e, err := codec.Decode(context.Background(), kr.Value)
 				rec := record{topic: kr.Topic, key: string(kr.Key), env: e, raw: kr.Value}
+				for _, hd := range kr.Headers {
+					if hd.Key == schema.HeaderUnchanged {
+						rec.unchangedHeader = string(hd.Value)
+					}
+				}
 				if err == nil && len(e.Data) > 0 && e.DataContentType == schema.ContentTypeAvro && kr.Topic[:11] == "studio.cdc." {
 					var m map[string]any
 					if err = schema.DecodeData(context.Background(), h.reg, e.Data, &m); err == nil {

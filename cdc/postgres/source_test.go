@@ -328,6 +328,12 @@ func TestUnchangedToastAndKeyOnlyBefore(t *testing.T) {
 			if fmt.Sprint(tt.rec.source["unchanged_toast"]) != fmt.Sprint(tt.wantUnchanged) {
 				t.Errorf("unchanged_toast = %v, want %v", tt.rec.source["unchanged_toast"], tt.wantUnchanged)
 			}
+			// The header tells a sink to keep the values it has for these
+			// fields rather than store the placeholder.
+			wantHeader := strings.Trim(strings.ReplaceAll(fmt.Sprint(tt.wantUnchanged), " ", ","), "[]")
+			if tt.rec.unchangedHeader != wantHeader {
+				t.Errorf("header %s = %q, want %q", schema.HeaderUnchanged, tt.rec.unchangedHeader, wantHeader)
+			}
 		})
 	}
 	del := recs[2]

@@ -40,7 +40,7 @@ type Event struct {
 // HeaderUnchanged is the Kafka header of the CloudEvents extension
 // "unchanged": a comma-separated list of the data fields an UPDATE left
 // out because they did not change.
-const HeaderUnchanged = "ce_unchanged"
+const HeaderUnchanged = schema.HeaderUnchanged
 
 // ParseUnchanged splits the value of [HeaderUnchanged] into field names,
 // dropping blanks.
