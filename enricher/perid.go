@@ -10,7 +10,8 @@ import (
 
 // GetFunc looks up one entity, as a unary gRPC Get does. found false, or
 // an error with the gRPC code NOT_FOUND, means the owner has no such
-// entity.
+// entity; found true with a tombstone ([Record.Deleted]) says also at
+// which version it was deleted.
 type GetFunc func(ctx context.Context, entityType, id string) (rec Record, found bool, err error)
 
 // PerID returns a [Resolver] over a unary lookup (the "get" method kind of
