@@ -64,7 +64,8 @@ func TestRetryDropsRevokedPartitions(t *testing.T) {
 	}
 	opts := func() []consumer.Option {
 		return []consumer.Option{consumer.WithBrokers(f.brokers), consumer.WithGroup("revoked"), consumer.WithTopics(topic),
-			consumer.WithRegistry(f.reg), consumer.WithBackoff(20*time.Millisecond, 50*time.Millisecond)}
+			consumer.WithRegistry(f.reg), consumer.WithBackoff(20*time.Millisecond, 50*time.Millisecond),
+			consumer.WithBatch(500, time.Second)} // a batch that holds both partitions
 	}
 	down := &downSink{}
 	a, err := consumer.New(down, opts()...)
