@@ -146,12 +146,11 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 // Rebalances are safe because the loop is sequential: a partition can be
 // revoked only inside Poll, which runs between batches (everything handled
 // is committed by then) or during a retry wait (nothing of the waiting
-// batch is committed). A batch keeps retrying after its partitions were
-// revoked: the new owner replays from the last commit, finds the events
-// this batch claimed held ([ErrClaimHeld]) and waits until they are done,
-// and dedupe and the sinks' idempotency absorb the overlap. Offsets are
-// committed only for partitions still assigned, so a late commit never
-// moves another member's position back.
+// batch is committed). Before each retry the batch drops the records and
+// events of partitions revoked meanwhile, so two members never write the
+// same partition's events at once: the new owner replays them from the
+// last commit. Offsets are committed only for partitions still assigned,
+// so a late commit never moves another member's position back.
 type Consumer struct {
 	cfg     config
 	h       Handler
@@ -343,6 +342,16 @@ func (c *Consumer) process(ctx context.Context, kc *kafka.Consumer, msgs []*kafk
 		}
 		if !c.waitPaused(ctx, kc, backoff(c.cfg.backoff, c.cfg.maxBackoff, attempt)) {
 			return false
+		}
+		if !c.cfg.transactional {
+			msgs, events = c.dropRevoked(kc, msgs, &settled, events, lanes)
+			kept := refused[:0]
+			for _, r := range refused {
+				if messageOf(msgs, &r.Event) != nil {
+					kept = append(kept, r)
+				}
+			}
+			refused = kept
 		}
 	}
 	now := time.Now()
@@ -650,4 +659,51 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// dropRevoked removes, before a retry, the records and events of
+// partitions no longer assigned: their new owner replays them from the
+// last commit, and retrying them here would race it (two writers of the
+// same sink rows or Hive partition files). Lanes left empty are done.
+func (c *Consumer) dropRevoked(kc *kafka.Consumer, msgs []*kafka.Message, settled *[]bool, events []sink.Event, lanes *laneSet) ([]*kafka.Message, []sink.Event) {
+	as, err := kc.Assignment()
+	if err != nil {
+		return msgs, events
+	}
+	owned := make(map[tp]bool, len(as))
+	for _, p := range as {
+		owned[tp{*p.Topic, p.Partition}] = true
+	}
+	keptMsgs := msgs[:0:0]
+	keptSettled := (*settled)[:0:0]
+	for i, m := range msgs {
+		if owned[tp{*m.TopicPartition.Topic, m.TopicPartition.Partition}] {
+			keptMsgs = append(keptMsgs, m)
+			keptSettled = append(keptSettled, (*settled)[i])
+		}
+	}
+	if len(keptMsgs) == len(msgs) {
+		return msgs, events
+	}
+	c.cfg.log.Info("dropping the events of revoked partitions from the retry", "group", c.cfg.group,
+		"records", len(msgs)-len(keptMsgs))
+	*settled = keptSettled
+	keep := func(evs []sink.Event) []sink.Event {
+		out := evs[:0:0]
+		for _, ev := range evs {
+			if owned[tp{ev.Topic, ev.Partition}] {
+				out = append(out, ev)
+			}
+		}
+		return out
+	}
+	if lanes != nil {
+		for i := range lanes.lanes {
+			lanes.lanes[i] = keep(lanes.lanes[i])
+			if len(lanes.lanes[i]) == 0 {
+				lanes.done[i] = true
+			}
+		}
+	}
+	return keptMsgs, keep(events)
 }
