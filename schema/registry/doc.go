@@ -20,11 +20,33 @@
 //   - New versions are checked against the subject's compatibility level
 //     (BACKWARD by default; BACKWARD, FORWARD and FULL against the latest
 //     live version, their _TRANSITIVE forms against every live version;
-//     NONE skips the check) with hamba/avro's schema compatibility checker.
+//     NONE skips the check) by Avro's resolution rules, with a checker whose
+//     cost is linear in the schemas' size; the check runs outside the write
+//     lock, and a registration is re-checked if the subject changed
+//     meanwhile.
 //   - Deletes are soft first (DELETE_SUBJECT record or a version marked
 //     deleted), then permanent with ?permanent=true.
 //   - Errors are {"error_code": n, "message": "..."} with Confluent's codes
 //     (see the Code constants).
+//
+// Hostile input is bounded: a schema over 1 MiB or 10000 record fields
+// ([WithMaxSchemaBytes], [WithMaxFields]) is refused with 42209, Confluent's
+// code for a schema too large (its server sends it when a schema does not
+// fit a _schemas record; 42201 stays for schemas that do not parse); a
+// schema that panics the Avro parser is answered 42201; a subject that is
+// empty, over [MaxSubjectBytes], not UTF-8 or holds control characters is
+// refused with 42208; errors quote at most a short prefix of the input. A
+// _schemas record that cannot be applied is skipped with a warning, on
+// replay and while following. When every version using a schema is
+// permanently deleted, the registry lets its text go and keeps only a hash,
+// so that the same schema registered again gets its old id; no id is ever
+// given to another schema.
+//
+// Access: [WithUsers] turns on HTTP basic authentication (401 with
+// 40101, readonly users 403 with 40301); [WithReadOnly] serves Confluent's
+// READONLY mode (changes 422 with 42205). [ListenConfig] serves over TLS and
+// mutual TLS with bounded timeouts, and refuses a non-loopback address
+// without authentication unless told it is meant (--insecure-bind).
 //
 // State is an append-only log of [Record]s shaped like the records of
 // Confluent's _schemas topic (SCHEMA, CONFIG and DELETE_SUBJECT keys); the
@@ -35,8 +57,8 @@
 // registry, or a second one started over the same topic, serves the same
 // ids.
 //
-// Not supported: schema references, JSON Schema and Protobuf, the /mode
-// endpoints (the registry is always READWRITE), contexts and metadata/rule
-// sets. Requests that use references or another schema type are rejected
+// Not supported: schema references, JSON Schema and Protobuf, changing the
+// mode over HTTP (PUT /mode; the mode is set at start), IMPORT mode,
+// contexts and metadata/rule sets. Requests that use references or another schema type are rejected
 // with 42201 rather than silently misread.
 package registry

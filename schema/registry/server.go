@@ -38,6 +38,9 @@ type Server struct {
 	store  Store
 	mux    *http.ServeMux
 	limits limits
+	// readOnly and users are set once, in New.
+	readOnly bool
+	users    *Users
 
 	mu sync.RWMutex
 	st *state
@@ -47,10 +50,12 @@ type Server struct {
 type Option func(*options)
 
 type options struct {
-	log    *slog.Logger
-	store  Store
-	level  Level
-	limits limits
+	log      *slog.Logger
+	store    Store
+	level    Level
+	limits   limits
+	readOnly bool
+	users    *Users
 }
 
 // WithLogger sets the logger; each request is logged at debug level and
@@ -120,7 +125,8 @@ func New(ctx context.Context, opts ...Option) (*Server, error) {
 				"subject", truncate(r.Key.Subject, maxEchoBytes), "err", err)
 		}
 	}
-	s := &Server{log: o.log, store: o.store, st: st, mux: http.NewServeMux(), limits: o.limits}
+	s := &Server{log: o.log, store: o.store, st: st, mux: http.NewServeMux(), limits: o.limits,
+		readOnly: o.readOnly, users: o.users}
 	s.routes()
 	if f, ok := o.store.(Follower); ok {
 		s.follow(f)
@@ -158,6 +164,12 @@ func (s *Server) routes() {
 	h("POST /compatibility/subjects/{subject}/versions", s.handle(s.checkCompatibility))
 	h("POST /compatibility/subjects/{subject}/versions/{version}", s.handle(s.checkCompatibility))
 
+	h("GET /mode", s.handle(s.getMode))
+	h("GET /mode/{subject}", s.handle(s.getMode))
+	h("PUT /mode", s.handle(s.putMode))
+	h("PUT /mode/{subject}", s.handle(s.putMode))
+	h("DELETE /mode/{subject}", s.handle(s.putMode))
+
 	h("GET /config", s.handle(s.getGlobalConfig))
 	h("PUT /config", s.handle(s.putConfig))
 	h("DELETE /config", s.handle(s.deleteConfig))
@@ -175,7 +187,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.URL.Path = strings.TrimSuffix(p, "/")
 		r.URL.RawPath = strings.TrimSuffix(r.URL.RawPath, "/")
 	}
-	if h, pattern := s.mux.Handler(r); pattern == "" {
+	if ae := s.guard(r); ae != nil {
+		if ae.status == http.StatusUnauthorized {
+			rec.Header().Set("WWW-Authenticate", `Basic realm="slate schema registry", charset="UTF-8"`)
+		}
+		writeError(rec, ae)
+	} else if h, pattern := s.mux.Handler(r); pattern == "" {
 		// No route: answer the mux's 404 or 405 in Confluent's error shape.
 		probe := &statusProbe{header: make(http.Header)}
 		h.ServeHTTP(probe, r)
@@ -205,7 +222,7 @@ func (s *Server) handle(fn func(http.ResponseWriter, *http.Request) (any, error)
 				return
 			}
 		}
-		out, err := fn(w, r)
+		out, err := s.call(fn, w, r)
 		if err != nil {
 			var ae *apiError
 			if !errors.As(err, &ae) {
@@ -226,6 +243,17 @@ func (s *Server) handle(fn func(http.ResponseWriter, *http.Request) (any, error)
 			writeJSON(w, http.StatusOK, out)
 		}
 	}
+}
+
+// call runs fn and turns a panic into an error, so that a request the code
+// did not foresee is answered 500 rather than dropping the connection.
+func (s *Server) call(fn func(http.ResponseWriter, *http.Request) (any, error), w http.ResponseWriter, r *http.Request) (out any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			out, err = nil, fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return fn(w, r)
 }
 
 // rawSchema is a handler result sent as is rather than as a JSON string.
