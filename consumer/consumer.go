@@ -455,8 +455,11 @@ func (c *Consumer) decode(ctx context.Context, msgs []*kafka.Message, settled []
 			ev := sink.Event{Envelope: env, Topic: *m.TopicPartition.Topic,
 				Partition: m.TopicPartition.Partition, Offset: int64(m.TopicPartition.Offset)}
 			for _, h := range m.Headers {
-				if h.Key == sink.HeaderUnchanged {
+				switch h.Key {
+				case sink.HeaderUnchanged:
 					ev.Unchanged = sink.ParseUnchanged(string(h.Value))
+				case HeaderDLQReplayed:
+					ev.ReplayedFrom = string(h.Value)
 				}
 			}
 			*events = append(*events, ev)

@@ -33,7 +33,9 @@
 // keeps failing for a reason that is not temporary is isolated (its lane
 // is run one event at a time) and dead-lettered with stage "handler".
 // [ReadDeadLetters] and [Replay] list and re-publish dead letters (the
-// `slate dlq` command).
+// `slate dlq` command). An event some sinks wrote and another refused gets
+// per-sink done marks, so that its replay reaches only the sinks that
+// refused it (see [Deduplicate]).
 //
 // Metrics (Prometheus, default registry): records read
 // (slate_consumer_records_total, a rate gives records/s), duplicates

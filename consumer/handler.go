@@ -5,10 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/slatehq/slate/consumer/sink"
 	"github.com/slatehq/slate/dedupe"
@@ -34,6 +35,15 @@ type Named interface {
 	Name() string
 }
 
+// SinkNamer is implemented by handlers that write each event to a fixed
+// set of named sinks, as [ToSinks] does. [Deduplicate] uses the names to
+// keep a done mark per sink for an event that some sinks wrote and another
+// refused ([sink.Rejection.Sink]), and to skip those sinks when the event
+// is replayed ([sink.Event.SkipSinks]).
+type SinkNamer interface {
+	SinkNames() []string
+}
+
 // ToSinks returns a handler that writes each batch to every sink in turn
 // and fails if any of them fails. A retried batch is written again to the
 // sinks that had succeeded, which their idempotency makes harmless.
@@ -41,7 +51,18 @@ type Named interface {
 // A sink that refuses some events for good ([sink.RejectedError]) does not
 // stop the others: every sink still gets the whole batch, and the handler
 // returns one [*sink.RejectedError] with the refusals of all sinks, each
-// cause naming its sink, so that the consumer dead-letters those events.
+// naming its sink ([sink.Rejection.Sink], and in its cause), so that the
+// consumer dead-letters those events.
+//
+// An event is not written to the sinks that [sink.Event.SkipSinks] names:
+// [Deduplicate] sets it when a replayed event was written before by some
+// sinks and refused by others, so that the replay reaches only the sinks
+// that refused it. Sinks are known by their name ([Named], else their Go
+// type); when several share a name, the second and later get "#2", "#3"
+// and so on appended, in the order given. The names are what [SinkNamer]
+// reports and what labels the metrics; keep them, and so the order of
+// same-named sinks, stable across deployments, or per-sink done marks
+// recorded under the old names are not found.
 //
 // The handler is safe for concurrent use ([WithConcurrency]): calls to one
 // sink are serialised, as the [sink.Sink] contract requires, while
@@ -49,45 +70,84 @@ type Named interface {
 // and counted per sink (slate_sink_write_seconds, slate_sink_errors_total,
 // slate_sink_freshness_seconds).
 func ToSinks(sinks ...sink.Sink) Handler {
-	names := make([]string, len(sinks))
-	locks := make([]sync.Mutex, len(sinks))
+	ss := &sinkSet{sinks: sinks, names: make([]string, len(sinks)), locks: make([]sync.Mutex, len(sinks))}
+	seen := make(map[string]int, len(sinks))
 	for i, s := range sinks {
-		names[i] = fmt.Sprintf("%T", s)
+		name := fmt.Sprintf("%T", s)
 		if n, ok := s.(Named); ok {
-			names[i] = n.Name()
+			name = n.Name()
+		}
+		if seen[name]++; seen[name] > 1 {
+			name = fmt.Sprintf("%s#%d", name, seen[name])
+		}
+		ss.names[i] = name
+	}
+	return ss
+}
+
+// sinkSet is the handler [ToSinks] returns.
+type sinkSet struct {
+	sinks []sink.Sink
+	names []string
+	locks []sync.Mutex
+}
+
+// SinkNames returns the names of the sinks, in the order they are written.
+func (ss *sinkSet) SinkNames() []string { return slices.Clone(ss.names) }
+
+// Handle writes batch to every sink, leaving out of each sink's share the
+// events that name it in SkipSinks.
+func (ss *sinkSet) Handle(ctx context.Context, batch []sink.Event) error {
+	skips := slices.ContainsFunc(batch, func(ev sink.Event) bool { return len(ev.SkipSinks) > 0 })
+	var rejected []sink.Rejection
+	for i, s := range ss.sinks {
+		part := batch
+		if skips {
+			part = withoutSkipped(batch, ss.names[i])
+			if len(part) == 0 {
+				continue
+			}
+		}
+		ss.locks[i].Lock()
+		start := time.Now()
+		err := s.Write(ctx, part)
+		now := time.Now()
+		ss.locks[i].Unlock()
+		sinkSeconds.WithLabelValues(ss.names[i]).Observe(now.Sub(start).Seconds())
+		applied := len(part)
+		if err != nil {
+			sinkErrors.WithLabelValues(ss.names[i]).Inc()
+			rs, ok := sink.Rejections(err)
+			if !ok {
+				return fmt.Errorf("consumer: sink %d (%s): %w", i, ss.names[i], err)
+			}
+			sinkRejected.WithLabelValues(ss.names[i]).Add(float64(len(rs)))
+			for _, r := range rs {
+				r.Err = fmt.Errorf("sink %s: %w", ss.names[i], r.Err)
+				r.Sink = ss.names[i]
+				rejected = append(rejected, r)
+			}
+			applied -= len(rs)
+		}
+		sinkEvents.WithLabelValues(ss.names[i]).Add(float64(applied))
+		fresh := sinkFreshness.WithLabelValues(ss.names[i])
+		for j := range part {
+			fresh.Observe(now.Sub(part[j].Time).Seconds())
 		}
 	}
-	return HandlerFunc(func(ctx context.Context, batch []sink.Event) error {
-		var rejected []sink.Rejection
-		for i, s := range sinks {
-			locks[i].Lock()
-			start := time.Now()
-			err := s.Write(ctx, batch)
-			now := time.Now()
-			locks[i].Unlock()
-			sinkSeconds.WithLabelValues(names[i]).Observe(now.Sub(start).Seconds())
-			applied := len(batch)
-			if err != nil {
-				sinkErrors.WithLabelValues(names[i]).Inc()
-				rs, ok := sink.Rejections(err)
-				if !ok {
-					return fmt.Errorf("consumer: sink %d (%s): %w", i, names[i], err)
-				}
-				sinkRejected.WithLabelValues(names[i]).Add(float64(len(rs)))
-				for _, r := range rs {
-					r.Err = fmt.Errorf("sink %s: %w", names[i], r.Err)
-					rejected = append(rejected, r)
-				}
-				applied -= len(rs)
-			}
-			sinkEvents.WithLabelValues(names[i]).Add(float64(applied))
-			fresh := sinkFreshness.WithLabelValues(names[i])
-			for j := range batch {
-				fresh.Observe(now.Sub(batch[j].Time).Seconds())
-			}
+	return sink.Reject(rejected...)
+}
+
+// withoutSkipped returns the events of batch that do not name the sink in
+// their SkipSinks.
+func withoutSkipped(batch []sink.Event, name string) []sink.Event {
+	out := make([]sink.Event, 0, len(batch))
+	for _, ev := range batch {
+		if !slices.Contains(ev.SkipSinks, name) {
+			out = append(out, ev)
 		}
-		return sink.Reject(rejected...)
-	})
+	}
+	return out
 }
 
 // DedupeStore is what [Deduplicate] needs of a dedupe store; the stores of
@@ -153,6 +213,23 @@ var ErrClaimHeld = errors.New("consumer: events held by another consumer's dedup
 // claims are released and it fails with [ErrClaimHeld], to be retried once
 // the holder finished or its lease ran out; skipping the id instead would
 // lose the event if the holder had died.
+//
+// An event that next refused for good ([sink.RejectedError]) is released,
+// not done, so that a retry or a replay of its dead letter meets it again.
+// When next writes to named sinks ([SinkNamer], as [ToSinks] does) and the
+// refusal names its sink ([sink.Rejection.Sink]), each sink that did write
+// the event gets a done mark of its own, the store id "<id>\x00<sink name>"
+// with the same TTL. When the event comes back replayed from its
+// dead-letter topic ([Replay], which sets [sink.Event.ReplayedFrom]) and its
+// id is fresh, Deduplicate claims its per-sink marks and passes it on with
+// [sink.Event.SkipSinks] naming the sinks that hold it, so the replay is
+// written only to the sinks that refused it, and the append-only ones (the
+// Hive audit table) do not get it twice; once they all hold it, the id is
+// done. A batch without replays costs one claim and one done call, as
+// before; the per-sink marks cost one more claim per batch with replays.
+// Other redeliveries of a partly written event at a new offset (a producer
+// retry, a record re-published without [Replay]) are not looked up and
+// reach every sink again.
 func Deduplicate(store DedupeStore, cfg DedupeConfig, next Handler) Handler {
 	if cfg.Lease <= 0 {
 		cfg.Lease = time.Minute
@@ -163,137 +240,304 @@ func Deduplicate(store DedupeStore, cfg DedupeConfig, next Handler) Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	dups := duplicatesTotal.WithLabelValues(cfg.Group)
-	// undone holds the ids that every sink wrote but whose done record
-	// failed: a retry records them again rather than writing them again.
-	var undoneMu sync.Mutex
-	undone := map[string]bool{}
-	// release gives claims back with a fresh context: it must happen even
-	// when ctx was cancelled, or the ids stay blocked until the lease ends.
-	release := func(ctx context.Context, ids []string) error {
-		if len(ids) == 0 {
-			return nil
-		}
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		return store.Release(rctx, ids)
+	d := &deduper{store: store, cfg: cfg, next: next, dups: duplicatesTotal.WithLabelValues(cfg.Group),
+		pending: map[string]pendingDone{}}
+	if sn, ok := next.(SinkNamer); ok {
+		d.names = sn.SinkNames()
 	}
-	return HandlerFunc(func(ctx context.Context, batch []sink.Event) error {
-		var written []string
-		undoneMu.Lock()
-		if len(undone) > 0 {
-			rest := make([]sink.Event, 0, len(batch))
-			for _, ev := range batch {
-				if undone[ev.ID] {
-					written = append(written, ev.ID)
-				} else {
-					rest = append(rest, ev)
-				}
-			}
-			batch = rest
+	return HandlerFunc(d.handle)
+}
+
+// deduper is the handler [Deduplicate] returns.
+type deduper struct {
+	store DedupeStore
+	cfg   DedupeConfig
+	next  Handler
+	names []string // next's sinks, nil when it does not name them
+	dups  prometheus.Counter
+
+	// pending holds, by event id, what the sinks wrote but the store
+	// failed to record as done: a retry records it rather than writing
+	// the event again.
+	mu      sync.Mutex
+	pending map[string]pendingDone
+}
+
+// pendingDone is what the retry of an event whose done record failed
+// records before anything else.
+type pendingDone struct {
+	marks []string // store ids to record done
+	full  bool     // every sink holds the event: the retry drops it
+	skip  []string // otherwise, the sinks that hold it
+}
+
+// sinkMark is the store id of the done mark of event id in the sink named
+// name.
+func sinkMark(id, name string) string { return id + "\x00" + name }
+
+func (d *deduper) handle(ctx context.Context, batch []sink.Event) error {
+	batch, err := d.recordPending(ctx, batch)
+	if err != nil || len(batch) == 0 {
+		return err
+	}
+	ids := make([]string, len(batch))
+	for i := range batch {
+		ids[i] = batch[i].ID
+	}
+	states, err := d.store.Claim(ctx, ids, d.cfg.Lease)
+	if err != nil {
+		if !dedupe.IsRetryable(err) {
+			return fmt.Errorf("consumer: dedupe claim: %w", err)
 		}
-		undoneMu.Unlock()
-		if len(written) > 0 {
-			if err := store.Done(ctx, written, cfg.TTL); err != nil {
-				return fmt.Errorf("%w: %d written events: %w", ErrDedupeDone, len(written), err)
-			}
-			undoneMu.Lock()
-			for _, id := range written {
-				delete(undone, id)
-			}
-			undoneMu.Unlock()
+		if !d.cfg.FailOpen {
+			return fmt.Errorf("%w: claim: %w", ErrDedupeUnavailable, err)
 		}
-		if len(batch) == 0 {
+		d.failOpen(len(batch), err)
+		return d.next.Handle(ctx, batch)
+	}
+	keep := make([]sink.Event, 0, len(batch))
+	claimed := make([]string, 0, len(batch))
+	heldID, nHeld := "", 0
+	for i, st := range states {
+		switch st {
+		case dedupe.Fresh:
+			keep = append(keep, batch[i])
+			claimed = append(claimed, ids[i])
+		case dedupe.Held:
+			if nHeld == 0 {
+				heldID = ids[i]
+			}
+			nHeld++
+		}
+	}
+	if nHeld > 0 {
+		held.WithLabelValues(d.cfg.Group).Add(float64(nHeld))
+		return errors.Join(fmt.Errorf("%w: %d of %d events, first %s", ErrClaimHeld, nHeld, len(batch), heldID),
+			d.release(ctx, claimed))
+	}
+	if n := len(batch) - len(keep); n > 0 {
+		d.dups.Add(float64(n))
+		if d.cfg.OnDuplicates != nil {
+			d.cfg.OnDuplicates(n)
+		}
+	}
+	if len(keep) == 0 {
+		return nil
+	}
+	leases, err := d.claimMarks(ctx, keep)
+	if err != nil {
+		return errors.Join(err, d.release(ctx, claimed))
+	}
+	return d.settle(ctx, keep, leases, d.next.Handle(ctx, keep))
+}
+
+func (d *deduper) failOpen(events int, err error) {
+	failOpen.WithLabelValues(d.cfg.Group).Inc()
+	d.cfg.Logger.Warn("dedupe store unavailable, writing without dedupe", "group", d.cfg.Group, "events", events, "err", err)
+}
+
+// release gives claims back with a fresh context: it must happen even when
+// ctx was cancelled, or the ids stay blocked until the lease ends.
+func (d *deduper) release(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	return d.store.Release(rctx, ids)
+}
+
+// recordPending records as done what an earlier call wrote but could not
+// record, and returns batch without the events every sink holds and with
+// the sinks to skip set on the others.
+func (d *deduper) recordPending(ctx context.Context, batch []sink.Event) ([]sink.Event, error) {
+	d.mu.Lock()
+	if len(d.pending) == 0 {
+		d.mu.Unlock()
+		return batch, nil
+	}
+	var marks, found []string
+	rest := make([]sink.Event, 0, len(batch))
+	for _, ev := range batch {
+		p, ok := d.pending[ev.ID]
+		if !ok {
+			rest = append(rest, ev)
+			continue
+		}
+		marks = append(marks, p.marks...)
+		found = append(found, ev.ID)
+		if !p.full {
+			ev.SkipSinks = p.skip
+			rest = append(rest, ev)
+		}
+	}
+	d.mu.Unlock()
+	if len(found) == 0 {
+		return batch, nil
+	}
+	if err := d.store.Done(ctx, marks, d.cfg.TTL); err != nil {
+		return nil, fmt.Errorf("%w: %d written events: %w", ErrDedupeDone, len(found), err)
+	}
+	d.mu.Lock()
+	for _, id := range found {
+		delete(d.pending, id)
+	}
+	d.mu.Unlock()
+	return rest, nil
+}
+
+// claimMarks claims the per-sink done marks of the replayed events of keep
+// and adds to their SkipSinks the sinks whose mark is done. It returns, per
+// event of keep, the marks it now holds a lease on; nil when there are
+// none to look up.
+func (d *deduper) claimMarks(ctx context.Context, keep []sink.Event) ([][]string, error) {
+	if len(d.names) == 0 {
+		return nil, nil
+	}
+	var marks []string
+	var of []int // of[j]: the event of keep that marks[j] belongs to
+	for i := range keep {
+		if keep[i].ReplayedFrom == "" {
+			continue
+		}
+		for _, n := range d.names {
+			marks = append(marks, sinkMark(keep[i].ID, n))
+			of = append(of, i)
+		}
+	}
+	if len(marks) == 0 {
+		return nil, nil
+	}
+	states, err := d.store.Claim(ctx, marks, d.cfg.Lease)
+	if err != nil {
+		switch {
+		case !dedupe.IsRetryable(err):
+			return nil, fmt.Errorf("consumer: dedupe claim of per-sink marks: %w", err)
+		case !d.cfg.FailOpen:
+			return nil, fmt.Errorf("%w: claim of per-sink marks: %w", ErrDedupeUnavailable, err)
+		}
+		d.failOpen(len(keep), err)
+		return nil, nil
+	}
+	leases := make([][]string, len(keep))
+	for j, st := range states {
+		i, name := of[j], d.names[j%len(d.names)]
+		switch st {
+		case dedupe.Duplicate:
+			if !slices.Contains(keep[i].SkipSinks, name) {
+				keep[i].SkipSinks = append(slices.Clip(keep[i].SkipSinks), name)
+			}
+		case dedupe.Fresh:
+			leases[i] = append(leases[i], marks[j])
+		}
+	}
+	return leases, nil
+}
+
+// settle records what next did with keep: every event it wrote to every
+// sink is done, an event some sink refused is released and gets a done
+// mark for each sink that wrote it, and on any other failure everything is
+// released for the retry. leases holds, per event, the per-sink marks
+// claimed for it.
+func (d *deduper) settle(ctx context.Context, keep []sink.Event, leases [][]string, err error) error {
+	leased := func(i int) []string {
+		if leases == nil {
 			return nil
 		}
-		ids := make([]string, len(batch))
-		for i := range batch {
-			ids[i] = batch[i].ID
+		return leases[i]
+	}
+	rs, rejectedOnly := sink.Rejections(err)
+	if err != nil && !rejectedOnly {
+		free := make([]string, 0, len(keep))
+		for i := range keep {
+			free = append(append(free, keep[i].ID), leased(i)...)
 		}
-		states, err := store.Claim(ctx, ids, cfg.Lease)
-		if err != nil {
-			if !dedupe.IsRetryable(err) {
-				return fmt.Errorf("consumer: dedupe claim: %w", err)
-			}
-			if !cfg.FailOpen {
-				return fmt.Errorf("%w: claim: %w", ErrDedupeUnavailable, err)
-			}
-			failOpen.WithLabelValues(cfg.Group).Inc()
-			cfg.Logger.Warn("dedupe store unavailable, writing without dedupe", "group", cfg.Group, "events", len(batch), "err", err)
-			return next.Handle(ctx, batch)
+		return errors.Join(err, d.release(ctx, free))
+	}
+	// refusers[id]: the sinks that refused the event, "" for one unknown.
+	refusers := make(map[string][]string, len(rs))
+	for _, r := range rs {
+		refusers[r.Event.ID] = append(refusers[r.Event.ID], r.Sink)
+	}
+	done := make([]string, 0, len(keep))
+	var free []string
+	partial := map[string]pendingDone{}
+	for i, ev := range keep {
+		by, refused := refusers[ev.ID]
+		if !refused {
+			done = append(append(done, ev.ID), leased(i)...)
+			continue
 		}
-		keep := make([]sink.Event, 0, len(batch))
-		claimed := make([]string, 0, len(batch))
-		heldID, nHeld := "", 0
-		for i, st := range states {
-			switch st {
-			case dedupe.Fresh:
-				keep = append(keep, batch[i])
-				claimed = append(claimed, ids[i])
-			case dedupe.Held:
-				if nHeld == 0 {
-					heldID = ids[i]
-				}
-				nHeld++
-			}
-		}
-		if nHeld > 0 {
-			held.WithLabelValues(cfg.Group).Add(float64(nHeld))
-			return errors.Join(fmt.Errorf("%w: %d of %d events, first %s", ErrClaimHeld, nHeld, len(batch), heldID),
-				release(ctx, claimed))
-		}
-		if d := len(batch) - len(keep); d > 0 {
-			dups.Add(float64(d))
-			if cfg.OnDuplicates != nil {
-				cfg.OnDuplicates(d)
+		// Released, so that a retry (the dead-letter write failed) or a
+		// replay meets it again instead of dropping it as a duplicate.
+		free = append(free, ev.ID)
+		marks, ok := d.writerMarks(&ev, by)
+		for _, m := range leased(i) {
+			if !slices.Contains(marks, m) {
+				free = append(free, m)
 			}
 		}
-		if len(keep) == 0 {
-			return nil
+		if ok && len(marks) > 0 {
+			done = append(done, marks...)
+			partial[ev.ID] = pendingDone{marks: marks, skip: append(slices.Clip(ev.SkipSinks), d.writers(&ev, by)...)}
 		}
-		err = next.Handle(ctx, keep)
-		if rs, ok := sink.Rejections(err); ok {
-			// The other events were written: they are done. The refused
-			// ones are released, so that a retry (the dead-letter write
-			// failed) or a replay meets them again instead of dropping
-			// them as duplicates.
-			refused := make(map[string]bool, len(rs))
-			for _, r := range rs {
-				refused[r.Event.ID] = true
-			}
-			written := claimed[:0:0]
-			for _, id := range claimed {
-				if !refused[id] {
-					written = append(written, id)
-				}
-			}
-			claimed = written
-			if rerr := release(ctx, slices.Collect(maps.Keys(refused))); rerr != nil {
-				return errors.Join(err, rerr)
-			}
-		} else if err != nil {
-			return errors.Join(err, release(ctx, claimed))
+	}
+	if rerr := d.release(ctx, free); rerr != nil {
+		return errors.Join(err, rerr)
+	}
+	if len(done) == 0 {
+		return err
+	}
+	derr := d.store.Done(ctx, done, d.cfg.TTL)
+	if derr == nil {
+		return err
+	}
+	if d.cfg.FailOpen && dedupe.IsRetryable(derr) {
+		// The writes happened; the leases expire and a redelivery is
+		// absorbed by the sinks' own idempotency.
+		d.cfg.Logger.Warn("dedupe store unavailable, done markers not recorded", "group", d.cfg.Group, "events", len(keep), "err", derr)
+		return err
+	}
+	// The sinks wrote these events; only the bookkeeping failed. The retry
+	// records them as done without writing them again.
+	d.mu.Lock()
+	for i, ev := range keep {
+		if p, ok := partial[ev.ID]; ok {
+			d.pending[ev.ID] = p
+		} else if _, refused := refusers[ev.ID]; !refused {
+			d.pending[ev.ID] = pendingDone{marks: append([]string{ev.ID}, leased(i)...), full: true}
 		}
-		rejected := err // nil, or the refusals the consumer dead-letters
-		if len(claimed) == 0 {
-			return rejected
+	}
+	d.mu.Unlock()
+	return errors.Join(err, fmt.Errorf("%w: %d events: %w", ErrDedupeDone, len(keep)-len(refusers)+len(partial), derr))
+}
+
+// writers returns the sinks that wrote ev in this call: those of next not
+// skipped and not among the refusers.
+func (d *deduper) writers(ev *sink.Event, refusers []string) []string {
+	var out []string
+	for _, n := range d.names {
+		if !slices.Contains(ev.SkipSinks, n) && !slices.Contains(refusers, n) {
+			out = append(out, n)
 		}
-		if err := store.Done(ctx, claimed, cfg.TTL); err != nil {
-			if cfg.FailOpen && dedupe.IsRetryable(err) {
-				// The writes happened; the leases expire and a redelivery
-				// is absorbed by the sinks' own idempotency.
-				cfg.Logger.Warn("dedupe store unavailable, done markers not recorded", "group", cfg.Group, "events", len(claimed), "err", err)
-				return rejected
-			}
-			// Every sink wrote these events; only the bookkeeping failed.
-			// The retry records them as done without writing them again.
-			undoneMu.Lock()
-			for _, id := range claimed {
-				undone[id] = true
-			}
-			undoneMu.Unlock()
-			return errors.Join(rejected, fmt.Errorf("%w: %d events: %w", ErrDedupeDone, len(claimed), err))
+	}
+	return out
+}
+
+// writerMarks returns the per-sink done marks of the sinks that wrote ev
+// although others refused it. ok is false when the refusing sinks are not
+// known by name, and per-sink marks cannot be kept.
+func (d *deduper) writerMarks(ev *sink.Event, refusers []string) (marks []string, ok bool) {
+	if len(d.names) == 0 {
+		return nil, false
+	}
+	for _, r := range refusers {
+		if !slices.Contains(d.names, r) {
+			return nil, false
 		}
-		return rejected
-	})
+	}
+	for _, n := range d.writers(ev, refusers) {
+		marks = append(marks, sinkMark(ev.ID, n))
+	}
+	return marks, true
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -240,5 +241,180 @@ func TestEventExhaustingAttemptsGoesToDeadLetterTopic(t *testing.T) {
 	// 3 failures with the batch, 3 on its own.
 	if badTries != 6 {
 		t.Errorf("the bad event was tried %d times, want 6 (3 in its lane, 3 alone)", badTries)
+	}
+}
+
+// namedSeen is a [seenIDs] with a name of its own.
+type namedSeen struct {
+	seenIDs
+	name string
+}
+
+func (s *namedSeen) Name() string { return s.name }
+
+func (s *namedSeen) count(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ids[id]
+}
+
+// refusingSink refuses the event with id refuse for good, as long as
+// refusing is set, and counts the events it wrote.
+type refusingSink struct {
+	namedSeen
+	refuse   string
+	refusing atomic.Bool
+}
+
+func (s *refusingSink) Write(ctx context.Context, batch []sink.Event) error {
+	var rs []sink.Rejection
+	ok := make([]sink.Event, 0, len(batch))
+	for _, ev := range batch {
+		if ev.ID == s.refuse && s.refusing.Load() {
+			rs = append(rs, sink.Rejection{Event: ev, Err: errors.New("value does not fit the mapping")})
+		} else {
+			ok = append(ok, ev)
+		}
+	}
+	_ = s.namedSeen.Write(ctx, ok)
+	return sink.Reject(rs...)
+}
+
+// An event one sink refused and the other wrote is dead-lettered; once the
+// cause is fixed and the dead letter replayed, the replay reaches only the
+// sink that refused it, so each sink holds every event exactly once, with
+// the memory and the Redis dedupe store alike.
+func TestReplayedRefusalReachesOnlyTheRefusingSink(t *testing.T) {
+	stores := []struct {
+		name  string
+		store func(t *testing.T) consumer.DedupeStore
+	}{
+		{"memory", func(t *testing.T) consumer.DedupeStore {
+			m := dedupe.NewMemory()
+			t.Cleanup(func() { m.Close() })
+			return m
+		}},
+		{"redis", func(t *testing.T) consumer.DedupeStore { return redisStore(t) }},
+	}
+	for _, st := range stores {
+		t.Run(st.name, func(t *testing.T) {
+			f := setup(t)
+			topic := "studio.title.materialized.replayed-" + st.name
+			group := "replayed-" + st.name
+			envs := titleEvents(10, "replayed-"+st.name)
+			bad := envs[4].ID
+			audit := &namedSeen{seenIDs: seenIDs{ids: map[string]int{}}, name: "audit"}
+			index := &refusingSink{namedSeen: namedSeen{seenIDs: seenIDs{ids: map[string]int{}}, name: "index"}, refuse: bad}
+			index.refusing.Store(true)
+			h := consumer.Deduplicate(st.store(t), consumer.DedupeConfig{Group: group}, consumer.ToSinks(audit, index))
+			c, err := consumer.New(h, consumer.WithBrokers(f.brokers), consumer.WithGroup(group), consumer.WithTopics(topic),
+				consumer.WithRegistry(f.reg), consumer.WithDeadLetter(f.pub), consumer.WithBackoff(10*time.Millisecond, 50*time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			runConsumer(t, c)
+			if err := f.pub.Publish(t.Context(), topic, envs...); err != nil {
+				t.Fatal(err)
+			}
+			dls := waitDeadLetters(t, f.brokers, topic)
+			if len(dls) != 1 || dls[0].Stage != "sink" || !strings.Contains(dls[0].Error, "sink index") {
+				t.Fatalf("dead letters %+v, want one of stage sink naming the index sink", dls)
+			}
+			index.refusing.Store(false) // the cause is fixed
+			if err := consumer.Replay(t.Context(), f.pub, dls[0]); err != nil {
+				t.Fatal(err)
+			}
+			testenv.WaitFor(t, 20*time.Second, "the replay in the index sink", func() bool { return index.has(bad) })
+			// ToSinks writes the audit sink first: by now it got the replay too,
+			// if it was going to.
+			for _, env := range envs {
+				if n := audit.count(env.ID); n != 1 {
+					t.Errorf("audit sink holds event %s %d times, want once", env.ID, n)
+				}
+				if n := index.count(env.ID); n != 1 {
+					t.Errorf("index sink holds event %s %d times, want once", env.ID, n)
+				}
+			}
+		})
+	}
+}
+
+// memDoneFailing is a memory dedupe store whose Done fails, as an
+// unreachable store does, the first fails times.
+type memDoneFailing struct {
+	*dedupe.Memory
+	fails atomic.Int32
+}
+
+func (s *memDoneFailing) Done(ctx context.Context, ids []string, ttl time.Duration) error {
+	if s.fails.Add(-1) >= 0 {
+		return fmt.Errorf("%w: connection refused", dedupe.ErrUnavailable)
+	}
+	return s.Memory.Done(ctx, ids, ttl)
+}
+
+// When the done record of a partly written batch fails, the retry records
+// the per-sink marks and writes the refused event only to the sink that
+// refused it; its replay later reaches that sink alone too.
+func TestPartialWriteKeepsSinkMarksThroughFailedDone(t *testing.T) {
+	store := &memDoneFailing{Memory: dedupe.NewMemory()}
+	defer store.Close()
+	store.fails.Store(1)
+	a := sink.Event{Envelope: schema.NewEnvelope("//t", schema.OpCreate, "title", "a")}
+	b := sink.Event{Envelope: schema.NewEnvelope("//t", schema.OpCreate, "title", "b")}
+	audit := &namedSeen{seenIDs: seenIDs{ids: map[string]int{}}, name: "audit"}
+	index := &refusingSink{namedSeen: namedSeen{seenIDs: seenIDs{ids: map[string]int{}}, name: "index"}, refuse: b.ID}
+	index.refusing.Store(true)
+	h := consumer.Deduplicate(store, consumer.DedupeConfig{}, consumer.ToSinks(audit, index))
+
+	err := h.Handle(t.Context(), []sink.Event{a, b})
+	if !errors.Is(err, consumer.ErrDedupeDone) {
+		t.Fatalf("first call: err = %v, want ErrDedupeDone", err)
+	}
+	err = h.Handle(t.Context(), []sink.Event{a, b})
+	rs, ok := sink.Rejections(err)
+	if !ok || len(rs) != 1 || rs[0].Event.ID != b.ID || rs[0].Sink != "index" {
+		t.Fatalf("retry: err = %v, want the index sink's refusal of b alone", err)
+	}
+	index.refusing.Store(false)
+	b.ReplayedFrom = "studio.title.changes.dlq/0/0"
+	b.Offset = 7
+	if err := h.Handle(t.Context(), []sink.Event{b}); err != nil {
+		t.Fatalf("replay: %v", err)
+	}
+	if err := h.Handle(t.Context(), []sink.Event{b}); err != nil {
+		t.Fatalf("second replay: %v", err)
+	}
+	for _, ev := range []sink.Event{a, b} {
+		if n := audit.count(ev.ID); n != 1 {
+			t.Errorf("audit sink got %s %d times, want once", ev.Subject, n)
+		}
+		if n := index.count(ev.ID); n != 1 {
+			t.Errorf("index sink wrote %s %d times, want once", ev.Subject, n)
+		}
+	}
+	st, err := store.Claim(t.Context(), []string{a.ID, b.ID}, time.Minute)
+	if err != nil || st[0] != dedupe.Duplicate || st[1] != dedupe.Duplicate {
+		t.Errorf("after the replay: states %v (err %v), want both done", st, err)
+	}
+}
+
+// Sinks sharing a name are told apart by a suffix, and an event is not
+// written to the sinks its SkipSinks names.
+func TestToSinksSkipsNamedSinks(t *testing.T) {
+	x := &seenIDs{ids: map[string]int{}}
+	y := &seenIDs{ids: map[string]int{}}
+	h := consumer.ToSinks(x, y)
+	names := h.(consumer.SinkNamer).SinkNames()
+	if len(names) != 2 || names[0] != "*consumer_test.seenIDs" || names[1] != "*consumer_test.seenIDs#2" {
+		t.Fatalf("names %q, want the type name and the type name with #2", names)
+	}
+	a := sink.Event{Envelope: schema.NewEnvelope("//t", schema.OpCreate, "title", "a"), SkipSinks: names[1:]}
+	b := sink.Event{Envelope: schema.NewEnvelope("//t", schema.OpCreate, "title", "b")}
+	if err := h.Handle(t.Context(), []sink.Event{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	if !x.has(a.ID) || !x.has(b.ID) || y.has(a.ID) || !y.has(b.ID) {
+		t.Errorf("first sink %v, second %v; want a and b in the first, only b in the second", x.ids, y.ids)
 	}
 }

@@ -35,6 +35,16 @@ type Event struct {
 	// Unchanged names the data fields the source left out because they did
 	// not change (the "unchanged" extension; see the package doc).
 	Unchanged []string
+	// ReplayedFrom names the dead letter ("<dlq topic>/<partition>/<offset>")
+	// this record was re-published from, empty for a record that was not
+	// replayed. The consumer reads it from the slate_dlq_replayed_from
+	// header that consumer.Replay adds.
+	ReplayedFrom string
+	// SkipSinks names the sinks that hold this event already, by the name
+	// their handler knows them by (consumer.ToSinks: [Rejection.Sink]); the
+	// handler does not write it to them again. The consumer's dedupe sets it
+	// for an event that some sinks wrote and another refused.
+	SkipSinks []string
 }
 
 // HeaderUnchanged is the Kafka header of the CloudEvents extension
@@ -122,6 +132,10 @@ var ErrRejected = errors.New("sink: event rejected")
 type Rejection struct {
 	Event Event
 	Err   error
+	// Sink names the sink that refused the event, when a handler that
+	// writes to several sinks knows it (consumer.ToSinks sets it); empty
+	// otherwise.
+	Sink string
 }
 
 // RejectedError is what Write returns when it refused the events it names
