@@ -146,16 +146,33 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 // Rebalances are safe because the loop is sequential: a partition can be
 // revoked only inside Poll, which runs between batches (everything handled
 // is committed by then) or during a retry wait (nothing of the waiting
-// batch is committed). Before each retry the batch drops the records and
-// events of partitions revoked meanwhile, so two members never write the
-// same partition's events at once: the new owner replays them from the
-// last commit. Offsets are committed only for partitions still assigned,
-// so a late commit never moves another member's position back.
+// batch is committed). Each partition has an assignment generation, bumped
+// whenever it is assigned or revoked, and each record remembers the
+// generation it was fetched under. Before each attempt the batch drops the
+// records and events of partitions revoked meanwhile, or revoked and
+// assigned back (another member may have handled and committed past them,
+// and the client fetches them again from that commit), so two members
+// never write the same partition's events at once: the new owner replays
+// them from the last commit. Offsets are committed only for partitions
+// whose generation did not change since their records were fetched, and
+// never below what this member committed in that generation, so a late
+// commit never moves the group's position back.
 type Consumer struct {
 	cfg     config
 	h       Handler
 	codec   *schema.Codec
 	pending []*kafka.Message // read while paused, handled next
+
+	gen       map[tp]uint64             // assignment generation per partition, see rebalance
+	fetched   map[*kafka.Message]uint64 // the generation each record in flight was fetched under
+	committed map[tp]committedOffset    // the last offset committed or stored per partition
+}
+
+// committedOffset is an offset this member committed (or stored) for a
+// partition, in the partition's assignment generation gen.
+type committedOffset struct {
+	gen    uint64
+	offset kafka.Offset
 }
 
 // New validates the configuration. Nothing connects until [Consumer.Run].
@@ -201,7 +218,8 @@ func New(h Handler, opts ...Option) (*Consumer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Consumer{cfg: cfg, h: h, codec: codec}, nil
+	return &Consumer{cfg: cfg, h: h, codec: codec, gen: map[tp]uint64{}, fetched: map[*kafka.Message]uint64{},
+		committed: map[tp]committedOffset{}}, nil
 }
 
 // Run joins the group and handles batches until ctx ends, then leaves the
@@ -267,6 +285,7 @@ func (c *Consumer) poll(ctx context.Context, kc *kafka.Consumer) []*kafka.Messag
 			if len(msgs) == 0 {
 				deadline = time.Now().Add(c.cfg.linger)
 			}
+			c.stamp(e)
 			msgs = append(msgs, e)
 		case kafka.Error:
 			c.cfg.log.Warn("kafka client error", "group", c.cfg.group, "err", e, "code", e.Code())
@@ -298,6 +317,15 @@ func (c *Consumer) process(ctx context.Context, kc *kafka.Consumer, msgs []*kafk
 			c.resume(kc)
 		}
 	}()
+	defer func(all []*kafka.Message) {
+		for _, m := range all {
+			delete(c.fetched, m)
+		}
+	}(msgs)
+	if !c.cfg.transactional {
+		// A rebalance while the batch was being polled.
+		msgs, events = c.dropRevoked(kc, msgs, &settled, events, nil)
+	}
 	for attempt := 0; ; attempt++ {
 		err := c.decode(ctx, msgs, settled, &events)
 		if err == nil {
@@ -389,6 +417,7 @@ func (c *Consumer) waitPaused(ctx context.Context, kc *kafka.Consumer, d time.Du
 		switch e := kc.Poll(max(1, int(min(left, 100*time.Millisecond).Milliseconds()))).(type) {
 		case *kafka.Message:
 			if e.TopicPartition.Error == nil {
+				c.stamp(e)
 				c.pending = append(c.pending, e)
 			}
 		case kafka.Error:
@@ -414,9 +443,11 @@ func (c *Consumer) resume(kc *kafka.Consumer) {
 func (c *Consumer) rebalance(_ *kafka.Consumer, ev kafka.Event) error {
 	switch e := ev.(type) {
 	case kafka.AssignedPartitions:
+		c.bumpGen(e.Partitions)
 		rebalances.WithLabelValues(c.cfg.group, "assigned").Add(float64(len(e.Partitions)))
 		c.cfg.log.Info("partitions assigned", "group", c.cfg.group, "partitions", len(e.Partitions))
 	case kafka.RevokedPartitions:
+		c.bumpGen(e.Partitions)
 		rebalances.WithLabelValues(c.cfg.group, "revoked").Add(float64(len(e.Partitions)))
 		c.cfg.log.Info("partitions revoked", "group", c.cfg.group, "partitions", len(e.Partitions))
 		revoked := make(map[tp]bool, len(e.Partitions))
@@ -428,6 +459,8 @@ func (c *Consumer) rebalance(_ *kafka.Consumer, ev kafka.Event) error {
 		for _, m := range c.pending {
 			if !revoked[tp{*m.TopicPartition.Topic, m.TopicPartition.Partition}] {
 				kept = append(kept, m)
+			} else {
+				delete(c.fetched, m)
 			}
 		}
 		clear(c.pending[len(kept):])
@@ -439,6 +472,25 @@ func (c *Consumer) rebalance(_ *kafka.Consumer, ev kafka.Event) error {
 type tp struct {
 	topic string
 	part  int32
+}
+
+func partitionOf(m *kafka.Message) tp { return tp{*m.TopicPartition.Topic, m.TopicPartition.Partition} }
+
+// bumpGen starts a new assignment generation of each partition.
+func (c *Consumer) bumpGen(ps []kafka.TopicPartition) {
+	for _, p := range ps {
+		c.gen[tp{*p.Topic, p.Partition}]++
+	}
+}
+
+// stamp records the generation of its partition that m was fetched under.
+func (c *Consumer) stamp(m *kafka.Message) { c.fetched[m] = c.gen[partitionOf(m)] }
+
+// current reports whether m was fetched under its partition's present
+// generation: the partition was neither revoked nor assigned since.
+func (c *Consumer) current(m *kafka.Message) bool {
+	g, ok := c.fetched[m]
+	return ok && g == c.gen[partitionOf(m)]
 }
 
 // decode appends the envelopes of the records not yet settled to events, in
@@ -598,7 +650,11 @@ func (c *Consumer) deadLetter(ctx context.Context, m *kafka.Message, stage strin
 
 // commit commits (or stores for the background commit, see
 // [WithSyncCommit]), per partition, the offset after the last record of
-// the batch, and updates the lag gauges.
+// the batch, and updates the lag gauges. It skips a partition that is no
+// longer assigned or whose generation changed since its records were
+// fetched (revoked and assigned back: another member may have committed
+// past them), and an offset not above the one this member last committed
+// in the same generation.
 func (c *Consumer) commit(kc *kafka.Consumer, msgs []*kafka.Message) {
 	owned := map[tp]bool{}
 	if as, err := kc.Assignment(); err == nil {
@@ -607,16 +663,24 @@ func (c *Consumer) commit(kc *kafka.Consumer, msgs []*kafka.Message) {
 		}
 	}
 	next := make(map[tp]kafka.Offset)
+	stale := make(map[tp]bool)
 	for _, m := range msgs {
-		k := tp{*m.TopicPartition.Topic, m.TopicPartition.Partition}
+		k := partitionOf(m)
+		if !c.current(m) {
+			stale[k] = true
+		}
 		if o := m.TopicPartition.Offset + 1; o > next[k] {
 			next[k] = o
 		}
 	}
 	offsets := make([]kafka.TopicPartition, 0, len(next))
 	for k, o := range next {
-		if !owned[k] {
+		if !owned[k] || stale[k] {
 			// Revoked while the batch ran: its new owner commits it.
+			delete(next, k)
+			continue
+		}
+		if last, ok := c.committed[k]; ok && last.gen == c.gen[k] && o <= last.offset {
 			delete(next, k)
 			continue
 		}
@@ -635,6 +699,10 @@ func (c *Consumer) commit(kc *kafka.Consumer, msgs []*kafka.Message) {
 		// The records are handled; a failed commit means a replay after a
 		// rebalance or restart, which dedupe and idempotent sinks absorb.
 		c.cfg.log.Warn("offset commit failed", "group", c.cfg.group, "err", err)
+	} else {
+		for k, o := range next {
+			c.committed[k] = committedOffset{gen: c.gen[k], offset: o}
+		}
 	}
 	for k, o := range next {
 		if _, high, err := kc.GetWatermarkOffsets(k.topic, k.part); err == nil {
@@ -664,10 +732,12 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// dropRevoked removes, before a retry, the records and events of
-// partitions no longer assigned: their new owner replays them from the
-// last commit, and retrying them here would race it (two writers of the
-// same sink rows or Hive partition files). Lanes left empty are done.
+// dropRevoked removes, before an attempt, the records and events of
+// partitions no longer assigned, or assigned again since the records were
+// fetched: their new owner replays them from the last commit (after a
+// reassignment this member is that owner and fetches them again), and
+// retrying them here would race it (two writers of the same sink rows or
+// Hive partition files). Lanes left empty are done.
 func (c *Consumer) dropRevoked(kc *kafka.Consumer, msgs []*kafka.Message, settled *[]bool, events []sink.Event, lanes *laneSet) ([]*kafka.Message, []sink.Event) {
 	as, err := kc.Assignment()
 	if err != nil {
@@ -677,24 +747,30 @@ func (c *Consumer) dropRevoked(kc *kafka.Consumer, msgs []*kafka.Message, settle
 	for _, p := range as {
 		owned[tp{*p.Topic, p.Partition}] = true
 	}
+	type at struct {
+		tp
+		offset int64
+	}
+	kept := make(map[at]bool, len(msgs))
 	keptMsgs := msgs[:0:0]
 	keptSettled := (*settled)[:0:0]
 	for i, m := range msgs {
-		if owned[tp{*m.TopicPartition.Topic, m.TopicPartition.Partition}] {
+		if owned[partitionOf(m)] && c.current(m) {
 			keptMsgs = append(keptMsgs, m)
 			keptSettled = append(keptSettled, (*settled)[i])
+			kept[at{partitionOf(m), int64(m.TopicPartition.Offset)}] = true
 		}
 	}
 	if len(keptMsgs) == len(msgs) {
 		return msgs, events
 	}
-	c.cfg.log.Info("dropping the events of revoked partitions from the retry", "group", c.cfg.group,
+	c.cfg.log.Info("dropping the events of revoked or reassigned partitions from the batch", "group", c.cfg.group,
 		"records", len(msgs)-len(keptMsgs))
 	*settled = keptSettled
 	keep := func(evs []sink.Event) []sink.Event {
 		out := evs[:0:0]
 		for _, ev := range evs {
-			if owned[tp{ev.Topic, ev.Partition}] {
+			if kept[at{tp{ev.Topic, ev.Partition}, ev.Offset}] {
 				out = append(out, ev)
 			}
 		}
