@@ -215,3 +215,51 @@ func TestStalledConsumerReportsStallAndLag(t *testing.T) {
 			metric(t, "slate_consumer_lag", labels) == 0
 	})
 }
+
+// flakyDLQ fails its first n writes, as an unreachable dead-letter topic
+// would, then writes through pub.
+type flakyDLQ struct {
+	mu    sync.Mutex
+	n     int
+	calls int
+	pub   consumer.DeadLetterPublisher
+}
+
+func (f *flakyDLQ) PublishRaw(ctx context.Context, topic string, key, value []byte, hs []schema.Header) error {
+	f.mu.Lock()
+	f.calls++
+	fail := f.calls <= f.n
+	f.mu.Unlock()
+	if fail {
+		return context.DeadlineExceeded
+	}
+	return f.pub.PublishRaw(ctx, topic, key, value, hs)
+}
+
+// A poison record whose dead-letter write is retried counts as one decode
+// error, however many attempts its dead-lettering took.
+func TestPoisonCountedOnceAcrossDeadLetterRetries(t *testing.T) {
+	f := setup(t)
+	ctx := t.Context()
+	topic := schema.ChangesTopic("flaky")
+	if err := f.pub.PublishRaw(ctx, topic, []byte("k"), []byte("not an envelope"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.pub.PublishChange(ctx, "flaky", "f1", schema.OpCreate, 1); err != nil {
+		t.Fatal(err)
+	}
+	dlq := &flakyDLQ{n: 3, pub: f.pub}
+	var c collector
+	group := "g-flaky"
+	startConsumer(t, f, &c, group, topic, dlq)
+	testenv.WaitFor(t, 20*time.Second, "the good event", func() bool { return c.count() == 1 })
+	dlq.mu.Lock()
+	calls := dlq.calls
+	dlq.mu.Unlock()
+	if calls != 4 {
+		t.Errorf("%d dead-letter writes, want 4 (3 failed, then the one that went through)", calls)
+	}
+	if n := metric(t, "slate_consumer_decode_errors_total", map[string]string{"group": group, "topic": topic}); n != 1 {
+		t.Errorf("decode_errors_total = %v, want 1", n)
+	}
+}
