@@ -16,7 +16,7 @@ var (
 	}, []string{"group", "topic"})
 	deadLetters = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "slate_consumer_dead_letters_total",
-		Help: "Records sent to a dead-letter topic, by group, source topic and stage (decode, sink).",
+		Help: "Records sent to a dead-letter topic, by group, source topic and stage (decode, sink, handler).",
 	}, []string{"group", "topic", "stage"})
 	handlerRetries = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "slate_consumer_handler_retries_total",
