@@ -219,7 +219,7 @@ func New(h Handler, opts ...Option) (*Consumer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Consumer{cfg: cfg, h: h, codec: codec, poisoned: map[*kafka.Message]bool{}}, nil
+	return &Consumer{cfg: cfg, h: h, codec: codec}, nil
 }
 
 // Run joins the group and handles batches until ctx ends, then leaves the
@@ -508,6 +508,9 @@ func (c *Consumer) decode(ctx context.Context, msgs []*kafka.Message, settled []
 func (c *Consumer) poison(ctx context.Context, m *kafka.Message, cause error) error {
 	topic := *m.TopicPartition.Topic
 	if !c.poisoned[m] {
+		if c.poisoned == nil {
+			c.poisoned = map[*kafka.Message]bool{}
+		}
 		c.poisoned[m] = true
 		decodeErrors.WithLabelValues(c.cfg.group, topic).Inc()
 		c.cfg.log.Error("undecodable record", "group", c.cfg.group, "topic", topic,
