@@ -308,6 +308,14 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	return s, nil
 }
 
+// MetricsURL returns the URL of /metrics.
+func (s *Stack) MetricsURL() string {
+	if s.sec.server != nil {
+		return "https://" + s.HTTPAddr + "/metrics"
+	}
+	return "http://" + s.HTTPAddr + "/metrics"
+}
+
 func (s *Stack) onStop(f func(context.Context) error) { s.closers = append(s.closers, f) }
 
 // startDedupe opens the sink consumer's dedupe store: Redis when
