@@ -2,7 +2,9 @@
 // `slate up` runs and the end-to-end tests drive: embedded broker, schema
 // registry, the titles service, the title enricher and the sink consumer
 // (dedupe, Hive audit table, embedded search index), with /metrics and
-// /healthz.
+// /healthz. Every part listens on 127.0.0.1; [Security] turns on TLS,
+// mutual TLS, broker SASL and registry basic auth for all of them and for
+// the stack's own clients.
 package stack
 
 import (
