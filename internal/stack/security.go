@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	avroregistry "github.com/hamba/avro/v2/registry"
@@ -248,7 +249,8 @@ func (l *loaded) franz(external bool) []kgo.Opt {
 func (l *loaded) registryClientOptions() []avroregistry.ClientFunc {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = l.client.Clone()
-	opts := []avroregistry.ClientFunc{avroregistry.WithHTTPClient(&http.Client{Transport: tr})}
+	// The same request timeout as the hamba client's default.
+	opts := []avroregistry.ClientFunc{avroregistry.WithHTTPClient(&http.Client{Transport: tr, Timeout: 10 * time.Second})}
 	if l.RegistryUserInfo != "" {
 		opts = append(opts, avroregistry.WithBasicAuth(l.registryUser()))
 	}
@@ -296,4 +298,16 @@ func DemoSecurity(dir string) (Security, error) {
 		return Security{}, fmt.Errorf("stack: demo credentials: %w", err)
 	}
 	return sec, nil
+}
+
+// RegistryClientOptions are the options of a client of a registry secured
+// as s says: it trusts CAFile, presents ClientCertFile and sends
+// RegistryUserInfo. Only those fields are read; an error names the flag.
+func (s Security) RegistryClientOptions() ([]avroregistry.ClientFunc, error) {
+	l, err := Security{CAFile: s.CAFile, ClientCertFile: s.ClientCertFile, ClientKeyFile: s.ClientKeyFile,
+		RegistryUserInfo: s.RegistryUserInfo}.load()
+	if err != nil {
+		return nil, err
+	}
+	return l.registryClientOptions(), nil
 }
