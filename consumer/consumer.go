@@ -36,6 +36,7 @@ const (
 	HeaderDLQPartition = schema.HeaderDLQPartition
 	HeaderDLQOffset    = schema.HeaderDLQOffset
 	HeaderDLQGroup     = schema.HeaderDLQGroup
+	HeaderDLQTruncated = schema.HeaderDLQTruncated
 )
 
 type config struct {
@@ -108,6 +109,17 @@ func WithKafkaConfig(cm kafka.ConfigMap) Option {
 // <topic>.dlq through p, with the cause and origin in headers. Without it,
 // undecodable records are logged and counted, and refused events are
 // retried like any failed batch, so that nothing is dropped unseen.
+//
+// A record larger than <topic>.dlq (or p's client) accepts, a failure no
+// retry cures, is dead-lettered as a truncated copy: its value cut to
+// [schema.DeadLetterTruncateBytes], its key and headers kept, and a
+// [HeaderDLQTruncated] header holding the original value's size; the
+// origin headers name the topic, partition and offset where the whole
+// record stays for as long as the topic retains it ([Replay] refuses a
+// truncated dead letter). If the truncated copy fails too, the batch is
+// retried, as for any failed dead-letter write. Size p to the brokers'
+// limit (producer.WithBrokerMessageLimit) so that only records the
+// dead-letter topic itself refuses are truncated.
 func WithDeadLetter(p DeadLetterPublisher) Option { return func(c *config) { c.dlq = p } }
 
 // WithConcurrency splits each batch by a hash of the key (the envelope's
@@ -156,6 +168,12 @@ type Consumer struct {
 	h       Handler
 	codec   *schema.Codec
 	pending []*kafka.Message // read while paused, handled next
+	stall   stall            // the failing batch, for the stall and lag gauges
+
+	// poisoned holds the undecodable records of the current batch that
+	// were counted and logged, so that a retry of their dead-lettering
+	// does not count them again.
+	poisoned map[*kafka.Message]bool
 }
 
 // New validates the configuration. Nothing connects until [Consumer.Run].
@@ -222,6 +240,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return fmt.Errorf("consumer: create: %w", err)
 	}
 	defer kc.Close()
+	if ad, err := kafka.NewAdminClientFromConsumer(kc); err != nil {
+		c.cfg.log.Warn("no admin client: the lag gauges are updated only on commit", "group", c.cfg.group, "err", err)
+	} else {
+		c.stall.admin = ad
+		defer func() { ad.Close(); c.stall.admin = nil }()
+	}
 	if err := kc.SubscribeTopics(c.cfg.topics, c.rebalance); err != nil {
 		return fmt.Errorf("consumer: subscribe %v: %w", c.cfg.topics, err)
 	}
@@ -293,7 +317,9 @@ func (c *Consumer) process(ctx context.Context, kc *kafka.Consumer, msgs []*kafk
 	var lanes *laneSet
 	var refused []sink.Rejection // refused by the sinks, not yet dead-lettered
 	isPaused := false
+	clear(c.poisoned)
 	defer func() {
+		clear(c.poisoned)
 		if isPaused {
 			c.resume(kc)
 		}
@@ -328,6 +354,7 @@ func (c *Consumer) process(ctx context.Context, kc *kafka.Consumer, msgs []*kafk
 			isPaused = true
 			pauses.WithLabelValues(c.cfg.group).Inc()
 			paused.WithLabelValues(c.cfg.group).Set(1)
+			c.stall.start(c.cfg.group)
 		}
 		if c.cfg.maxAttempts > 0 && lanes != nil {
 			if bad := lanes.exhausted(c.cfg.maxAttempts); len(bad) > 0 {
@@ -369,8 +396,9 @@ func (c *Consumer) process(ctx context.Context, kc *kafka.Consumer, msgs []*kafk
 // every assigned partition (again on each turn, so partitions assigned by a
 // rebalance meanwhile are paused too) and keeps calling Poll, which serves
 // heartbeats, rebalances and max.poll.interval.ms. Records that were
-// already fetched are kept for the next batch. It returns false when ctx
-// ended.
+// already fetched are kept for the next batch. Meanwhile it keeps
+// slate_consumer_stalled_seconds and, every second, slate_consumer_lag of
+// the assigned partitions up to date. It returns false when ctx ended.
 func (c *Consumer) waitPaused(ctx context.Context, kc *kafka.Consumer, d time.Duration) bool {
 	deadline := time.Now().Add(d)
 	for {
@@ -381,6 +409,7 @@ func (c *Consumer) waitPaused(ctx context.Context, kc *kafka.Consumer, d time.Du
 			if err := kc.Pause(as); err != nil {
 				c.cfg.log.Warn("pause failed", "group", c.cfg.group, "err", err)
 			}
+			c.tick(kc, as)
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
@@ -399,6 +428,7 @@ func (c *Consumer) waitPaused(ctx context.Context, kc *kafka.Consumer, d time.Du
 
 func (c *Consumer) resume(kc *kafka.Consumer) {
 	paused.WithLabelValues(c.cfg.group).Set(0)
+	c.stall.end(c.cfg.group)
 	as, err := kc.Assignment()
 	if err == nil && len(as) > 0 {
 		err = kc.Resume(as)
@@ -474,12 +504,18 @@ func (c *Consumer) decode(ctx context.Context, msgs []*kafka.Message, settled []
 
 // poison logs, counts and dead-letters an undecodable record. It fails if
 // the dead-letter write failed, so the batch is retried rather than the
-// record lost.
+// record lost; a retry does not count or log the record again.
 func (c *Consumer) poison(ctx context.Context, m *kafka.Message, cause error) error {
 	topic := *m.TopicPartition.Topic
-	decodeErrors.WithLabelValues(c.cfg.group, topic).Inc()
-	c.cfg.log.Error("undecodable record", "group", c.cfg.group, "topic", topic,
-		"partition", m.TopicPartition.Partition, "offset", int64(m.TopicPartition.Offset), "err", cause)
+	if !c.poisoned[m] {
+		if c.poisoned == nil {
+			c.poisoned = map[*kafka.Message]bool{}
+		}
+		c.poisoned[m] = true
+		decodeErrors.WithLabelValues(c.cfg.group, topic).Inc()
+		c.cfg.log.Error("undecodable record", "group", c.cfg.group, "topic", topic,
+			"partition", m.TopicPartition.Partition, "offset", int64(m.TopicPartition.Offset), "err", cause)
+	}
 	if c.cfg.dlq == nil {
 		return nil
 	}
@@ -577,20 +613,50 @@ func messageOf(msgs []*kafka.Message, ev *sink.Event) *kafka.Message {
 }
 
 // deadLetter writes m, with its headers and the dead-letter headers, to
-// the dead-letter topic of its topic.
+// the dead-letter topic of its topic. When the dead-letter topic (or the
+// publisher's client) refuses the record as too large, it writes the
+// truncated copy instead (see [WithDeadLetter]); if that fails too, the
+// error is returned and the caller retries.
 func (c *Consumer) deadLetter(ctx context.Context, m *kafka.Message, stage string, cause error) error {
 	topic := *m.TopicPartition.Topic
-	hs := make([]schema.Header, 0, len(m.Headers)+6)
+	dlq := schema.DLQTopic(topic)
+	hs := make([]schema.Header, 0, len(m.Headers)+7)
 	for _, h := range m.Headers {
 		hs = append(hs, schema.Header(h))
 	}
 	hs = schema.AppendDeadLetterHeaders(hs, schema.DeadLetterOrigin{Err: cause, Stage: stage, Topic: topic,
 		Partition: m.TopicPartition.Partition, Offset: int64(m.TopicPartition.Offset), Group: c.cfg.group})
-	if err := c.cfg.dlq.PublishRaw(ctx, schema.DLQTopic(topic), m.Key, m.Value, hs); err != nil {
-		return fmt.Errorf("consumer: dead-letter to %s: %w", schema.DLQTopic(topic), err)
+	err := c.cfg.dlq.PublishRaw(ctx, dlq, m.Key, m.Value, hs)
+	if err != nil && tooLarge(err) {
+		c.cfg.log.Warn("record too large for its dead-letter topic, dead-lettering a truncated copy", "group", c.cfg.group,
+			"topic", topic, "partition", m.TopicPartition.Partition, "offset", int64(m.TopicPartition.Offset),
+			"bytes", len(m.Value), "kept", min(len(m.Value), schema.DeadLetterTruncateBytes), "err", err)
+		value, ths := schema.TruncateDeadLetter(m.Value, hs)
+		if terr := c.cfg.dlq.PublishRaw(ctx, dlq, m.Key, value, ths); terr != nil {
+			err = fmt.Errorf("%w; the truncated copy failed too: %w", err, terr)
+		} else {
+			err = nil
+			deadLettersTruncated.WithLabelValues(c.cfg.group, topic, stage).Inc()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("consumer: dead-letter %s[%d]@%d (%d bytes) to %s: %w", topic, m.TopicPartition.Partition,
+			int64(m.TopicPartition.Offset), len(m.Value), dlq, err)
 	}
 	deadLetters.WithLabelValues(c.cfg.group, topic, stage).Inc()
 	return nil
+}
+
+// tooLarge reports whether a publish failed because the record is larger
+// than the broker, the topic or the client accepts (librdkafka
+// ErrMsgSizeTooLarge, broker MESSAGE_TOO_LARGE or RECORD_LIST_TOO_LARGE):
+// a permanent failure that a retry of the same bytes never cures.
+func tooLarge(err error) bool {
+	var ke kafka.Error
+	if !errors.As(err, &ke) {
+		return false
+	}
+	return ke.Code() == kafka.ErrMsgSizeTooLarge || ke.Code() == kafka.ErrRecordListTooLarge
 }
 
 // commit commits (or stores for the background commit, see

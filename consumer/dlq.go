@@ -22,6 +22,11 @@ const HeaderDLQReplayed = "slate_dlq_replayed_from"
 // which topic it came from.
 var ErrNoOrigin = errors.New("consumer: dead letter has no origin topic")
 
+// ErrTruncated is returned by [Replay] for a truncated dead letter (see
+// [WithDeadLetter]): its value is only the start of the record's. Read the
+// whole record from its origin topic, partition and offset instead.
+var ErrTruncated = errors.New("consumer: dead letter is truncated")
+
 // DeadLetter is one record of a dead-letter topic, with the slate_dlq_*
 // headers the consumer added parsed out.
 type DeadLetter struct {
@@ -30,7 +35,7 @@ type DeadLetter struct {
 	Offset    int64
 	Timestamp time.Time
 	Key       []byte
-	Value     []byte          // the original record's bytes
+	Value     []byte          // the original record's bytes, or their start if Truncated
 	Headers   []schema.Header // all headers, the original ones first
 
 	Error           string // HeaderDLQError
@@ -39,6 +44,7 @@ type DeadLetter struct {
 	OriginPartition int32  // HeaderDLQPartition, -1 if absent
 	OriginOffset    int64  // HeaderDLQOffset, -1 if absent
 	Group           string // HeaderDLQGroup
+	Truncated       int64  // HeaderDLQTruncated: the original value's size, 0 if Value is whole
 }
 
 // OriginalHeaders returns the headers without the slate_dlq_* ones: the
@@ -76,6 +82,10 @@ func newDeadLetter(m *kafka.Message) DeadLetter {
 		case HeaderDLQOffset:
 			if o, err := strconv.ParseInt(v, 10, 64); err == nil {
 				d.OriginOffset = o
+			}
+		case HeaderDLQTruncated:
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				d.Truncated = n
 			}
 		}
 	}
@@ -192,8 +202,14 @@ func reachedEnd(kc *kafka.Consumer, topic string, end map[int32]int64) error {
 // Replay re-publishes a dead letter's original key, value and headers to
 // its origin topic, adding [HeaderDLQReplayed], and returns after the
 // broker acknowledged it. The consumers of the origin topic then meet the
-// record again; if its envelope was applied meanwhile, dedupe drops it.
+// record again; if its envelope was applied meanwhile, dedupe drops it. A
+// truncated dead letter is not replayed: the error matches [ErrTruncated]
+// and names where the whole record is.
 func Replay(ctx context.Context, pub DeadLetterPublisher, d DeadLetter) error {
+	if d.Truncated > 0 {
+		return fmt.Errorf("%w: %s/%d/%d holds %d of %d bytes; the whole record is %s[%d]@%d", ErrTruncated,
+			d.Topic, d.Partition, d.Offset, len(d.Value), d.Truncated, d.OriginTopic, d.OriginPartition, d.OriginOffset)
+	}
 	origin := d.OriginTopic
 	if origin == "" {
 		origin = strings.TrimSuffix(d.Topic, ".dlq")

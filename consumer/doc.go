@@ -24,8 +24,10 @@
 // envelope, or a schema id the registry answers it does not know; a
 // registry that is unreachable or fails with a 5xx is retried instead): it
 // is logged with its topic,
-// partition and offset, counted, and sent to <topic>.dlq when a dead-letter
-// publisher is configured; it never stops the partition. An event a sink
+// partition and offset, counted once, and sent to <topic>.dlq when a
+// dead-letter publisher is configured; it never stops the partition. A
+// record too large for <topic>.dlq goes there as a truncated copy that
+// names where the whole record is (see [WithDeadLetter]). An event a sink
 // refuses for good (a [sink.RejectedError]: a mapping conflict, data that
 // is not a document) goes to <topic>.dlq with stage "sink" while the rest
 // of the batch is done; without a dead-letter publisher it is retried
@@ -38,7 +40,9 @@
 // Metrics (Prometheus, default registry): records read
 // (slate_consumer_records_total, a rate gives records/s), duplicates
 // dropped, retries, pauses, rebalances, dead letters, batch time, lag per
-// partition (slate_consumer_lag), and per sink the write time, errors,
+// partition (slate_consumer_lag, kept up to date while paused too), how
+// long the current batch has been failing (slate_consumer_stalled_seconds),
+// and per sink the write time, errors,
 // events and freshness (slate_sink_*).
 //
 // Exactly once: with [WithTransactional] and a [TransactionalHandler] (the

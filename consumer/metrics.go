@@ -16,7 +16,7 @@ var (
 	}, []string{"group", "topic"})
 	deadLetters = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "slate_consumer_dead_letters_total",
-		Help: "Records sent to a dead-letter topic, by group, source topic and stage (decode, sink).",
+		Help: "Records sent to a dead-letter topic, by group, source topic and stage (decode, sink, handler).",
 	}, []string{"group", "topic", "stage"})
 	handlerRetries = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "slate_consumer_handler_retries_total",
@@ -72,8 +72,16 @@ var (
 	}, []string{"sink"})
 	lag = promauto.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "slate_consumer_lag",
-		Help: "High watermark minus committed offset, by group, topic and partition.",
+		Help: "High watermark minus committed offset, by group, topic and partition; updated on commit and every second while paused.",
 	}, []string{"group", "topic", "partition"})
+	stalledSeconds = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "slate_consumer_stalled_seconds",
+		Help: "How long the current batch has been failing while the consumer waits to retry it (0 when none is), by group.",
+	}, []string{"group"})
+	deadLettersTruncated = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "slate_consumer_dead_letters_truncated_total",
+		Help: "Records too large for their dead-letter topic, dead-lettered as a truncated copy, by group, source topic and stage.",
+	}, []string{"group", "topic", "stage"})
 )
 
 var sinkRejected = promauto.NewCounterVec(prometheus.CounterOpts{

@@ -126,7 +126,12 @@ func WithBreaker(failures int, cooldown time.Duration) Option {
 // <input topic>.dlq with the error, attempts and origin in headers, and
 // Handle returns nil so the partition moves on. Failures caused by an open
 // circuit breaker or a cancelled context do not count: they say the
-// dependency is down, not that the batch is bad.
+// dependency is down, not that the batch is bad. An event larger than the
+// dead-letter topic (or p's client) accepts goes as a truncated copy, its
+// value cut to [schema.DeadLetterTruncateBytes] with a
+// [schema.HeaderDLQTruncated] header holding the original size; the
+// origin headers say where the whole event is. If that fails too, Handle
+// fails and the consumer retries the batch.
 func WithDeadLetter(p DeadLetterPublisher) Option { return func(c *config) { c.dlq = p } }
 
 // WithDeadLetterAfter sets how many failed attempts of one batch lead to

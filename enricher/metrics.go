@@ -54,6 +54,10 @@ var (
 		Name: "slate_enricher_dead_letters_total",
 		Help: "Input events sent to <topic>.dlq after a batch failed too often, by entity type and input topic.",
 	}, []string{"entity", "topic"})
+	deadLettersTruncated = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "slate_enricher_dead_letters_truncated_total",
+		Help: "Input events too large for their dead-letter topic, dead-lettered as a truncated copy, by entity type and input topic.",
+	}, []string{"entity", "topic"})
 	batchFailures = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "slate_enricher_batch_failures_total",
 		Help: "Handle calls that failed (the consumer retries them), by entity type.",

@@ -18,8 +18,10 @@
 // Real clusters: [WithSASL] (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) and
 // [WithTLS] (CA, client certificate and key files) map to librdkafka's
 // security.protocol, sasl.* and ssl.* settings; [WithKafkaConfig] passes any
-// other librdkafka setting through. librdkafka's own log lines go to the
-// logger of [WithLogger].
+// other librdkafka setting through. [WithBrokerMessageLimit] sizes the
+// client's record limit to what the brokers and topics accept (dead-letter
+// producers use it). librdkafka's own log lines go to the logger of
+// [WithLogger].
 //
 // Transactional outbox: instead of publishing, a service that writes its
 // own database can insert the event into the slate_outbox table in the same

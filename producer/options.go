@@ -21,6 +21,7 @@ type config struct {
 	startTimeout time.Duration
 	sasl         *saslConfig
 	tls          *tlsConfig
+	limit        *limitConfig // see WithBrokerMessageLimit
 }
 
 type saslConfig struct{ mechanism, user, pass string }

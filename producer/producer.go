@@ -88,6 +88,35 @@ func New(opts ...Option) (*Producer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
+	kp, err := connect(cm, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, set := cfg.kafka["message.max.bytes"]; cfg.limit != nil && !set {
+		if kp, err = resize(kp, cm, cfg); err != nil {
+			return nil, err
+		}
+	}
+	codec, err := schema.NewCodec(cfg.registry)
+	if err != nil {
+		kp.Close()
+		return nil, err
+	}
+	_, transactional := (*cm)["transactional.id"]
+	p := &Producer{kp: kp, codec: codec, source: cfg.source, log: cfg.log, loop: make(chan struct{}),
+		inline: transactional, room: make(chan struct{}), wake: make(chan struct{}, 1), sent: make(chan struct{})}
+	go p.deliveries()
+	if p.inline {
+		close(p.sent)
+	} else {
+		go p.send()
+	}
+	return p, nil
+}
+
+// connect creates the librdkafka producer and waits, within the start
+// timeout, for a broker to answer.
+func connect(cm *kafka.ConfigMap, cfg config) (*kafka.Producer, error) {
 	kp, err := kafka.NewProducer(cm)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
@@ -106,21 +135,29 @@ func New(opts ...Option) (*Producer, error) {
 		}
 		return nil, fmt.Errorf("%w at %s within %s: %w", ErrUnreachable, cfg.brokers, cfg.startTimeout, err)
 	}
-	codec, err := schema.NewCodec(cfg.registry)
+	return kp, nil
+}
+
+// resize reads the cluster's record limit (see [WithBrokerMessageLimit])
+// and, when kp's default message.max.bytes is below it, replaces kp by a
+// producer with a limit to match: librdkafka fixes the setting at creation.
+func resize(kp *kafka.Producer, cm *kafka.ConfigMap, cfg config) (*kafka.Producer, error) {
+	limit, err := brokerMessageLimit(kp, cfg.limit.topics, cfg.startTimeout)
 	if err != nil {
 		kp.Close()
-		return nil, err
+		return nil, fmt.Errorf("producer: read the record limit of %s (WithBrokerMessageLimit): %w", cfg.brokers, err)
 	}
-	_, transactional := (*cm)["transactional.id"]
-	p := &Producer{kp: kp, codec: codec, source: cfg.source, log: cfg.log, loop: make(chan struct{}),
-		inline: transactional, room: make(chan struct{}), wake: make(chan struct{}, 1), sent: make(chan struct{})}
-	go p.deliveries()
-	if p.inline {
-		close(p.sent)
-	} else {
-		go p.send()
+	want := cfg.limit.messageMaxBytes(limit)
+	if want == 0 {
+		return kp, nil
 	}
-	return p, nil
+	kp.Close()
+	if err := cm.SetKey("message.max.bytes", want); err != nil {
+		return nil, fmt.Errorf("%w: message.max.bytes %d: %w", ErrConfig, want, err)
+	}
+	cfg.log.Info("producer sized to the brokers' record limit", "client", cfg.clientID,
+		"broker_limit", limit, "message.max.bytes", want)
+	return connect(cm, cfg)
 }
 
 // startCause drains the client events queued so far (none is consumed

@@ -12,7 +12,29 @@ const (
 	HeaderDLQOffset    = "slate_dlq_origin_offset"
 	HeaderDLQGroup     = "slate_dlq_group"
 	HeaderDLQAttempts  = "slate_dlq_attempts"
+
+	// HeaderDLQTruncated marks a dead letter whose value was cut (see
+	// [TruncateDeadLetter]); its value is the original value's size in
+	// bytes.
+	HeaderDLQTruncated = "slate_dlq_truncated"
 )
+
+// DeadLetterTruncateBytes bounds the value of a truncated dead letter: far
+// below any broker's record limit, enough to see what the record was.
+const DeadLetterTruncateBytes = 64 << 10
+
+// TruncateDeadLetter returns the truncated copy of a dead letter that is
+// larger than its dead-letter topic accepts: value cut to
+// [DeadLetterTruncateBytes], and a copy of hs with [HeaderDLQTruncated]
+// (the original size) added. The dead-letter headers in hs name where the
+// whole record is: the source topic, partition and offset, from which it
+// can be read while the topic retains it.
+func TruncateDeadLetter(value []byte, hs []Header) ([]byte, []Header) {
+	out := make([]Header, len(hs), len(hs)+1)
+	copy(out, hs)
+	out = append(out, Header{Key: HeaderDLQTruncated, Value: strconv.AppendInt(nil, int64(len(value)), 10)})
+	return value[:min(len(value), DeadLetterTruncateBytes):min(len(value), DeadLetterTruncateBytes)], out
+}
 
 // DeadLetterOrigin is what the dead-letter headers of a record say.
 type DeadLetterOrigin struct {

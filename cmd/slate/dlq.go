@@ -75,7 +75,9 @@ func dlqListCmd() *cobra.Command {
 			err = consumer.ReadDeadLetters(ctx, f.brokers, topic, func(d consumer.DeadLetter) error {
 				n++
 				env := "-"
-				if codec != nil {
+				if d.Truncated > 0 {
+					env = fmt.Sprintf("truncated: %d of %d bytes", len(d.Value), d.Truncated)
+				} else if codec != nil {
 					if e, err := codec.Decode(ctx, d.Value); err == nil {
 						env = fmt.Sprintf("%s %s %s/%s seq=%d", e.ID, e.Type, e.EntityType, e.Subject, e.Sequence)
 					} else {
@@ -111,7 +113,9 @@ func dlqReplayCmd() *cobra.Command {
 --partition/--offset, to the topic it came from (header slate_dlq_origin_topic),
 with its original key, value and headers and a slate_dlq_replayed_from header.
 Records stay in the dead-letter topic; consumers drop what was applied since
-by its envelope id.`,
+by its envelope id. A truncated dead letter (header slate_dlq_truncated: the
+record was larger than the dead-letter topic accepts) is not replayed: it is
+reported with the origin offset of the whole record, and replay exits non-zero.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			topic, err := f.dlqTopic()
@@ -133,18 +137,25 @@ by its envelope id.`,
 			if err != nil {
 				return err
 			}
+			// Sized to the brokers' and the origin topic's limit: a dead
+			// letter may be as large as its origin topic accepts.
 			pub, err := producer.New(producer.WithBrokers(f.brokers), producer.WithRegistry(reg),
-				producer.WithSource("//slate/dlq"), producer.WithLogger(log))
+				producer.WithSource("//slate/dlq"), producer.WithLogger(log),
+				producer.WithBrokerMessageLimit(0, strings.TrimSuffix(topic, ".dlq")))
 			if err != nil {
 				return err
 			}
 			defer pub.Close(ctx)
-			n := 0
+			n, truncated := 0, 0
 			err = consumer.ReadDeadLetters(ctx, f.brokers, topic, func(d consumer.DeadLetter) error {
 				if partition >= 0 && (d.Partition != int32(partition) || d.Offset != offset) {
 					return nil
 				}
-				if err := consumer.Replay(ctx, pub, d); err != nil {
+				if err := consumer.Replay(ctx, pub, d); errors.Is(err, consumer.ErrTruncated) {
+					truncated++
+					log.Error("truncated dead letter not replayed; replay the whole record from its origin", "err", err)
+					return nil
+				} else if err != nil {
 					return err
 				}
 				n++
@@ -154,11 +165,17 @@ by its envelope id.`,
 			if err != nil {
 				return err
 			}
-			if partition >= 0 && n == 0 {
+			if partition >= 0 && n+truncated == 0 {
 				return fmt.Errorf("no record at %s/%d/%d", topic, partition, offset)
 			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%d dead letters replayed from %s\n", n, topic)
-			return err
+			if _, err := fmt.Fprintf(cmd.OutOrStdout(), "%d dead letters replayed from %s\n", n, topic); err != nil {
+				return err
+			}
+			if truncated > 0 {
+				return fmt.Errorf("%d truncated dead letters of %s not replayed (see the log for where the whole records are): %w",
+					truncated, topic, consumer.ErrTruncated)
+			}
+			return nil
 		},
 	}
 	f.bind(cmd)

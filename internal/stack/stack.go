@@ -252,17 +252,23 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err != nil {
 		return s, err
 	}
+	enr, err := enricher.New(titles.EntityType, titles.NewResolver(s.Titles), enrichPub, s.Registry, enricher.WithLogger(log))
+	if err != nil {
+		return s, err
+	}
 	// Dead letters have a producer of their own, never the transactional
 	// one: outside a transaction that producer cannot deliver them, so the
 	// enricher would be stuck on its first poison record; and the sink
 	// consumer's dead letters would ride whichever transaction was open,
 	// lost (yet acknowledged and committed past) when it aborts, and
 	// invisible to read_committed readers.
-	dlqPub, err := s.newProducer("//slate/dlq", "slate-dlq")
-	if err != nil {
-		return s, err
-	}
-	enr, err := enricher.New(titles.EntityType, titles.NewResolver(s.Titles), enrichPub, s.Registry, enricher.WithLogger(log))
+	//
+	// Its record limit is the brokers' (and the dead-letter topics', if
+	// they exist already) plus room for the dead-letter headers, not
+	// librdkafka's default of 1,000,000 bytes: a record its source topic
+	// accepted must not be refused on the client on its way to <topic>.dlq.
+	dlqPub, err := s.newProducer("//slate/dlq", "slate-dlq", producer.WithBrokerMessageLimit(producer.DeadLetterHeadroom,
+		schema.DLQTopic(schema.ChangesTopic(titles.EntityType)), schema.DLQTopic(enr.Topic())))
 	if err != nil {
 		return s, err
 	}

@@ -1,7 +1,9 @@
 package stack_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -224,6 +226,36 @@ func TestTransactionalDeadLetters(t *testing.T) {
 	}
 	want := map[string]stack.Expectation{created.GetTitle().GetId(): {Version: created.GetTitle().GetVersion()}}
 	testenv.WaitFor(t, 30*time.Second, "a title after the poison records in the sink", func() bool { return len(s.Tracker.Missing(want)) == 0 })
+}
+
+// A poison record as large as the broker accepts, over librdkafka's
+// default message.max.bytes, reaches the dead-letter topic whole: the
+// dead-letter producer is sized to the broker. The enricher's consumer
+// moves on past it.
+func TestBrokerSizedPoisonRecordIsDeadLetteredWhole(t *testing.T) {
+	s := startStack(t, false)
+	ctx := context.Background()
+	topic := schema.ChangesTopic("title")
+	poison := make([]byte, 1_000_400)
+	_, _ = rand.Read(poison) // incompressible, and not an envelope
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Brokers), kgo.ProducerBatchMaxBytes(2_000_000), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte("poison:big"), Value: poison}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if got := readCommittedKey(t, s.Brokers, schema.DLQTopic(topic), "poison:big"); !bytes.Equal(got, poison) {
+		t.Fatalf("dead letter of %d bytes, want the whole %d-byte record", len(got), len(poison))
+	}
+	created, err := s.Titles.CreateTitle(ctx, &titlesv1.CreateTitleRequest{Title: &titlesv1.Title{
+		Name: "After the Big Poison", Kind: "FEATURE", Status: "DEVELOPMENT"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]stack.Expectation{created.GetTitle().GetId(): {Version: created.GetTitle().GetVersion()}}
+	testenv.WaitFor(t, 30*time.Second, "a title after the poison record in the sink", func() bool { return len(s.Tracker.Missing(want)) == 0 })
 }
 
 // readCommittedKey returns the value of the first record with key that a
