@@ -28,6 +28,7 @@ func cdcCmd() *cobra.Command {
 		noSnapshot  bool
 		metricsHost string
 		metricsPort int
+		insecure    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "cdc",
@@ -46,8 +47,14 @@ With --mysql-dsn it captures a MariaDB or MySQL database through its ROW
 binlog instead (as a replica with --server-id), publishing to
 studio.cdc.<name>.<database>.<table>; acknowledged binlog positions are
 stored in --offsets-table of that database, so a restart resumes there.
-The PostgreSQL flags are then ignored.`,
+The PostgreSQL flags are then ignored.
+
+/metrics and /healthz listen on 127.0.0.1; they have neither TLS nor
+authentication, so a non-loopback --metrics-host needs --insecure-bind.`,
 		Args: cobra.NoArgs,
+		PreRunE: func(*cobra.Command, []string) error {
+			return checkOpenBind("--metrics-host", metricsHost, insecure)
+		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(cmd)
 			if err != nil {
@@ -139,6 +146,7 @@ The PostgreSQL flags are then ignored.`,
 	f.StringVar(&registryURL, "registry-url", "http://127.0.0.1:8081", "schema registry URL")
 	f.StringVar(&metricsHost, "metrics-host", "127.0.0.1", "address of /metrics and /healthz")
 	f.IntVar(&metricsPort, "metrics-port", 9465, "port of /metrics and /healthz")
+	f.BoolVar(&insecure, "insecure-bind", false, "allow a non-loopback --metrics-host (served without TLS or authentication)")
 	return cmd
 }
 

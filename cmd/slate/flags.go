@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -78,4 +79,17 @@ func validateRate(name string, r float64) error {
 		return fmt.Errorf("--%s %v: period too short", name, r)
 	}
 	return nil
+}
+
+// checkOpenBind refuses host, the value of flag, when it is reachable from
+// other machines and the server it names has no authentication, unless
+// insecure (--insecure-bind) says to serve it open.
+func checkOpenBind(flag, host string, insecure bool) error {
+	if insecure || host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("%s %s is reachable from other machines and has no authentication: pass --insecure-bind to serve it anyway", flag, host)
 }

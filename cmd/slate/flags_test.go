@@ -65,6 +65,9 @@ func TestBadFlagsStartNothing(t *testing.T) {
 			}
 		})
 	}
+	if err := execute(context.Background(), []string{"cdc", "--metrics-host", "0.0.0.0"}); err == nil || !strings.Contains(err.Error(), "--metrics-host") {
+		t.Fatalf("slate cdc --metrics-host 0.0.0.0 = %v, want an error naming --metrics-host", err)
+	}
 	t.Setenv("SLATE_METRICS_PORT", "123456")
 	if err := execute(context.Background(), []string{"cdc"}); err == nil || !strings.Contains(err.Error(), "--metrics-port") {
 		t.Fatalf("SLATE_METRICS_PORT=123456 slate cdc = %v, want an error naming --metrics-port", err)

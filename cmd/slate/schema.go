@@ -11,6 +11,8 @@ import (
 
 	"github.com/hamba/avro/v2/registry"
 	"github.com/spf13/cobra"
+
+	"github.com/slatehq/slate/internal/stack"
 )
 
 // errIncompatible makes `slate schema check` exit non-zero when the schema
@@ -18,17 +20,32 @@ import (
 var errIncompatible = errors.New("schema is not compatible")
 
 func schemaCmd() *cobra.Command {
-	var url string
+	var (
+		url string
+		sec stack.Security
+	)
 	cmd := &cobra.Command{
 		Use:   "schema",
 		Short: "Register, check and read Avro schemas in a Confluent-compatible registry",
 		Long: `Talk to a schema registry over the Confluent REST API: slate's own
 (slate registry) or a Confluent Schema Registry. SCHEMA-FILE is a file
-holding an Avro schema as JSON, or - for standard input.`,
+holding an Avro schema as JSON, or - for standard input. A registry with
+TLS or basic auth (slate up --secure, slate registry --users-file) takes
+--tls-ca, --tls-client-cert/--tls-client-key and
+--registry-basic-auth-user-info.`,
 	}
-	cmd.PersistentFlags().StringVar(&url, "registry-url", "http://127.0.0.1:8081", "schema registry URL")
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&url, "registry-url", "http://127.0.0.1:8081", "schema registry URL")
+	pf.StringVar(&sec.CAFile, "tls-ca", "", "PEM CA bundle that signed the registry's certificate (empty: the system's)")
+	pf.StringVar(&sec.ClientCertFile, "tls-client-cert", "", "PEM client certificate to present (mutual TLS)")
+	pf.StringVar(&sec.ClientKeyFile, "tls-client-key", "", "PEM private key of --tls-client-cert")
+	pf.StringVar(&sec.RegistryUserInfo, "registry-basic-auth-user-info", "", "user:password for HTTP basic auth (prefer SLATE_REGISTRY_BASIC_AUTH_USER_INFO)")
 	client := func() (*registry.Client, error) {
-		c, err := registry.NewClient(url)
+		opts, err := sec.RegistryClientOptions()
+		if err != nil {
+			return nil, err
+		}
+		c, err := registry.NewClient(url, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("--registry-url %q: %w", url, err)
 		}

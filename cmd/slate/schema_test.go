@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/slatehq/slate/internal/devcert"
 	"github.com/slatehq/slate/schema/registry"
 )
 
@@ -90,4 +92,64 @@ func mustRead(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// slate schema reaches a registry served over mutual TLS with basic auth
+// when given the CA, the client certificate and the account, and is refused
+// without the account.
+func TestSchemaCmdSecured(t *testing.T) {
+	files, err := devcert.Write(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	users, err := registry.ParseUsers([]byte("ops: s3cret\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := registry.New(context.Background(), registry.WithUsers(users))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc := registry.ListenConfig{CertFile: files.ServerCert, KeyFile: files.ServerKey, ClientCAFile: files.CA,
+		RequireClientCert: true, Authenticated: true}
+	hs, err := lc.HTTPServer(srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = registry.Serve(hs, lis) }()
+	t.Cleanup(func() { _ = hs.Close() })
+	url := "https://" + lis.Addr().String()
+	tlsArgs := []string{"--tls-ca", files.CA, "--tls-client-cert", files.ClientCert, "--tls-client-key", files.ClientKey}
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"every credential", append([]string{"--registry-basic-auth-user-info", "ops:s3cret"}, tlsArgs...), ""},
+		{"no account", tlsArgs, "Unauthorized"},
+		{"no client certificate", []string{"--tls-ca", files.CA, "--registry-basic-auth-user-info", "ops:s3cret"}, "certificate"},
+		{"half a client pair", []string{"--tls-ca", files.CA, "--tls-client-cert", files.ClientCert}, "--tls-client-cert"},
+		{"a bad CA file", []string{"--tls-ca", "/nonexistent.crt"}, "--tls-ca"},
+		{"a bad account", []string{"--registry-basic-auth-user-info", "ops"}, "--registry-basic-auth-user-info"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := schemaCmd()
+			var out bytes.Buffer
+			cmd.SetOut(&out)
+			cmd.SetErr(&out)
+			cmd.SetArgs(append([]string{"list", "--registry-url", url}, tt.args...))
+			err := cmd.ExecuteContext(context.Background())
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("err = %v\n%s", err, out.String())
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("err = %v, want it to say %q", err, tt.wantErr)
+			}
+		})
+	}
 }

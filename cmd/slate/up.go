@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,6 +20,7 @@ func upCmd() *cobra.Command {
 		duration time.Duration
 		rate     float64
 		settle   time.Duration
+		secure   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -27,8 +29,26 @@ func upCmd() *cobra.Command {
 the title enricher, the sink consumer (dedupe in memory or, with --redis, in
 Redis; the Hive audit table; the embedded search index) and a
 workload that creates, updates and deletes titles. With --duration it stops
-by itself, prints a summary and exits 0 only if every change reached the sink.`,
+by itself, prints a summary and exits 0 only if every change reached the sink.
+
+Every part listens on 127.0.0.1. --tls-cert/--tls-key serve TLS on all of
+them, --tls-client-ca requires client certificates (mutual TLS), --sasl-user
+and --sasl-password put the embedded broker on SASL, and
+--registry-basic-auth-user-info puts the registry on HTTP basic auth; the
+stack's own clients use the same settings. --secure does all of it with a
+throwaway CA and random accounts, for a local demo (see SECURITY.md).`,
 		Args: cobra.NoArgs,
+		PreRunE: func(*cobra.Command, []string) error {
+			c := cfg
+			if secure {
+				if err := secureConflicts(cfg); err != nil {
+					return err
+				}
+				// --secure serves every part with mutual TLS.
+				c.Security, c.InsecureBind = stack.Security{}, true
+			}
+			return c.Validate()
+		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(cmd)
 			if err != nil {
@@ -38,6 +58,14 @@ by itself, prints a summary and exits 0 only if every change reached the sink.`,
 				return fmt.Errorf("--rate %v: must be positive", rate)
 			}
 			cfg.Log = log
+			if secure {
+				dir := filepath.Join(cfg.DataDir, "tls")
+				if cfg.Security, err = stack.DemoSecurity(dir); err != nil {
+					return err
+				}
+				log.Info("secure: throwaway CA, certificates and accounts; clients need the CA, the client certificate and the accounts",
+					"dir", dir, "credentials", filepath.Join(dir, "credentials"))
+			}
 			ctx := cmd.Context()
 			s, err := stack.Start(ctx, cfg)
 			if err != nil {
@@ -51,7 +79,7 @@ by itself, prints a summary and exits 0 only if every change reached the sink.`,
 				}
 			}()
 			log.Info("slate is up", "kafka", s.Brokers, "registry", s.RegistryURL, "titles", s.TitlesAddr,
-				"metrics", "http://"+s.HTTPAddr+"/metrics", "hive", s.HiveRoot)
+				"metrics", s.MetricsURL(), "hive", s.HiveRoot)
 
 			wctx := ctx
 			if duration > 0 {
@@ -80,6 +108,20 @@ by itself, prints a summary and exits 0 only if every change reached the sink.`,
 	f.IntVar(&cfg.RegistryPort, "registry-port", 8081, "schema registry port")
 	f.IntVar(&cfg.TitlesPort, "titles-port", 50051, "titles gRPC service port")
 	f.IntVar(&cfg.HTTPPort, "http-port", 9464, "port of /metrics and /healthz")
+	f.StringVar(&cfg.HTTPHost, "http-host", "127.0.0.1", "address of /metrics and /healthz; a non-loopback one needs --tls-client-ca or --insecure-bind")
+	f.BoolVar(&cfg.InsecureBind, "insecure-bind", false, "allow a non-loopback --http-host without mutual TLS")
+	sec := &cfg.Security
+	f.StringVar(&sec.CertFile, "tls-cert", "", "PEM certificate every server of the stack presents (broker, registry, titles, metrics)")
+	f.StringVar(&sec.KeyFile, "tls-key", "", "PEM private key of --tls-cert")
+	f.StringVar(&sec.CAFile, "tls-ca", "", "PEM CA bundle the stack's clients trust (empty: the system's)")
+	f.StringVar(&sec.ClientCAFile, "tls-client-ca", "", "PEM CA bundle of client certificates: every server requires one (mutual TLS)")
+	f.StringVar(&sec.ClientCertFile, "tls-client-cert", "", "PEM client certificate the stack's own clients present")
+	f.StringVar(&sec.ClientKeyFile, "tls-client-key", "", "PEM private key of --tls-client-cert")
+	f.StringVar(&sec.SASLMechanism, "sasl-mechanism", "SCRAM-SHA-256", "Kafka SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+	f.StringVar(&sec.SASLUser, "sasl-user", "", "Kafka SASL user: the embedded broker requires it, every client uses it")
+	f.StringVar(&sec.SASLPassword, "sasl-password", "", "password of --sasl-user (prefer SLATE_SASL_PASSWORD: flags show in ps)")
+	f.StringVar(&sec.RegistryUserInfo, "registry-basic-auth-user-info", "", "user:password the registry requires and its clients send (prefer SLATE_REGISTRY_BASIC_AUTH_USER_INFO)")
+	f.BoolVar(&secure, "secure", false, "generate a throwaway CA, certificates and accounts and turn on all of the above (local demo)")
 	f.StringVar(&cfg.Redis, "redis", "", "keep the dedupe store in Redis: host:port, or a comma list of cluster nodes (empty: in memory)")
 	f.StringVar(&cfg.RedisKeyPrefix, "redis-key-prefix", dedupe.DefaultKeyPrefix, "prefix of the dedupe keys in Redis")
 	f.BoolVar(&cfg.Transactional, "transactional", false, "run the enricher exactly once (Kafka transactions)")
@@ -87,6 +129,23 @@ by itself, prints a summary and exits 0 only if every change reached the sink.`,
 	f.Float64Var(&rate, "rate", 50, "workload writes per second")
 	f.DurationVar(&settle, "settle", 30*time.Second, "with --duration, how long to wait for the pipeline to drain")
 	return cmd
+}
+
+// secureConflicts refuses --secure together with settings it would
+// replace, or with external servers its accounts do not exist on.
+func secureConflicts(cfg stack.Config) error {
+	sec := cfg.Security
+	for _, f := range []struct{ flag, value string }{
+		{"--tls-cert", sec.CertFile}, {"--tls-key", sec.KeyFile}, {"--tls-ca", sec.CAFile},
+		{"--tls-client-ca", sec.ClientCAFile}, {"--tls-client-cert", sec.ClientCertFile}, {"--tls-client-key", sec.ClientKeyFile},
+		{"--sasl-user", sec.SASLUser}, {"--sasl-password", sec.SASLPassword},
+		{"--registry-basic-auth-user-info", sec.RegistryUserInfo}, {"--brokers", cfg.Brokers}, {"--registry-url", cfg.RegistryURL},
+	} {
+		if f.value != "" {
+			return fmt.Errorf("--secure generates its own certificates and accounts for the embedded servers: drop %s", f.flag)
+		}
+	}
+	return nil
 }
 
 func progress(ctx context.Context, s *stack.Stack, w *stack.Workload, info func(string, ...any)) {

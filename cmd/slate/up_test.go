@@ -4,10 +4,14 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/slatehq/slate/internal/devcert"
 )
 
 // slate up --duration runs the whole system, then exits 0 only if every
@@ -59,5 +63,77 @@ func TestUpRejectsBadConfig(t *testing.T) {
 		if code := run(args); code == 0 {
 			t.Errorf("slate %v exited 0", args)
 		}
+	}
+}
+
+// slate up --secure runs the whole system with a throwaway CA, mutual TLS
+// everywhere, broker SASL and registry basic auth, and every change still
+// reaches the sink.
+func TestUpSecure(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole system for a few seconds")
+	}
+	dir := t.TempDir()
+	code := run([]string{"up", "--secure", "--duration", "2s", "--settle", "20s", "--rate", "50",
+		"--data-dir", dir, "--kafka-port", "0", "--registry-port", "0", "--titles-port", "0", "--http-port", "0",
+		"--log-level", "warn"})
+	if code != 0 {
+		t.Fatalf("slate up --secure exited %d", code)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "tls", "credentials"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("credentials file: %v, %v; want mode 0600", fi, err)
+	}
+}
+
+// A bad security setting fails slate up at start, naming the flag, before
+// anything starts (the data directory is never created).
+func TestBadSecurityFlagsStartNothing(t *testing.T) {
+	files, err := devcert.Write(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	notPEM := filepath.Join(t.TempDir(), "ca.txt")
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	server := []string{"--tls-cert", files.ServerCert, "--tls-key", files.ServerKey}
+	tests := []struct {
+		flag string
+		args []string
+	}{
+		{"--tls-cert", []string{"--tls-cert", files.ServerCert}},
+		{"--tls-cert", []string{"--tls-key", files.ServerKey}},
+		{"--tls-cert", []string{"--tls-cert", "/nonexistent.crt", "--tls-key", files.ServerKey}},
+		{"--tls-key", []string{"--tls-cert", files.ServerCert, "--tls-key", files.ClientKey}},
+		{"--tls-ca", []string{"--tls-ca", "/nonexistent.crt"}},
+		{"--tls-ca", []string{"--tls-ca", notPEM}},
+		{"--tls-client-ca", append([]string{"--tls-client-ca", notPEM, "--tls-client-cert", files.ClientCert, "--tls-client-key", files.ClientKey}, server...)},
+		{"--tls-client-ca", []string{"--tls-client-ca", files.CA}},
+		{"--tls-client-ca", append([]string{"--tls-client-ca", files.CA}, server...)},
+		{"--tls-client-cert", []string{"--tls-client-cert", files.ClientCert}},
+		{"--sasl-user", []string{"--sasl-user", "slate"}},
+		{"--sasl-password", []string{"--sasl-password", "s3cret"}},
+		{"--sasl-mechanism", []string{"--sasl-user", "slate", "--sasl-password", "s3cret", "--sasl-mechanism", "GSSAPI"}},
+		{"--registry-basic-auth-user-info", []string{"--registry-basic-auth-user-info", "slate"}},
+		{"--registry-basic-auth-user-info", []string{"--registry-basic-auth-user-info", "slate:"}},
+		{"--http-host", []string{"--http-host", "0.0.0.0"}},
+		{"--http-host", append([]string{"--http-host", "0.0.0.0"}, server...)},
+		{"--tls-cert", []string{"--secure", "--tls-cert", files.ServerCert}},
+		{"--brokers", []string{"--secure", "--brokers", "kafka:9092"}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, "="), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			args := append([]string{"up", "--data-dir", dir, "--kafka-port", "0", "--registry-port", "0",
+				"--titles-port", "0", "--http-port", "0", "--log-level", "error"}, tt.args...)
+			err := execute(context.Background(), args)
+			if err == nil || !strings.Contains(err.Error(), tt.flag) {
+				t.Fatalf("slate %v = %v, want an error naming %s", args, err, tt.flag)
+			}
+			if _, serr := os.Stat(dir); !os.IsNotExist(serr) {
+				t.Fatalf("slate %v created %s before failing: %v", args, dir, serr)
+			}
+		})
 	}
 }

@@ -5,6 +5,7 @@
 package broker
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,6 +23,7 @@ type config struct {
 	host       string
 	insecure   bool
 	sasl       []saslUser
+	tls        *tls.Config
 	port       int
 	dataDir    string
 	partitions int
@@ -56,10 +58,17 @@ func WithAllowInsecure() Option { return func(c *config) { c.insecure = true } }
 // WithSASL requires clients to authenticate with SASL and adds a user with
 // all rights. mechanism is [SASLPlain], [SASLScramSHA256] or
 // [SASLScramSHA512]; repeated uses add users. Clients connect with
-// security.protocol=SASL_PLAINTEXT (the broker does not speak TLS).
+// security.protocol=SASL_PLAINTEXT, or SASL_SSL together with [WithTLS].
 func WithSASL(mechanism, user, password string) Option {
 	return func(c *config) { c.sasl = append(c.sasl, saslUser{mechanism, user, password}) }
 }
+
+// WithTLS serves the Kafka protocol over TLS with c, which holds the
+// broker's certificate; with c.ClientAuth = tls.RequireAndVerifyClientCert
+// and c.ClientCAs set, clients must present a certificate (mutual TLS).
+// Clients connect with security.protocol=SSL, or SASL_SSL together with
+// [WithSASL].
+func WithTLS(c *tls.Config) Option { return func(cfg *config) { cfg.tls = c } }
 
 // WithPort listens on 127.0.0.1:port; the default 0 picks a free port.
 func WithPort(port int) Option { return func(c *config) { c.port = port } }
@@ -120,6 +129,9 @@ func Start(opts ...Option) (*Broker, error) {
 			}
 			kopts = append(kopts, kfake.Superuser(u.mechanism, u.user, u.password))
 		}
+	}
+	if cfg.tls != nil {
+		kopts = append(kopts, kfake.TLS(cfg.tls))
 	}
 	if cfg.dataDir != "" {
 		kopts = append(kopts, kfake.DataDir(cfg.dataDir), kfake.SyncWrites())

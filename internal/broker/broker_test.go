@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"crypto/tls"
 	"errors"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/slatehq/slate/internal/broker"
+	"github.com/slatehq/slate/internal/devcert"
 )
 
 func start(t *testing.T, opts ...broker.Option) *broker.Broker {
@@ -91,5 +93,38 @@ func TestStartRefusesOpenNetworkWithoutAuth(t *testing.T) {
 	start(t, broker.WithHost("::1"))
 	if _, err := broker.Start(broker.WithSASL("GSSAPI", "u", "p")); err == nil {
 		t.Fatal("Start with an unknown SASL mechanism succeeded")
+	}
+}
+
+// Over TLS with SASL, a client needs the CA and the credentials: plaintext,
+// an untrusted server certificate or missing credentials are refused.
+func TestTLSWithSASL(t *testing.T) {
+	files, err := devcert.Write(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.LoadX509KeyPair(files.ServerCert, files.ServerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := start(t, broker.WithTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}),
+		broker.WithSASL(broker.SASLScramSHA256, "slate", "s3cret"))
+	auth := func() kafka.ConfigMap {
+		return kafka.ConfigMap{"bootstrap.servers": b.Addr(), "security.protocol": "SASL_SSL", "ssl.ca.location": files.CA,
+			"sasl.mechanisms": broker.SASLScramSHA256, "sasl.username": "slate", "sasl.password": "s3cret", "message.timeout.ms": 8000}
+	}
+	plain := auth()
+	plain["security.protocol"] = "SASL_PLAINTEXT"
+	untrusted := auth()
+	delete(untrusted, "ssl.ca.location")
+	anonymous := kafka.ConfigMap{"bootstrap.servers": b.Addr(), "security.protocol": "SSL", "ssl.ca.location": files.CA}
+	for name, cfg := range map[string]kafka.ConfigMap{"plaintext": plain, "untrusted CA": untrusted, "no SASL": anonymous} {
+		cfg["message.timeout.ms"] = 3000
+		if err := produce(t, cfg, "t"); err == nil {
+			t.Errorf("a client with %s produced", name)
+		}
+	}
+	if err := produce(t, auth(), "t"); err != nil {
+		t.Fatalf("produce over SASL_SSL: %v", err)
 	}
 }

@@ -2,7 +2,9 @@
 // `slate up` runs and the end-to-end tests drive: embedded broker, schema
 // registry, the titles service, the title enricher and the sink consumer
 // (dedupe, Hive audit table, embedded search index), with /metrics and
-// /healthz.
+// /healthz. Every part listens on 127.0.0.1; [Security] turns on TLS,
+// mutual TLS, broker SASL and registry basic auth for all of them and for
+// the stack's own clients.
 package stack
 
 import (
@@ -22,6 +24,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/slatehq/slate/consumer"
@@ -48,7 +51,16 @@ type Config struct {
 	RegistryPort int
 	TitlesPort   int
 	HTTPPort     int // /metrics and /healthz
-	Partitions   int // partitions of auto-created topics on the embedded broker
+	// HTTPHost is the address /metrics and /healthz listen on (default
+	// 127.0.0.1). A non-loopback one needs Security.ClientCAFile (mutual
+	// TLS), or InsecureBind to serve them to anyone.
+	HTTPHost string
+	// InsecureBind lets HTTPHost be a non-loopback address without mutual
+	// TLS.
+	InsecureBind bool
+	// Security turns on TLS and authentication for every part.
+	Security   Security
+	Partitions int // partitions of auto-created topics on the embedded broker
 	// Transactional runs the enricher exactly once: its outputs and input
 	// offsets commit in one Kafka transaction.
 	Transactional bool
@@ -64,7 +76,12 @@ type Config struct {
 	ExtraSinks []sink.Sink
 }
 
-// Validate reports the first setting that cannot work.
+// ErrInsecureBind is wrapped by [Config.Validate] when /metrics and
+// /healthz would listen beyond the loopback interface without mutual TLS.
+var ErrInsecureBind = errors.New("stack: refusing to serve /metrics on a non-loopback address without client authentication")
+
+// Validate reports the first setting that cannot work; it reads the
+// files Security names.
 func (c *Config) Validate() error {
 	switch {
 	case c.DataDir == "":
@@ -72,7 +89,20 @@ func (c *Config) Validate() error {
 	case c.KafkaPort < 0 || c.RegistryPort < 0 || c.TitlesPort < 0 || c.HTTPPort < 0:
 		return errors.New("stack: ports must not be negative")
 	}
+	if err := c.Security.Validate(); err != nil {
+		return err
+	}
+	if h := c.httpHost(); !isLoopback(h) && c.Security.ClientCAFile == "" && !c.InsecureBind {
+		return fmt.Errorf("%w: --http-host %s is reachable from other machines; set --tls-client-ca (mutual TLS), or pass --insecure-bind to serve it open", ErrInsecureBind, h)
+	}
 	return nil
+}
+
+func (c *Config) httpHost() string {
+	if c.HTTPHost == "" {
+		return "127.0.0.1"
+	}
+	return c.HTTPHost
 }
 
 // Stack is a running system.
@@ -99,6 +129,7 @@ type Stack struct {
 	Duplicates atomic.Int64
 
 	cfg     Config
+	sec     *loaded
 	closers []func(context.Context) error
 	group   *errgroup.Group
 	cancel  context.CancelFunc
@@ -119,12 +150,18 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	log := cfg.Log
 	ctx, cancel := context.WithCancel(ctx)
 	g, gctx := errgroup.WithContext(ctx)
-	s := &Stack{cfg: cfg, group: g, cancel: cancel, Tracker: NewTracker()}
+	sec, err := cfg.Security.load()
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	s := &Stack{cfg: cfg, sec: sec, group: g, cancel: cancel, Tracker: NewTracker()}
 	defer func() {
 		if err != nil {
 			_ = s.Stop(context.Background())
 		}
 	}()
+	external := cfg.Brokers != ""
 
 	// First, so that an unreachable Redis fails the start at once.
 	if err := s.startDedupe(ctx); err != nil {
@@ -133,8 +170,8 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 
 	s.Brokers = cfg.Brokers
 	if s.Brokers == "" {
-		b, err := broker.Start(broker.WithPort(cfg.KafkaPort), broker.WithPartitions(cfg.Partitions),
-			broker.WithDataDir(filepath.Join(cfg.DataDir, "kafka")), broker.WithLogger(log))
+		b, err := broker.Start(append([]broker.Option{broker.WithPort(cfg.KafkaPort), broker.WithPartitions(cfg.Partitions),
+			broker.WithDataDir(filepath.Join(cfg.DataDir, "kafka")), broker.WithLogger(log)}, sec.brokerOptions()...)...)
 		if err != nil {
 			return s, err
 		}
@@ -146,22 +183,38 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if s.RegistryURL == "" {
 		// Schemas live in the _schemas topic, as with Confluent's registry,
 		// so a restarted stack serves the same ids.
-		store, err := registry.NewKafkaStore(gctx, []string{s.Brokers}, registry.KafkaLogger(log))
+		store, err := registry.NewKafkaStore(gctx, []string{s.Brokers}, registry.KafkaLogger(log),
+			registry.KafkaClientOptions(sec.franz(external)...))
 		if err != nil {
 			return s, err
 		}
 		s.onStop(func(context.Context) error { store.Close(); return nil })
-		reg, err := registry.New(gctx, registry.WithLogger(log), registry.WithStore(store))
+		ropts := []registry.Option{registry.WithLogger(log), registry.WithStore(store)}
+		lc := registry.ListenConfig{Port: cfg.RegistryPort, CertFile: sec.CertFile, KeyFile: sec.KeyFile,
+			ClientCAFile: sec.ClientCAFile, RequireClientCert: sec.ClientCAFile != ""}
+		if sec.RegistryUserInfo != "" {
+			users, err := sec.registryUsers()
+			if err != nil {
+				return s, err
+			}
+			ropts = append(ropts, registry.WithUsers(users))
+			lc.Authenticated = true
+		}
+		reg, err := registry.New(gctx, ropts...)
 		if err != nil {
 			return s, err
 		}
-		addr, err := s.serveHTTP(gctx, "registry", cfg.RegistryPort, reg)
+		hs, err := lc.HTTPServer(reg)
 		if err != nil {
 			return s, err
 		}
-		s.RegistryURL = "http://" + addr
+		addr, err := s.serveHTTP(gctx, "registry", "127.0.0.1", cfg.RegistryPort, hs)
+		if err != nil {
+			return s, err
+		}
+		s.RegistryURL = scheme(hs) + addr
 	}
-	if s.Registry, err = schema.NewRegistryClient(s.RegistryURL); err != nil {
+	if s.Registry, err = schema.NewRegistryClient(s.RegistryURL, sec.registryClientOptions()...); err != nil {
 		return s, err
 	}
 
@@ -175,9 +228,15 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	s.TitlesAddr = lis.Addr().String()
 	srv := titles.NewServer(s.Producer)
-	g.Go(func() error { return titles.Serve(gctx, lis, srv) })
-	log.Info("titles service listening", "addr", s.TitlesAddr)
-	conn, err := grpc.NewClient(s.TitlesAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	var sopts []titles.ServeOption
+	creds := insecure.NewCredentials()
+	if sec.server != nil {
+		sopts = append(sopts, titles.WithTLS(sec.server))
+		creds = credentials.NewTLS(sec.client.Clone())
+	}
+	g.Go(func() error { return titles.Serve(gctx, lis, srv, sopts...) })
+	log.Info("titles service listening", "addr", s.TitlesAddr, "tls", sec.server != nil, "mtls", sec.authenticatesClients())
+	conn, err := grpc.NewClient(s.TitlesAddr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return s, fmt.Errorf("stack: titles client: %w", err)
 	}
@@ -250,10 +309,19 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	if s.HTTPAddr, err = s.serveHTTP(gctx, "metrics", cfg.HTTPPort, mux); err != nil {
+	ms := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, TLSConfig: sec.server}
+	if s.HTTPAddr, err = s.serveHTTP(gctx, "metrics", cfg.httpHost(), cfg.HTTPPort, ms); err != nil {
 		return s, err
 	}
 	return s, nil
+}
+
+// MetricsURL returns the URL of /metrics.
+func (s *Stack) MetricsURL() string {
+	if s.sec.server != nil {
+		return "https://" + s.HTTPAddr + "/metrics"
+	}
+	return "http://" + s.HTTPAddr + "/metrics"
 }
 
 func (s *Stack) onStop(f func(context.Context) error) { s.closers = append(s.closers, f) }
@@ -291,7 +359,8 @@ func (s *Stack) startDedupe(ctx context.Context) error {
 
 func (s *Stack) newProducer(source, clientID string, extra ...producer.Option) (*producer.Producer, error) {
 	opts := append([]producer.Option{producer.WithBrokers(s.Brokers), producer.WithRegistry(s.Registry),
-		producer.WithSource(source), producer.WithClientID(clientID), producer.WithLogger(s.cfg.Log)}, extra...)
+		producer.WithSource(source), producer.WithClientID(clientID), producer.WithLogger(s.cfg.Log),
+		producer.WithKafkaConfig(s.sec.librdkafka(s.cfg.Brokers != ""))}, extra...)
 	p, err := producer.New(opts...)
 	if err != nil {
 		return nil, err
@@ -302,7 +371,8 @@ func (s *Stack) newProducer(source, clientID string, extra ...producer.Option) (
 
 func (s *Stack) runConsumer(ctx context.Context, h consumer.Handler, group, topic string, dlq consumer.DeadLetterPublisher, extra ...consumer.Option) error {
 	opts := append([]consumer.Option{consumer.WithBrokers(s.Brokers), consumer.WithGroup(group), consumer.WithTopics(topic),
-		consumer.WithRegistry(s.Registry), consumer.WithDeadLetter(dlq), consumer.WithLogger(s.cfg.Log)}, extra...)
+		consumer.WithRegistry(s.Registry), consumer.WithDeadLetter(dlq), consumer.WithLogger(s.cfg.Log),
+		consumer.WithKafkaConfig(s.sec.librdkafka(s.cfg.Brokers != ""))}, extra...)
 	c, err := consumer.New(h, opts...)
 	if err != nil {
 		return err
@@ -311,12 +381,21 @@ func (s *Stack) runConsumer(ctx context.Context, h consumer.Handler, group, topi
 	return nil
 }
 
-func (s *Stack) serveHTTP(ctx context.Context, name string, port int, h http.Handler) (string, error) {
-	lis, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+// scheme is the URL scheme of srv.
+func scheme(srv *http.Server) string {
+	if srv.TLSConfig != nil {
+		return "https://"
+	}
+	return "http://"
+}
+
+// serveHTTP serves srv on host:port, over TLS when srv has a TLS
+// configuration, until ctx ends.
+func (s *Stack) serveHTTP(ctx context.Context, name, host string, port int, srv *http.Server) (string, error) {
+	lis, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 	if err != nil {
 		return "", fmt.Errorf("stack: %s listen: %w", name, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	s.group.Go(func() error {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -324,12 +403,12 @@ func (s *Stack) serveHTTP(ctx context.Context, name string, port int, h http.Han
 		return srv.Shutdown(sctx)
 	})
 	s.group.Go(func() error {
-		if err := srv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
+		if err := registry.Serve(srv, lis); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("stack: %s: %w", name, err)
 		}
 		return nil
 	})
-	s.cfg.Log.Info(name+" listening", "addr", lis.Addr().String())
+	s.cfg.Log.Info(name+" listening", "addr", lis.Addr().String(), "tls", srv.TLSConfig != nil)
 	return lis.Addr().String(), nil
 }
 

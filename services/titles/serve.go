@@ -122,7 +122,8 @@ func isLoopback(a net.Addr) bool {
 }
 
 // WithServerOptions passes options (credentials, interceptors, limits) to
-// grpc.NewServer. Repeated uses add up.
+// grpc.NewServer. Repeated uses add up. A codec among them is overridden:
+// the server decodes requests with its own (see [Serve]).
 func WithServerOptions(opts ...grpc.ServerOption) ServeOption {
 	return func(c *serveConfig) { c.grpcOpts = append(c.grpcOpts, opts...) }
 }
@@ -140,7 +141,9 @@ func WithGracePeriod(d time.Duration) ServeOption {
 
 // Serve runs srv as slate.titles.v1.Titles on lis, with the gRPC health
 // service (reporting SERVING for "" and for slate.titles.v1.Titles) and
-// server reflection. It blocks until ctx is done, then reports NOT_SERVING,
+// server reflection. A request that does not unmarshal (invalid UTF-8 in
+// a string field, a truncated message) is answered InvalidArgument, not
+// grpc-go's Internal. It blocks until ctx is done, then reports NOT_SERVING,
 // stops accepting connections and waits up to the grace period for
 // in-flight calls (open health Watch streams never end on their own, so a
 // watched server always takes the whole grace period) before closing the
@@ -166,12 +169,13 @@ func Serve(ctx context.Context, lis net.Listener, srv *Server, opts ...ServeOpti
 	if cfg.tls != nil {
 		base = append(base, grpc.Creds(credentials.NewTLS(cfg.tls)))
 	}
-	gs := grpc.NewServer(append(base, cfg.grpcOpts...)...)
-	titlesv1.RegisterTitlesServer(gs, srv)
+	// The codec comes last: the methods' strict decoding needs it.
+	gs := grpc.NewServer(append(append(base, cfg.grpcOpts...), grpc.ForceServerCodecV2(newRequestCodec()))...)
+	gs.RegisterService(strictDecoding(&titlesv1.Titles_ServiceDesc), srv)
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	hs.SetServingStatus(titlesv1.Titles_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
-	healthpb.RegisterHealthServer(gs, hs)
+	gs.RegisterService(strictDecoding(&healthpb.Health_ServiceDesc), hs)
 	reflection.Register(gs)
 
 	served := make(chan error, 1)
