@@ -44,6 +44,11 @@ type Server struct {
 
 	mu sync.RWMutex
 	st *state
+
+	// beforeCompat, when set (by tests), runs just before register checks
+	// a schema's compatibility, with the lock held only in the rounds that
+	// check under it.
+	beforeCompat func(subject string)
 }
 
 // Option configures a [Server].
