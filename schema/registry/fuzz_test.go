@@ -71,6 +71,11 @@ func FuzzHandlers(f *testing.F) {
 			{http.MethodPut, "/mode"},
 			{http.MethodDelete, "/subjects/{s}"},
 			{http.MethodGet, "/subjects/{s}/versions/latest"},
+			{http.MethodDelete, "/subjects/{s}/versions/latest"},
+			{http.MethodDelete, "/subjects/{s}?permanent=true"},
+			{http.MethodDelete, "/config/{s}"},
+			{http.MethodGet, "/config/{s}?defaultToGlobal=true"},
+			{http.MethodPost, "/subjects/{s}?deleted=true"},
 		}
 		rt := routes[int(op)%len(routes)]
 		path := bytes.ReplaceAll([]byte(rt.path), []byte("{s}"), []byte(subject))

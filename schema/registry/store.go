@@ -29,7 +29,9 @@ type KeyType string
 // types (Confluent also writes NOOP, MODE and others).
 const (
 	// KeySchema is one version of a subject; a nil value deletes it
-	// permanently, a value with Deleted set soft-deletes it.
+	// permanently, a value with Deleted set soft-deletes it. A deleted
+	// value with no schema text (what [MemoryStore] keeps of a permanently
+	// deleted version) only keeps its id taken.
 	KeySchema KeyType = "SCHEMA"
 	// KeyConfig is the compatibility level of a subject, or the global one
 	// when the subject is empty; a nil value removes it.
