@@ -72,17 +72,9 @@ func TestSIGKILLResumesWithoutGap(t *testing.T) {
 		defer cl.Close()
 		for cctx.Err() == nil {
 			for _, kr := range cl.PollFetches(cctx).Records() {
-				e, err := codec.Decode(context.Background(), kr.Value)
-				var m map[string]any
-				if err == nil {
-					err = schema.DecodeData(context.Background(), reg, e.Data, &m)
-				}
+				e, m, err := decodeRow(context.Background(), codec, reg, kr.Value)
 				rec := crashRecord{id: e.ID, key: string(kr.Key), data: string(e.Data)}
-				if err == nil {
-					for _, r := range m["after"].(map[string]any) {
-						rec.v, _ = r.(map[string]any)["v"].(int64)
-					}
-				}
+				rec.v, _ = rowOf(m, "after")["v"].(int64)
 				mu.Lock()
 				if err != nil && decodeErr == nil {
 					decodeErr = err

@@ -104,21 +104,11 @@ func (s *source) collect(n int) []rec {
 	var out []rec
 	for len(out) < n && ctx.Err() == nil {
 		for _, kr := range cl.PollFetches(ctx).Records() {
-			e, err := codec.Decode(ctx, kr.Value)
+			e, m, err := decodeRow(ctx, codec, s.env.Registry, kr.Value)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var m map[string]any
-			if err := schema.DecodeData(ctx, s.env.Registry, e.Data, &m); err != nil {
-				t.Fatal(err)
-			}
-			r := rec{key: string(kr.Key), env: e}
-			for _, row := range asMap(m["before"]) {
-				r.before = row.(map[string]any)
-			}
-			for _, row := range asMap(m["after"]) {
-				r.after = row.(map[string]any)
-			}
+			r := rec{key: string(kr.Key), env: e, before: rowOf(m, "before"), after: rowOf(m, "after")}
 			mu.Lock()
 			out = append(out, r)
 			mu.Unlock()
@@ -130,7 +120,26 @@ func (s *source) collect(n int) []rec {
 	return out
 }
 
-func asMap(v any) map[string]any { m, _ := v.(map[string]any); return m }
+// decodeRow decodes a CDC record into its envelope and its data.
+func decodeRow(ctx context.Context, codec *schema.Codec, reg schema.Registry, value []byte) (schema.Envelope, map[string]any, error) {
+	e, err := codec.Decode(ctx, value)
+	if err != nil {
+		return e, nil, err
+	}
+	var m map[string]any
+	err = schema.DecodeData(ctx, reg, e.Data, &m)
+	return e, m, err
+}
+
+// rowOf returns the before or after row of a record's data, nil when absent.
+func rowOf(m map[string]any, field string) map[string]any {
+	u, _ := m[field].(map[string]any)
+	for _, r := range u {
+		row, _ := r.(map[string]any)
+		return row
+	}
+	return nil
+}
 
 // Sequences grow in commit order, across the snapshot boundary (a
 // transaction open before the snapshot and committed after it) and

@@ -74,18 +74,11 @@ func TestSnapshotThenStream(t *testing.T) {
 	var maxSnapSeq, minStreamSeq int64
 	for len(got) < existing+5 && cctx.Err() == nil {
 		for _, kr := range cl.PollFetches(cctx).Records() {
-			e, err := codec.Decode(cctx, kr.Value)
+			e, m, err := decodeRow(cctx, codec, reg, kr.Value)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var m map[string]any
-			if err := schema.DecodeData(cctx, reg, e.Data, &m); err != nil {
-				t.Fatal(err)
-			}
-			var after map[string]any
-			for _, row := range m["after"].(map[string]any) {
-				after = row.(map[string]any)
-			}
+			after := rowOf(m, "after")
 			v := after["v"].(int64)
 			if _, dup := got[v]; dup {
 				t.Errorf("v %d twice", v)

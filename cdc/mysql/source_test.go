@@ -135,18 +135,11 @@ func TestBinlogStreamResumesFromStoredOffset(t *testing.T) {
 	defer ccancel()
 	for len(seen) < len(want) && ctx.Err() == nil {
 		for _, kr := range cl.PollFetches(ctx).Records() {
-			e, err := codec.Decode(ctx, kr.Value)
+			e, m, err := decodeRow(ctx, codec, reg, kr.Value)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var m map[string]any
-			if err := schema.DecodeData(ctx, reg, e.Data, &m); err != nil {
-				t.Fatal(err)
-			}
-			var after map[string]any
-			for _, r := range m["after"].(map[string]any) {
-				after = r.(map[string]any)
-			}
+			after := rowOf(m, "after")
 			got := fmt.Sprintf("%s:%d", kr.Key, after["v"])
 			mu.Lock()
 			if prev, ok := byID[e.ID]; ok && prev != got {

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slatehq/slate/cdc"
 	"github.com/slatehq/slate/schema"
 )
 
@@ -15,15 +14,8 @@ import (
 // primary key does not keep the old key's document.
 func TestKeyChangeDeletesOldKey(t *testing.T) {
 	h := newHarness(t)
-	tbl := h.table("acct")
-	exec(t, h.db, fmt.Sprintf("CREATE TABLE %s (id int PRIMARY KEY, v bigint NOT NULL)", tbl))
-	t.Cleanup(func() { exec(t, h.db, "DROP TABLE IF EXISTS "+tbl) })
-	col := h.collect(cdc.Topic("postgres", "public", tbl))
-	cfg := h.config("public." + tbl)
-	cfg.Snapshot = false
-	run := h.start(cfg)
+	tbl, col, run := h.streamTable("acct", "id int PRIMARY KEY, v bigint NOT NULL")
 	defer run.stop(t)
-	h.waitActive()
 	exec(t, h.db, "INSERT INTO "+tbl+" VALUES (1, 1), (2, 2)")
 	exec(t, h.db, "UPDATE "+tbl+" SET id = 10, v = 3 WHERE id = 1")
 	exec(t, h.db, "ALTER TABLE "+tbl+" REPLICA IDENTITY FULL")

@@ -219,30 +219,7 @@ func TestRestartResumesWithoutGap(t *testing.T) {
 		}
 		return len(seen) >= total
 	})
-	byID := map[string]record{}
-	lastV := map[string]int64{}
-	dups := 0
-	for _, r := range recs {
-		v := rowV(r)
-		if v < 1 || v > total {
-			t.Fatalf("unexpected v %d", v)
-		}
-		if prev, ok := byID[r.env.ID]; ok {
-			dups++
-			if rowV(prev) != v || string(prev.env.Data) != string(r.env.Data) || prev.env.Sequence != r.env.Sequence {
-				t.Errorf("id %s delivered twice with different content", r.env.ID)
-			}
-			continue
-		}
-		byID[r.env.ID] = r
-		if v <= lastV[r.key] {
-			t.Errorf("key %s: v %d after %d", r.key, v, lastV[r.key])
-		}
-		lastV[r.key] = v
-	}
-	if len(byID) != total {
-		t.Errorf("%d distinct events, want %d", len(byID), total)
-	}
+	dups := checkOnceInOrder(t, recs, total)
 	t.Logf("%d records for %d committed changes across 2 restarts (%d exact replays)", len(recs), total, dups)
 }
 
