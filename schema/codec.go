@@ -134,12 +134,9 @@ func (c *Codec) writerSchema(ctx context.Context, id int) (readPlan, error) {
 	if ok {
 		return plan, nil
 	}
-	w, err := c.reg.SchemaByID(ctx, id)
+	w, err := lookupWriter(ctx, c.reg, id)
 	if err != nil {
-		return readPlan{}, classifyLookup(id, err)
-	}
-	if err := CheckItems(w); err != nil {
-		return readPlan{}, fmt.Errorf("%w: writer schema id %d: %w", ErrDecode, id, err)
+		return readPlan{}, err
 	}
 	plan = readPlan{writer: w, read: c.reader}
 	if w.Fingerprint() != c.reader.Fingerprint() {
@@ -189,11 +186,11 @@ func DecodeData(ctx context.Context, reg Registry, data []byte, v any) error {
 	if err != nil {
 		return fmt.Errorf("%w: data: %w", ErrDecode, err)
 	}
-	s, err := reg.SchemaByID(ctx, id)
+	w, err := lookupWriter(ctx, reg, id)
 	if err != nil {
-		return classifyLookup(id, err)
+		return err
 	}
-	if err := decodeBounded(defaultAPI, s, s, payload, defaultLimits, v); err != nil {
+	if err := decodeBounded(defaultAPI, w, w, payload, defaultLimits, v); err != nil {
 		return fmt.Errorf("%w: data with schema id %d: %w", ErrDecode, id, err)
 	}
 	return nil
@@ -204,13 +201,10 @@ var (
 	defaultAPI    = defaultLimits.api()
 )
 
-// decodeBounded refuses writer schemas w with items of no bytes, bounds
-// payload with w and l, then decodes it with read (w resolved to the
-// reader's schema) into v.
+// decodeBounded bounds payload with the writer schema w (which
+// [lookupWriter] checked) and l, then decodes it with read (w resolved to
+// the reader's schema) into v.
 func decodeBounded(api avro.API, w, read avro.Schema, payload []byte, l Limits, v any) error {
-	if err := CheckItems(w); err != nil {
-		return err
-	}
 	if err := checkBounds(w, payload, l); err != nil {
 		return err
 	}

@@ -61,8 +61,16 @@ func (r *RegistryClient) Register(ctx context.Context, subject, schema string) (
 }
 
 // SchemaByID implements [Registry]; the underlying client caches by id.
-func (r *RegistryClient) SchemaByID(ctx context.Context, id int) (avro.Schema, error) {
-	s, err := r.c.GetSchema(ctx, id)
+// hamba/avro's parser panics on some malformed schemas (an empty union with
+// a default, for one), which a registry other than slate's may serve: such
+// a schema fails wrapping [ErrDecode], since no retry will parse it.
+func (r *RegistryClient) SchemaByID(ctx context.Context, id int) (s avro.Schema, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s, err = nil, fmt.Errorf("%w: schema id %d from the registry: the Avro parser failed on it: %v", ErrDecode, id, p)
+		}
+	}()
+	s, err = r.c.GetSchema(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("schema: get schema id %d: %w", id, err)
 	}

@@ -196,11 +196,11 @@ func (s *Serde) Decode(ctx context.Context, data []byte, v any) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrDecode, err)
 	}
-	rs, err := s.readSchema(ctx, id)
+	w, err := s.writerSchema(ctx, id)
 	if err != nil {
 		return err
 	}
-	w, err := s.writerSchema(ctx, id)
+	rs, err := s.readSchema(id, w)
 	if err != nil {
 		return err
 	}
@@ -219,12 +219,9 @@ func (s *Serde) writerSchema(ctx context.Context, id int) (avro.Schema, error) {
 	if ok {
 		return w, nil
 	}
-	w, err := s.reg.SchemaByID(ctx, id)
+	w, err := lookupWriter(ctx, s.reg, id)
 	if err != nil {
-		return nil, classifyLookup(id, err)
-	}
-	if err := CheckItems(w); err != nil {
-		return nil, fmt.Errorf("%w: writer schema id %d: %w", ErrDecode, id, err)
+		return nil, err
 	}
 	s.mu.Lock()
 	s.writers[id] = w
@@ -232,19 +229,16 @@ func (s *Serde) writerSchema(ctx context.Context, id int) (avro.Schema, error) {
 	return w, nil
 }
 
-// readSchema returns the schema that decodes data written with writer id
-// into the serde's schema.
-func (s *Serde) readSchema(ctx context.Context, id int) (avro.Schema, error) {
+// readSchema returns the schema that decodes data written with w, the
+// writer schema of id, into the serde's schema.
+func (s *Serde) readSchema(id int, w avro.Schema) (avro.Schema, error) {
 	s.mu.Lock()
 	rs, ok := s.resolved[id]
 	s.mu.Unlock()
 	if ok {
 		return rs, nil
 	}
-	w, err := s.reg.SchemaByID(ctx, id)
-	if err != nil {
-		return nil, classifyLookup(id, err)
-	}
+	var err error
 	rs = s.schema
 	if w.Fingerprint() != s.schema.Fingerprint() {
 		// A fresh checker per resolution: the checker caches by a
@@ -293,6 +287,21 @@ const (
 	codeSubjectNotFound = 40401
 	codeSchemaNotFound  = 40403
 )
+
+// lookupWriter fetches the writer schema of id, the schema id a record
+// names, and refuses one whose arrays or maps hold items of no bytes
+// ([CheckItems]). An unknown id (see classifyLookup) and a refused schema
+// fail wrapping [ErrDecode]; a failing registry is returned as is.
+func lookupWriter(ctx context.Context, reg Registry, id int) (avro.Schema, error) {
+	w, err := reg.SchemaByID(ctx, id)
+	if err != nil {
+		return nil, classifyLookup(id, err)
+	}
+	if err := CheckItems(w); err != nil {
+		return nil, fmt.Errorf("%w: writer schema id %d: %w", ErrDecode, id, err)
+	}
+	return w, nil
+}
 
 // classifyLookup classifies a registry lookup error for the schema id a
 // record names. The registry answering that it does not know the schema

@@ -52,7 +52,8 @@
 // Confluent's _schemas topic (SCHEMA, CONFIG and DELETE_SUBJECT keys); the
 // server replays a [Store] at start and appends every change to it before
 // applying it, so a durable store (a file, a compacted Kafka topic) only has
-// to keep records in order. [MemoryStore] keeps them in memory;
+// to keep records in order. [MemoryStore] keeps them in memory, and lets
+// the text of a permanently deleted schema go (its id stays taken);
 // [KafkaStore] keeps them in a compacted _schemas topic, so a restarted
 // registry, or a second one started over the same topic, serves the same
 // ids.

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -41,7 +43,8 @@ func FuzzParseAndCompat(f *testing.F) {
 // config and compatibility checks with fuzzed subjects and bodies. The
 // registry must answer every one (never panic or drop it), with a
 // Confluent error body for every error and no 500 (the memory store does
-// not fail).
+// not fail). A request that names another subject than s, the one
+// registered first, must leave s's versions and level as they were.
 func FuzzHandlers(f *testing.F) {
 	f.Add(uint8(0), "s", []byte(`{"schema":"{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":\"int\"}]}"}`))
 	f.Add(uint8(1), "s", []byte(`{"schema":"\"int\""}`))
@@ -68,6 +71,11 @@ func FuzzHandlers(f *testing.F) {
 			{http.MethodPut, "/mode"},
 			{http.MethodDelete, "/subjects/{s}"},
 			{http.MethodGet, "/subjects/{s}/versions/latest"},
+			{http.MethodDelete, "/subjects/{s}/versions/latest"},
+			{http.MethodDelete, "/subjects/{s}?permanent=true"},
+			{http.MethodDelete, "/config/{s}"},
+			{http.MethodGet, "/config/{s}?defaultToGlobal=true"},
+			{http.MethodPost, "/subjects/{s}?deleted=true"},
 		}
 		rt := routes[int(op)%len(routes)]
 		path := bytes.ReplaceAll([]byte(rt.path), []byte("{s}"), []byte(subject))
@@ -94,6 +102,19 @@ func FuzzHandlers(f *testing.F) {
 			}
 			req, _ = http.NewRequest(rt.method, "http://registry"+string(path), bytes.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
+		}
+		if named, err := url.PathUnescape(subject); err != nil || named == "s" || strings.ContainsAny(subject, "/?#") || !strings.Contains(rt.path, "{s}") {
+			return // s itself, or a path that names no single subject
+		}
+		for _, c := range []struct{ path, want string }{
+			{"/subjects/s/versions", `[1]`},
+			{"/config/s", `{"error_code":40408,`},
+		} {
+			w := httptest.NewRecorder()
+			srv.ServeHTTP(w, httptest.NewRequest(http.MethodGet, c.path, nil))
+			if !strings.HasPrefix(w.Body.String(), c.want) {
+				t.Fatalf("after %s %s: GET %s = %d %s, want %s...", rt.method, path, c.path, w.Code, w.Body, c.want)
+			}
 		}
 	})
 }

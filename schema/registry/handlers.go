@@ -266,6 +266,9 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) (any, error) {
 			}
 			return idResponse{ID: id}, nil
 		}
+		if s.beforeCompat != nil {
+			s.beforeCompat(subject)
+		}
 		if inc := checkCompat(level, p.parsed, against); inc != nil {
 			if locked {
 				s.mu.Unlock()

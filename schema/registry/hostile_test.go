@@ -102,6 +102,20 @@ func TestSchemaLimits(t *testing.T) {
 		status, body = tr.do(t, http.MethodPut, "/config", map[string]string{"compatibility": strings.Repeat("x", 100_000)})
 		wantAPIError(t, status, body, http.StatusRequestEntityTooLarge, http.StatusRequestEntityTooLarge)
 	})
+	t.Run("default field limit is 10000", func(t *testing.T) {
+		tr := newTestRegistry(t)
+		over := fields(registry.DefaultMaxFields + 1)
+		for _, path := range []string{"/subjects/s/versions", "/subjects/s", "/compatibility/subjects/s/versions/latest"} {
+			status, body := tr.do(t, http.MethodPost, path, map[string]string{"schema": over})
+			msg := wantAPIError(t, status, body, http.StatusUnprocessableEntity, registry.CodeSchemaTooLarge)
+			if want := "10001 record fields, the limit is 10000"; !strings.Contains(msg, want) {
+				t.Fatalf("%s: message %q, want it to say %q", path, truncateForLog(msg), want)
+			}
+		}
+		if _, _, err := tr.client.CreateSchema(context.Background(), "s", fields(registry.DefaultMaxFields)); err != nil {
+			t.Fatalf("a schema of exactly %d fields: %v", registry.DefaultMaxFields, err)
+		}
+	})
 	t.Run("field count", func(t *testing.T) {
 		tr := newTestRegistry(t, registry.WithMaxFields(100))
 		if _, _, err := tr.client.CreateSchema(context.Background(), "s", fields(100)); err != nil {

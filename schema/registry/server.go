@@ -44,6 +44,11 @@ type Server struct {
 
 	mu sync.RWMutex
 	st *state
+
+	// beforeCompat, when set (by tests), runs just before register checks
+	// a schema's compatibility, with the lock held only in the rounds that
+	// check under it.
+	beforeCompat func(subject string)
 }
 
 // Option configures a [Server].
@@ -182,8 +187,10 @@ func (s *Server) routes() {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusWriter{ResponseWriter: w}
-	// Confluent's server accepts a trailing slash (GET /config/s/).
-	if p := r.URL.Path; len(p) > 1 && strings.HasSuffix(p, "/") {
+	// Confluent's server accepts a trailing slash (GET /config/s/). An
+	// escaped one (%2F) is part of the subject's name: DELETE /subjects/s%2F
+	// names subject "s/", not s.
+	if p := r.URL.Path; len(p) > 1 && strings.HasSuffix(p, "/") && (r.URL.RawPath == "" || strings.HasSuffix(r.URL.RawPath, "/")) {
 		r.URL.Path = strings.TrimSuffix(p, "/")
 		r.URL.RawPath = strings.TrimSuffix(r.URL.RawPath, "/")
 	}

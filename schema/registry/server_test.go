@@ -454,6 +454,24 @@ func TestErrorCodes(t *testing.T) {
 			t.Fatalf("got %d %s", status, body)
 		}
 	})
+
+	// An escaped slash ends another subject's name ("s/"): it is no
+	// trailing slash, and s is left alone.
+	t.Run("escaped trailing slash", func(t *testing.T) {
+		status, body := tr.do(t, http.MethodDelete, "/subjects/s%2F", nil)
+		wantAPIError(t, status, body, http.StatusNotFound, registry.CodeSubjectNotFound)
+		tr.doJSON(t, http.MethodPut, "/config/s%2F", map[string]string{"compatibility": "NONE"}, nil)
+		status, body = tr.do(t, http.MethodGet, "/config/s", nil)
+		wantAPIError(t, status, body, http.StatusNotFound, registry.CodeSubjectCompatibilityNotConfig)
+		var level struct{ CompatibilityLevel string }
+		tr.doJSON(t, http.MethodGet, "/config/s%2F", nil, &level)
+		if level.CompatibilityLevel != "NONE" {
+			t.Fatalf("level of s/ = %q, want NONE", level.CompatibilityLevel)
+		}
+		if status, body := tr.do(t, http.MethodGet, "/subjects/s/versions", nil); status != http.StatusOK || string(body) != "[1]" {
+			t.Fatalf("versions of s = %d %s after requests for s/", status, body)
+		}
+	})
 }
 
 func TestHealthzAndLogging(t *testing.T) {

@@ -29,7 +29,9 @@ type KeyType string
 // types (Confluent also writes NOOP, MODE and others).
 const (
 	// KeySchema is one version of a subject; a nil value deletes it
-	// permanently, a value with Deleted set soft-deletes it.
+	// permanently, a value with Deleted set soft-deletes it. A deleted
+	// value with no schema text (what [MemoryStore] keeps of a permanently
+	// deleted version) only keeps its id taken.
 	KeySchema KeyType = "SCHEMA"
 	// KeyConfig is the compatibility level of a subject, or the global one
 	// when the subject is empty; a nil value removes it.
@@ -202,6 +204,14 @@ func UnmarshalRecord(key, value []byte) (Record, error) {
 // forgets everything when the process ends, as tests and `slate up` want.
 // Two servers given the same MemoryStore one after the other see the same
 // state. It is safe for concurrent use.
+//
+// It compacts as it goes, so that a permanently deleted schema costs no
+// memory: when a SCHEMA tombstone is appended, the earlier records of that
+// version lose their schema text and keep only what a replay needs, the
+// schema id (which stays taken, so it never goes to another schema). As with
+// a compacted _schemas topic, a server that replays such a store gives a
+// schema registered again after its permanent deletion a new id, where the
+// server that deleted it gives the old one back.
 type MemoryStore struct {
 	mu   sync.Mutex
 	recs []Record
@@ -231,9 +241,26 @@ func (m *MemoryStore) Append(ctx context.Context, r Record) error {
 		return err
 	}
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	if r.Key.KeyType == KeySchema && r.Value == nil {
+		m.forgetText(r.Key)
+	}
 	m.recs = append(m.recs, r.clone())
-	m.mu.Unlock()
 	return nil
+}
+
+// forgetText drops the schema text of the stored SCHEMA records of the
+// version k names, which a tombstone for k deletes permanently. Each keeps
+// its id, as a soft-deleted version without text: replay takes the id and
+// serves nothing. The caller holds m.mu.
+func (m *MemoryStore) forgetText(k Key) {
+	for i, old := range m.recs {
+		if old.Value == nil || old.Key.KeyType != KeySchema || old.Key.Subject != k.Subject || old.Key.Version != k.Version {
+			continue
+		}
+		v := old.Value
+		m.recs[i].Value = &Value{Subject: v.Subject, Version: v.Version, ID: v.ID, SchemaType: v.SchemaType, Deleted: true}
+	}
 }
 
 // Records returns a copy of every record appended so far, oldest first.

@@ -132,6 +132,58 @@ func TestReplay(t *testing.T) {
 	}
 }
 
+// TestMemoryStoreForgetsHardDeletedSchemas permanently deletes a large
+// schema, by version and by subject: the store must no longer hold its
+// text, while a server replaying the store still sees the registry as it
+// was and never hands the deleted schema's id to another schema.
+func TestMemoryStoreForgetsHardDeletedSchemas(t *testing.T) {
+	ctx := context.Background()
+	store := registry.NewMemoryStore()
+	first := newTestRegistry(t, registry.WithStore(store))
+	if _, _, err := first.client.CreateSchema(ctx, "keep", schemaA); err != nil {
+		t.Fatal(err)
+	}
+	marker := strings.Repeat("q", 100_000)
+	big := record(`{"name":"a","type":"string","doc":"` + marker + `"}`)
+	var bigID int
+	for _, deletes := range [][]string{
+		{"/subjects/big/versions/1", "/subjects/big/versions/1?permanent=true"},
+		{"/subjects/big", "/subjects/big?permanent=true"},
+	} {
+		var got struct{ ID int }
+		first.doJSON(t, http.MethodPost, "/subjects/big/versions", map[string]string{"schema": big}, &got)
+		bigID = got.ID
+		for _, path := range deletes {
+			first.doJSON(t, http.MethodDelete, path, nil, nil)
+		}
+	}
+	for i, r := range store.Records() {
+		if r.Value != nil && strings.Contains(r.Value.Schema, marker) {
+			t.Fatalf("record %d (%s %s/%d) still holds the text of the hard-deleted schema", i, r.Key.KeyType, r.Key.Subject, r.Key.Version)
+		}
+	}
+
+	var logs syncBuffer
+	second := newTestRegistry(t, registry.WithStore(store), registry.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	if strings.Contains(logs.String(), "skipped") {
+		t.Fatalf("replay of the compacted store skipped records: %s", logs.String())
+	}
+	for _, path := range []string{
+		"/subjects?deleted=true", "/subjects/keep/versions?deleted=true", "/subjects/big/versions?deleted=true",
+		"/schemas/ids/1", fmt.Sprintf("/schemas/ids/%d", bigID),
+	} {
+		s1, b1 := first.do(t, http.MethodGet, path, nil)
+		s2, b2 := second.do(t, http.MethodGet, path, nil)
+		if s1 != s2 || string(b1) != string(b2) {
+			t.Errorf("GET %s: first %d %s, replayed %d %s", path, s1, b1, s2, b2)
+		}
+	}
+	id, _, err := second.client.CreateSchema(ctx, "c", record(`{"name":"new","type":"int"}`))
+	if err != nil || id != bigID+1 {
+		t.Fatalf("id after replay = %d, %v; want %d: the hard-deleted schema's id stays taken", id, err, bigID+1)
+	}
+}
+
 type failingStore struct {
 	registry.MemoryStore
 	fail bool
