@@ -184,6 +184,12 @@ type Consumer struct {
 	gen       map[tp]uint64             // assignment generation per partition, see rebalance
 	fetched   map[*kafka.Message]uint64 // the generation each record in flight was fetched under
 	committed map[tp]committedOffset    // the last offset committed or stored per partition
+	// uncommitted holds offsets whose commit the group refused (during a
+	// rebalance: "generation id is not valid"); they are committed again
+	// with the next batch, or on an idle poll, while the partition stays
+	// in the same generation.
+	uncommitted map[tp]committedOffset
+	retryAt     time.Time // the next idle retry of uncommitted
 }
 
 // committedOffset is an offset this member committed (or stored) for a
@@ -237,7 +243,7 @@ func New(h Handler, opts ...Option) (*Consumer, error) {
 		return nil, err
 	}
 	return &Consumer{cfg: cfg, h: h, codec: codec, gen: map[tp]uint64{}, fetched: map[*kafka.Message]uint64{},
-		committed: map[tp]committedOffset{}}, nil
+		committed: map[tp]committedOffset{}, uncommitted: map[tp]committedOffset{}}, nil
 }
 
 // Run joins the group and handles batches until ctx ends, then leaves the
@@ -316,6 +322,9 @@ func (c *Consumer) poll(ctx context.Context, kc *kafka.Consumer) []*kafka.Messag
 		case nil:
 			if len(msgs) > 0 {
 				return msgs
+			}
+			if len(c.uncommitted) > 0 && time.Now().After(c.retryAt) {
+				c.commit(kc, nil)
 			}
 		}
 	}
@@ -739,6 +748,17 @@ func (c *Consumer) commit(kc *kafka.Consumer, msgs []*kafka.Message) {
 			next[k] = o
 		}
 	}
+	// Offsets refused earlier, of partitions still owned in the same
+	// generation, go along unless this batch moves them further.
+	for k, u := range c.uncommitted {
+		if !owned[k] || u.gen != c.gen[k] {
+			delete(c.uncommitted, k)
+			continue
+		}
+		if u.offset > next[k] && !stale[k] {
+			next[k] = u.offset
+		}
+	}
 	offsets := make([]kafka.TopicPartition, 0, len(next))
 	for k, o := range next {
 		if !owned[k] || stale[k] {
@@ -762,12 +782,21 @@ func (c *Consumer) commit(kc *kafka.Consumer, msgs []*kafka.Message) {
 		_, err = kc.StoreOffsets(offsets)
 	}
 	if err != nil {
-		// The records are handled; a failed commit means a replay after a
-		// rebalance or restart, which dedupe and idempotent sinks absorb.
-		c.cfg.log.Warn("offset commit failed", "group", c.cfg.group, "err", err)
+		// The records are handled. The offsets are kept and committed
+		// again with the next batch or on an idle poll, as long as this
+		// member keeps the partitions; a rebalance that takes them hands
+		// the records to their new owner, and dedupe and idempotent sinks
+		// absorb the replay.
+		c.cfg.log.Warn("offset commit failed, kept for a retry", "group", c.cfg.group, "partitions", len(offsets), "err", err)
+		commitFailures.WithLabelValues(c.cfg.group).Inc()
+		for k, o := range next {
+			c.uncommitted[k] = committedOffset{gen: c.gen[k], offset: o}
+		}
+		c.retryAt = time.Now().Add(200 * time.Millisecond)
 	} else {
 		for k, o := range next {
 			c.committed[k] = committedOffset{gen: c.gen[k], offset: o}
+			delete(c.uncommitted, k)
 		}
 	}
 	for k, o := range next {

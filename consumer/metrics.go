@@ -22,6 +22,10 @@ var (
 		Name: "slate_consumer_handler_retries_total",
 		Help: "Batches retried after the handler failed, by group.",
 	}, []string{"group"})
+	commitFailures = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "slate_consumer_commit_failures_total",
+		Help: "Offset commits the group refused (kept and retried while the partitions stay assigned), by group.",
+	}, []string{"group"})
 	duplicatesTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "slate_consumer_duplicates_total",
 		Help: "Events dropped as duplicates by the dedupe store, by group.",
