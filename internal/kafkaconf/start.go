@@ -35,9 +35,14 @@ func (e *StartError) Error() string {
 	if e.Cause != nil {
 		msg += fmt.Sprintf(" (last client error: %v)", e.Cause)
 	}
-	refused := e.Cause != nil && strings.Contains(e.Cause.Error(), "Connection refused")
-	if !refused && (e.Protocol == "" || strings.EqualFold(e.Protocol, "plaintext")) {
+	if e.Cause != nil && strings.Contains(e.Cause.Error(), "Connection refused") {
+		return msg // nothing listens: security is not the question
+	}
+	switch p := strings.ToUpper(e.Protocol); {
+	case p == "" || p == "PLAINTEXT":
 		msg += "; the client uses neither SASL nor TLS, and a secured listener drops such clients"
+	case p == "SSL":
+		msg += "; the client does not use SASL, and a listener that requires it drops such clients"
 	}
 	return msg
 }
