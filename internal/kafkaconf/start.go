@@ -31,7 +31,7 @@ func (e *StartError) Error() string {
 	if e.Refused {
 		return fmt.Sprintf("brokers %s refused the client: %v", e.Brokers, e.Cause)
 	}
-	msg := fmt.Sprintf("at %s within %s: %v", e.Brokers, e.Timeout, e.Err)
+	msg := fmt.Sprintf("at %s within %s: %v", e.Brokers, e.Timeout.Round(time.Millisecond), e.Err)
 	if e.Cause != nil {
 		msg += fmt.Sprintf(" (last client error: %v)", e.Cause)
 	}

@@ -212,8 +212,10 @@ func (l *loaded) kafka(brokers string, external bool) kafkaconf.Client {
 	return c
 }
 
-// producerOptions are c's settings as producer options.
-func producerOptions(c kafkaconf.Client) []producer.Option {
+// ProducerOptions are the producer options that give a producer c's SASL
+// and TLS settings (`slate up` and the other commands build their
+// clients with them).
+func ProducerOptions(c kafkaconf.Client) []producer.Option {
 	var opts []producer.Option
 	if c.SASL.On() {
 		opts = append(opts, producer.WithSASL(c.SASL.Mechanism, c.SASL.Username, c.SASL.Password))
@@ -224,8 +226,10 @@ func producerOptions(c kafkaconf.Client) []producer.Option {
 	return opts
 }
 
-// consumerOptions are c's settings as consumer options.
-func consumerOptions(c kafkaconf.Client) []consumer.Option {
+// ConsumerOptions are the consumer options (of consumer.New and
+// consumer.ReadDeadLetters) that give a consumer c's SASL and TLS
+// settings.
+func ConsumerOptions(c kafkaconf.Client) []consumer.Option {
 	var opts []consumer.Option
 	if c.SASL.On() {
 		opts = append(opts, consumer.WithSASL(c.SASL.Mechanism, c.SASL.Username, c.SASL.Password))
@@ -236,8 +240,9 @@ func consumerOptions(c kafkaconf.Client) []consumer.Option {
 	return opts
 }
 
-// storeOptions are c's settings as options of the registry's Kafka store.
-func storeOptions(c kafkaconf.Client) []registry.KafkaStoreOption {
+// StoreOptions are the options that give the registry's Kafka store c's
+// SASL and TLS settings.
+func StoreOptions(c kafkaconf.Client) []registry.KafkaStoreOption {
 	var opts []registry.KafkaStoreOption
 	if c.SASL.On() {
 		opts = append(opts, registry.KafkaSASL(c.SASL.Mechanism, c.SASL.Username, c.SASL.Password))
