@@ -56,6 +56,9 @@ type config struct {
 	log         *slog.Logger
 
 	transactional bool // see WithTransactional
+
+	sec          kafkaconf.Security // see WithSASL, WithTLS
+	startTimeout time.Duration      // see WithStartTimeout
 }
 
 // WithSyncCommit commits offsets synchronously after every batch. By
@@ -209,6 +212,8 @@ func New(h Handler, opts ...Option) (*Consumer, error) {
 		maxBackoff: 10 * time.Second,
 		kafka:      kafka.ConfigMap{},
 		log:        slog.New(slog.DiscardHandler),
+
+		startTimeout: defaultStartTimeout,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -234,6 +239,11 @@ func New(h Handler, opts ...Option) (*Consumer, error) {
 		return nil, fmt.Errorf("%w: max attempts %d needs a dead-letter publisher (WithDeadLetter)", ErrConfig, cfg.maxAttempts)
 	case cfg.backoff <= 0 || cfg.maxBackoff < cfg.backoff:
 		return nil, fmt.Errorf("%w: backoff %s..%s", ErrConfig, cfg.backoff, cfg.maxBackoff)
+	case cfg.startTimeout <= 0:
+		return nil, fmt.Errorf("%w: start timeout %s, need more than 0 (WithStartTimeout)", ErrConfig, cfg.startTimeout)
+	}
+	if _, err := cfg.securityConfig(cfg.brokers); err != nil {
+		return nil, err
 	}
 	if err := cfg.validateTransactional(h); err != nil {
 		return nil, err
@@ -249,13 +259,19 @@ func New(h Handler, opts ...Option) (*Consumer, error) {
 // Run joins the group and handles batches until ctx ends, then leaves the
 // group and returns nil. Offsets are committed only after the handler
 // succeeded for every record up to them. It returns an error only when the
-// client cannot be created or subscribed.
+// client cannot be created or subscribed, when no broker answers within
+// the start timeout ([ErrUnreachable], see [WithStartTimeout]) or when the
+// brokers refuse its credentials at start ([ErrAuth]).
 func (c *Consumer) Run(ctx context.Context) error {
 	commit := kafka.ConfigMap{"enable.auto.commit": !c.cfg.commitSync, "auto.commit.interval.ms": 1000}
 	if c.cfg.transactional {
 		commit = transactionalKafka()
 	}
-	cm, err := kafkaconf.Consumer(c.cfg.brokers, c.cfg.group, commit, c.cfg.kafka)
+	sec, err := c.cfg.securityConfig(c.cfg.brokers)
+	if err != nil {
+		return err
+	}
+	cm, err := kafkaconf.Consumer(c.cfg.brokers, c.cfg.group, commit, sec, c.cfg.kafka)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
@@ -264,6 +280,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return fmt.Errorf("consumer: create: %w", err)
 	}
 	defer kc.Close()
+	if err := awaitBrokers(ctx, kc, cm, c.cfg.startTimeout); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it started
+		}
+		return fmt.Errorf("%w (group %s)", err, c.cfg.group)
+	}
 	if ad, err := kafka.NewAdminClientFromConsumer(kc); err != nil {
 		c.cfg.log.Warn("no admin client: the lag gauges are updated only on commit", "group", c.cfg.group, "err", err)
 	} else {

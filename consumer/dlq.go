@@ -100,8 +100,26 @@ func newDeadLetter(m *kafka.Message) DeadLetter {
 // too; records of aborted transactions are skipped (read_committed). It joins no group and commits
 // nothing, so it can run beside the consumers. It stops at the first error
 // of fn and returns it.
-func ReadDeadLetters(ctx context.Context, brokers, topic string, fn func(DeadLetter) error) error {
-	cm, err := kafkaconf.Consumer(brokers, "slate-dlq-reader", kafka.ConfigMap{"enable.auto.commit": false, "isolation.level": "read_committed"})
+//
+// Of opts, [WithSASL], [WithTLS], [WithKafkaConfig] and
+// [WithStartTimeout] apply; the others are ignored. It fails with
+// [ErrAuth] when the brokers refuse the credentials and with
+// [ErrUnreachable] when no broker answers within the start timeout or
+// ctx's deadline, whichever is sooner.
+func ReadDeadLetters(ctx context.Context, brokers, topic string, fn func(DeadLetter) error, opts ...Option) error {
+	cfg := config{kafka: kafka.ConfigMap{}, startTimeout: defaultStartTimeout}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.startTimeout <= 0 {
+		return fmt.Errorf("%w: start timeout %s, need more than 0 (WithStartTimeout)", ErrConfig, cfg.startTimeout)
+	}
+	sec, err := cfg.securityConfig(brokers)
+	if err != nil {
+		return err
+	}
+	cm, err := kafkaconf.Consumer(brokers, "slate-dlq-reader",
+		kafka.ConfigMap{"enable.auto.commit": false, "isolation.level": "read_committed"}, sec, cfg.kafka)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
@@ -110,7 +128,10 @@ func ReadDeadLetters(ctx context.Context, brokers, topic string, fn func(DeadLet
 		return fmt.Errorf("consumer: create: %w", err)
 	}
 	defer kc.Close()
-	timeout := 10 * time.Second
+	if err := awaitBrokers(ctx, kc, cm, cfg.startTimeout); err != nil {
+		return fmt.Errorf("%w (dead letters of %s)", err, topic)
+	}
+	timeout := cfg.startTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, max(time.Until(dl), time.Millisecond))
 	}

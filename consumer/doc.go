@@ -39,6 +39,12 @@
 // per-sink done marks, so that its replay reaches only the sinks that
 // refused it (see [Deduplicate]).
 //
+// Real clusters: [WithSASL] (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) and
+// [WithTLS] (CA, client certificate and key files), the same options as
+// the producer's, apply to [New] and [ReadDeadLetters]. Both wait at most
+// [WithStartTimeout] for a broker and fail with [ErrAuth] as soon as the
+// brokers refuse the credentials, or [ErrUnreachable].
+//
 // Metrics (Prometheus, default registry): records read
 // (slate_consumer_records_total, a rate gives records/s), duplicates
 // dropped, retries, pauses, rebalances, dead letters, batch time, lag per

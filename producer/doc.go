@@ -17,7 +17,8 @@
 //
 // Real clusters: [WithSASL] (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) and
 // [WithTLS] (CA, client certificate and key files) map to librdkafka's
-// security.protocol, sasl.* and ssl.* settings; [WithKafkaConfig] passes any
+// security.protocol, sasl.* and ssl.* settings (a refused login fails [New]
+// at once, with [ErrAuth]); [WithKafkaConfig] passes any
 // other librdkafka setting through. [WithBrokerMessageLimit] sizes the
 // client's record limit to what the brokers and topics accept (dead-letter
 // producers use it). librdkafka's own log lines go to the logger of

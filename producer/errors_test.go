@@ -147,9 +147,9 @@ func TestSecurityOptionsValidate(t *testing.T) {
 		want string
 	}{
 		{"unknown mechanism", producer.WithSASL("GSSAPI", "u", "p"), `mechanism "GSSAPI"`},
-		{"no user", producer.WithSASL("PLAIN", "", "p"), "user is empty"},
-		{"missing CA file", producer.WithTLS("/nonexistent/ca.pem", "", ""), "caFile"},
-		{"cert without key", producer.WithTLS("", "/nonexistent/c.pem", ""), "certFile and keyFile go together"},
+		{"no user", producer.WithSASL("PLAIN", "", "p"), "sasl.username: required"},
+		{"missing CA file", producer.WithTLS("/nonexistent/ca.pem", "", ""), "tls.ca_file"},
+		{"cert without key", producer.WithTLS("", "/nonexistent/c.pem", ""), "tls.cert_file and tls.key_file go together"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

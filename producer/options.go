@@ -1,13 +1,12 @@
 package producer
 
 import (
-	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
+	"github.com/slatehq/slate/internal/kafkaconf"
 	"github.com/slatehq/slate/schema"
 )
 
@@ -19,14 +18,9 @@ type config struct {
 	kafka        kafka.ConfigMap
 	log          *slog.Logger
 	startTimeout time.Duration
-	sasl         *saslConfig
-	tls          *tlsConfig
-	limit        *limitConfig // see WithBrokerMessageLimit
+	sec          kafkaconf.Security // see WithSASL, WithTLS
+	limit        *limitConfig       // see WithBrokerMessageLimit
 }
-
-type saslConfig struct{ mechanism, user, pass string }
-
-type tlsConfig struct{ caFile, certFile, keyFile string }
 
 // Option configures [New].
 type Option func(*config)
@@ -63,12 +57,15 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 func WithStartTimeout(d time.Duration) Option { return func(c *config) { c.startTimeout = d } }
 
 // WithSASL authenticates to the brokers with SASL. mechanism is PLAIN,
-// SCRAM-SHA-256 or SCRAM-SHA-512. It sets the librdkafka settings
+// SCRAM-SHA-256 or SCRAM-SHA-512 (empty: SCRAM-SHA-256); user and pass
+// are required. It sets the librdkafka settings
 // security.protocol=SASL_PLAINTEXT (SASL_SSL together with [WithTLS]),
 // sasl.mechanisms, sasl.username and sasl.password. Keep credentials out
 // of logs and flags: read them from the environment or a secret store.
 func WithSASL(mechanism, user, pass string) Option {
-	return func(c *config) { c.sasl = &saslConfig{mechanism: mechanism, user: user, pass: pass} }
+	return func(c *config) {
+		c.sec.SASL = &kafkaconf.SASL{Mechanism: mechanism, Username: user, Password: pass}
+	}
 }
 
 // WithTLS encrypts the connections to the brokers. caFile is the PEM file
@@ -77,53 +74,8 @@ func WithSASL(mechanism, user, pass string) Option {
 // mutual TLS (both empty: no client certificate). It sets the librdkafka
 // settings security.protocol=SSL (SASL_SSL together with [WithSASL]),
 // ssl.ca.location, ssl.certificate.location and ssl.key.location. New fails
-// when a named file cannot be read.
+// when a named file cannot be read, the CA file holds no PEM certificate
+// or the key does not match the certificate.
 func WithTLS(caFile, certFile, keyFile string) Option {
-	return func(c *config) { c.tls = &tlsConfig{caFile: caFile, certFile: certFile, keyFile: keyFile} }
-}
-
-// securityConfig returns the librdkafka settings of the SASL and TLS
-// options, or an error naming the setting that is wrong.
-func (c *config) securityConfig() (kafka.ConfigMap, error) {
-	cm := kafka.ConfigMap{}
-	switch {
-	case c.sasl != nil && c.tls != nil:
-		cm["security.protocol"] = "SASL_SSL"
-	case c.sasl != nil:
-		cm["security.protocol"] = "SASL_PLAINTEXT"
-	case c.tls != nil:
-		cm["security.protocol"] = "SSL"
-	}
-	if s := c.sasl; s != nil {
-		switch s.mechanism {
-		case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
-		default:
-			return nil, fmt.Errorf("WithSASL: mechanism %q is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512", s.mechanism)
-		}
-		if s.user == "" {
-			return nil, fmt.Errorf("WithSASL: user is empty")
-		}
-		cm["sasl.mechanisms"] = s.mechanism
-		cm["sasl.username"] = s.user
-		cm["sasl.password"] = s.pass
-	}
-	if t := c.tls; t != nil {
-		if (t.certFile == "") != (t.keyFile == "") {
-			return nil, fmt.Errorf("WithTLS: certFile and keyFile go together (got cert %q, key %q)", t.certFile, t.keyFile)
-		}
-		for _, f := range []struct{ name, path, setting string }{
-			{"caFile", t.caFile, "ssl.ca.location"},
-			{"certFile", t.certFile, "ssl.certificate.location"},
-			{"keyFile", t.keyFile, "ssl.key.location"},
-		} {
-			if f.path == "" {
-				continue
-			}
-			if _, err := os.Stat(f.path); err != nil {
-				return nil, fmt.Errorf("WithTLS: %s: %w", f.name, err)
-			}
-			cm[f.setting] = f.path
-		}
-	}
-	return cm, nil
+	return func(c *config) { c.sec.TLS = &kafkaconf.TLS{CAFile: caFile, CertFile: certFile, KeyFile: keyFile} }
 }

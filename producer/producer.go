@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,7 +75,11 @@ func New(opts ...Option) (*Producer, error) {
 	case cfg.source == "":
 		return nil, fmt.Errorf("%w: source is empty (WithSource)", ErrConfig)
 	}
-	sec, err := cfg.securityConfig()
+	client, err := cfg.sec.Client(cfg.brokers, cfg.clientID)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	sec, err := client.ConfigMap()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
@@ -115,7 +118,8 @@ func New(opts ...Option) (*Producer, error) {
 }
 
 // connect creates the librdkafka producer and waits, within the start
-// timeout, for a broker to answer.
+// timeout, for a broker to answer; it gives up at once when the brokers
+// refuse its credentials.
 func connect(cm *kafka.ConfigMap, cfg config) (*kafka.Producer, error) {
 	kp, err := kafka.NewProducer(cm)
 	if err != nil {
@@ -124,16 +128,23 @@ func connect(cm *kafka.ConfigMap, cfg config) (*kafka.Producer, error) {
 	if lc := kp.Logs(); lc != nil {
 		go forwardLogs(cfg.log, lc)
 	}
-	if _, err := kp.GetMetadata(nil, false, int(cfg.startTimeout.Milliseconds())); err != nil {
-		cause := startCause(kp)
-		kp.Close()
-		if cause != nil {
-			if ke, ok := cause.(kafka.Error); ok && isAuthFailure(ke) {
-				return nil, fmt.Errorf("%w: brokers %s: %w", ErrAuth, cfg.brokers, cause)
-			}
-			return nil, fmt.Errorf("%w at %s within %s: %w (last client error: %w)", ErrUnreachable, cfg.brokers, cfg.startTimeout, err, cause)
+	// No event is consumed before the delivery loop starts: what queues
+	// up meanwhile is client errors, read here for the cause.
+	next := func() kafka.Event {
+		select {
+		case ev := <-kp.Events():
+			return ev
+		default:
+			return nil
 		}
-		return nil, fmt.Errorf("%w at %s within %s: %w", ErrUnreachable, cfg.brokers, cfg.startTimeout, err)
+	}
+	md := func(ms int) error { _, err := kp.GetMetadata(nil, false, ms); return err }
+	if se := kafkaconf.AwaitBrokers(context.Background(), cm, md, next, cfg.startTimeout); se != nil {
+		kp.Close()
+		if se.Refused {
+			return nil, fmt.Errorf("%w: %w", ErrAuth, se)
+		}
+		return nil, fmt.Errorf("%w %w", ErrUnreachable, se)
 	}
 	return kp, nil
 }
@@ -158,41 +169,6 @@ func resize(kp *kafka.Producer, cm *kafka.ConfigMap, cfg config) (*kafka.Produce
 	cfg.log.Info("producer sized to the brokers' record limit", "client", cfg.clientID,
 		"broker_limit", limit, "message.max.bytes", want)
 	return connect(cm, cfg)
-}
-
-// startCause drains the client events queued so far (none is consumed
-// before the delivery loop starts) and returns what librdkafka reported
-// for a failed start: an authentication failure if there was one, else the
-// last client error other than the "brokers are down" summary, or nil.
-func startCause(kp *kafka.Producer) error {
-	var last, summary error
-	for {
-		select {
-		case ev := <-kp.Events():
-			ke, ok := ev.(kafka.Error)
-			switch {
-			case !ok:
-			case isAuthFailure(ke):
-				return ke
-			case ke.Code() == kafka.ErrAllBrokersDown:
-				summary = ke
-			default:
-				last = ke
-			}
-		default:
-			if last == nil {
-				return summary
-			}
-			return last
-		}
-	}
-}
-
-// isAuthFailure reports whether a client error is a refused login. A broker
-// that drops the connection instead of answering the SASL handshake shows
-// up as a transport error whose text says so.
-func isAuthFailure(ke kafka.Error) bool {
-	return classify(ke) == ErrAuth || strings.Contains(ke.String(), "SASL authentication error")
 }
 
 // forwardLogs writes librdkafka's log lines (syslog levels) to log until

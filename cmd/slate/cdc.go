@@ -29,6 +29,7 @@ func cdcCmd() *cobra.Command {
 		metricsHost string
 		metricsPort int
 		insecure    bool
+		kf          kafkaFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "cdc",
@@ -53,7 +54,10 @@ The PostgreSQL flags are then ignored.
 authentication, so a non-loopback --metrics-host needs --insecure-bind.`,
 		Args: cobra.NoArgs,
 		PreRunE: func(*cobra.Command, []string) error {
-			return checkOpenBind("--metrics-host", metricsHost, insecure)
+			if err := checkOpenBind("--metrics-host", metricsHost, insecure); err != nil {
+				return err
+			}
+			return kf.validate(brokers)
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(cmd)
@@ -92,8 +96,9 @@ authentication, so a non-loopback --metrics-host needs --insecure-bind.`,
 			if err != nil {
 				return err
 			}
-			p, err := producer.New(producer.WithBrokers(brokers), producer.WithRegistry(reg),
-				producer.WithSource(srcURI), producer.WithClientID("slate-cdc"), producer.WithLogger(log))
+			p, err := producer.New(append([]producer.Option{producer.WithBrokers(brokers), producer.WithRegistry(reg),
+				producer.WithSource(srcURI), producer.WithClientID("slate-cdc"), producer.WithLogger(log)},
+				kf.producerOptions(brokers)...)...)
 			if err != nil {
 				return err
 			}
@@ -143,6 +148,7 @@ authentication, so a non-loopback --metrics-host needs --insecure-bind.`,
 	f.DurationVar(&my.FlushInterval, "offsets-flush", time.Second, "how often acknowledged MySQL positions are stored")
 	f.BoolVar(&my.Snapshot, "mysql-snapshot", false, "on the first MySQL run, read the captured tables in a consistent snapshot before streaming")
 	f.StringVar(&brokers, "brokers", "127.0.0.1:9092", "Kafka bootstrap servers")
+	kf.bind(f)
 	f.StringVar(&registryURL, "registry-url", "http://127.0.0.1:8081", "schema registry URL")
 	f.StringVar(&metricsHost, "metrics-host", "127.0.0.1", "address of /metrics and /healthz")
 	f.IntVar(&metricsPort, "metrics-port", 9465, "port of /metrics and /healthz")

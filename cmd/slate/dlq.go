@@ -19,12 +19,15 @@ type dlqFlags struct {
 	topic       string
 	brokers     string
 	registryURL string
+	kafka       kafkaFlags
 }
 
 func (f *dlqFlags) bind(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.topic, "topic", "", "the dead-letter topic, or the topic whose <topic>.dlq to read (required)")
 	cmd.Flags().StringVar(&f.brokers, "brokers", "127.0.0.1:9092", "Kafka bootstrap servers")
 	cmd.Flags().StringVar(&f.registryURL, "registry-url", "", "schema registry URL (list: decode envelopes; replay: required)")
+	f.kafka.bind(cmd.Flags())
+	cmd.PreRunE = func(*cobra.Command, []string) error { return f.kafka.validate(f.brokers) }
 }
 
 // dlqTopic is the dead-letter topic the flags name.
@@ -87,7 +90,7 @@ func dlqListCmd() *cobra.Command {
 				fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%q\t%s\t%s\n", d.Partition, d.Offset,
 					origin(d), orDash(d.Stage), orDash(d.Group), d.Key, env, oneLine(d.Error))
 				return nil
-			})
+			}, f.kafka.consumerOptions(f.brokers)...)
 			if err != nil {
 				return err
 			}
@@ -139,9 +142,9 @@ reported with the origin offset of the whole record, and replay exits non-zero.`
 			}
 			// Sized to the brokers' and the origin topic's limit: a dead
 			// letter may be as large as its origin topic accepts.
-			pub, err := producer.New(producer.WithBrokers(f.brokers), producer.WithRegistry(reg),
+			pub, err := producer.New(append([]producer.Option{producer.WithBrokers(f.brokers), producer.WithRegistry(reg),
 				producer.WithSource("//slate/dlq"), producer.WithLogger(log),
-				producer.WithBrokerMessageLimit(0, strings.TrimSuffix(topic, ".dlq")))
+				producer.WithBrokerMessageLimit(0, strings.TrimSuffix(topic, ".dlq"))}, f.kafka.producerOptions(f.brokers)...)...)
 			if err != nil {
 				return err
 			}
@@ -161,7 +164,7 @@ reported with the origin offset of the whole record, and replay exits non-zero.`
 				n++
 				log.Info("dead letter replayed", "dlq", topic, "partition", d.Partition, "offset", d.Offset, "to", origin(d))
 				return nil
-			})
+			}, f.kafka.consumerOptions(f.brokers)...)
 			if err != nil {
 				return err
 			}

@@ -19,6 +19,7 @@ func registryCmd() *cobra.Command {
 		brokers, usersFile  string
 		readOnly            bool
 		maxBytes, maxFields int
+		kf                  kafkaFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "registry",
@@ -27,6 +28,15 @@ func registryCmd() *cobra.Command {
 otherwise; a non-loopback --host needs --users-file (HTTP basic auth) or
 --tls-require-client-cert (mutual TLS), or --insecure-bind to serve it open.`,
 		Args: cobra.NoArgs,
+		PreRunE: func(*cobra.Command, []string) error {
+			if brokers == "" {
+				if kf.set() {
+					return errors.New("--kafka-* flags configure the client of the _schemas topic: they need --brokers")
+				}
+				return nil
+			}
+			return kf.validate(brokers)
+		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(cmd)
 			if err != nil {
@@ -48,7 +58,11 @@ otherwise; a non-loopback --host needs --users-file (HTTP basic auth) or
 				return err
 			}
 			if brokers != "" {
-				store, err := registry.NewKafkaStore(ctx, strings.Split(brokers, ","), registry.KafkaLogger(log))
+				// As long as the other commands wait for a broker at start.
+				sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				store, err := registry.NewKafkaStore(sctx, strings.Split(brokers, ","),
+					append(kf.storeOptions(brokers), registry.KafkaLogger(log))...)
+				cancel()
 				if err != nil {
 					return err
 				}
@@ -87,6 +101,7 @@ otherwise; a non-loopback --host needs --users-file (HTTP basic auth) or
 	f.IntVar(&lc.Port, "port", 8081, "port to listen on")
 	f.StringVar(&lc.Host, "host", "127.0.0.1", "address to listen on; a non-loopback one needs authentication or --insecure-bind")
 	f.StringVar(&brokers, "brokers", "", "Kafka bootstrap servers; schemas are stored durably in the _schemas topic there")
+	kf.bind(f)
 	f.StringVar(&lc.CertFile, "tls-cert", "", "PEM certificate: serve HTTPS")
 	f.StringVar(&lc.KeyFile, "tls-key", "", "PEM private key of --tls-cert")
 	f.StringVar(&lc.ClientCAFile, "tls-client-ca", "", "PEM CA bundle that signs client certificates")

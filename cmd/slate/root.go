@@ -26,6 +26,13 @@ func run(args []string) int {
 // execute runs the slate command line args. Every flag is validated (see
 // validateFlags) before the command starts anything.
 func execute(ctx context.Context, args []string) error {
+	root := newRoot()
+	root.SetArgs(args)
+	return root.ExecuteContext(ctx)
+}
+
+// newRoot returns the slate command with every subcommand.
+func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "slate",
 		Short:         "Event-driven studio-finance systems on Apache Kafka",
@@ -40,8 +47,7 @@ func execute(ctx context.Context, args []string) error {
 	}
 	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn, error")
 	root.AddCommand(upCmd(), registryCmd(), dlqCmd(), schemaCmd(), cdcCmd())
-	root.SetArgs(args)
-	return root.ExecuteContext(ctx)
+	return root
 }
 
 // bindEnv gives every flag not set on the command line the value of its

@@ -13,15 +13,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	avroregistry "github.com/hamba/avro/v2/registry"
-	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/slatehq/slate/consumer"
 	"github.com/slatehq/slate/internal/broker"
 	"github.com/slatehq/slate/internal/devcert"
+	"github.com/slatehq/slate/internal/kafkaconf"
+	"github.com/slatehq/slate/producer"
 	"github.com/slatehq/slate/schema/registry"
 )
 
@@ -113,18 +111,16 @@ func (s Security) load() (*loaded, error) {
 		}
 		l.client.Certificates = []tls.Certificate{cert}
 	}
-	if (s.SASLUser == "") != (s.SASLPassword == "") {
-		return nil, errors.New("stack: --sasl-user and --sasl-password go together")
-	}
-	if s.SASLUser != "" {
+	if s.SASLUser != "" || s.SASLPassword != "" {
 		if l.SASLMechanism == "" {
 			l.SASLMechanism = broker.SASLScramSHA256
 		}
-		switch l.SASLMechanism {
-		case broker.SASLPlain, broker.SASLScramSHA256, broker.SASLScramSHA512:
-		default:
-			return nil, fmt.Errorf("stack: --sasl-mechanism %q: want %s, %s or %s", l.SASLMechanism,
-				broker.SASLPlain, broker.SASLScramSHA256, broker.SASLScramSHA512)
+		l.SASLMechanism = strings.ToUpper(l.SASLMechanism)
+		// The clients' half of the account, checked as every Kafka
+		// client's settings are.
+		c := kafkaconf.Client{Brokers: "embedded", SASL: l.kafkaSASL()}
+		if err := c.ValidateAs(kafkaFlags); err != nil {
+			return nil, fmt.Errorf("stack: %w", err)
 		}
 	}
 	if s.RegistryUserInfo != "" {
@@ -192,54 +188,67 @@ func (l *loaded) brokerOptions() []broker.Option {
 	return opts
 }
 
-// librdkafka returns the librdkafka security settings every producer and
-// consumer of the stack uses.
-func (l *loaded) librdkafka(external bool) kafka.ConfigMap {
-	cm := kafka.ConfigMap{}
-	tlsOn, saslOn := l.kafkaTLS(external), l.SASLUser != ""
-	switch {
-	case tlsOn && saslOn:
-		cm["security.protocol"] = "SASL_SSL"
-	case saslOn:
-		cm["security.protocol"] = "SASL_PLAINTEXT"
-	case tlsOn:
-		cm["security.protocol"] = "SSL"
-	}
-	if saslOn {
-		cm["sasl.mechanisms"] = l.SASLMechanism
-		cm["sasl.username"] = l.SASLUser
-		cm["sasl.password"] = l.SASLPassword
-	}
-	if tlsOn {
-		if l.CAFile != "" {
-			cm["ssl.ca.location"] = l.CAFile
-		}
-		if l.ClientCertFile != "" {
-			cm["ssl.certificate.location"] = l.ClientCertFile
-			cm["ssl.key.location"] = l.ClientKeyFile
-		}
-	}
-	return cm
+// kafkaFlags are the `slate up` flags of the Kafka client settings.
+var kafkaFlags = map[string]string{
+	"sasl.mechanism": "--sasl-mechanism", "sasl.username": "--sasl-user", "sasl.password": "--sasl-password",
+	"tls.ca_file": "--tls-ca", "tls.cert_file": "--tls-client-cert", "tls.key_file": "--tls-client-key",
 }
 
-// franz returns the same settings as franz-go options, for the registry's
-// Kafka store.
-func (l *loaded) franz(external bool) []kgo.Opt {
-	var opts []kgo.Opt
-	if l.kafkaTLS(external) {
-		opts = append(opts, kgo.DialTLSConfig(l.client.Clone()))
-	}
+func (l *loaded) kafkaSASL() kafkaconf.SASL {
+	return kafkaconf.SASL{Mechanism: l.SASLMechanism, Username: l.SASLUser, Password: l.SASLPassword}
+}
+
+// kafka returns the settings every Kafka client of the stack uses to
+// reach brokers: SASL when the stack has an account, TLS (with CAFile and
+// the client certificate) when kafkaTLS says so.
+func (l *loaded) kafka(brokers string, external bool) kafkaconf.Client {
+	c := kafkaconf.Client{Brokers: brokers}
 	if l.SASLUser != "" {
-		var m sasl.Mechanism
-		switch l.SASLMechanism {
-		case broker.SASLPlain:
-			m = plain.Auth{User: l.SASLUser, Pass: l.SASLPassword}.AsMechanism()
-		case broker.SASLScramSHA256:
-			m = scram.Auth{User: l.SASLUser, Pass: l.SASLPassword}.AsSha256Mechanism()
-		default:
-			m = scram.Auth{User: l.SASLUser, Pass: l.SASLPassword}.AsSha512Mechanism()
-		}
-		opts = append(opts, kgo.SASL(m))
+		c.SASL = l.kafkaSASL()
+	}
+	if l.kafkaTLS(external) {
+		c.TLS = &kafkaconf.TLS{CAFile: l.CAFile, CertFile: l.ClientCertFile, KeyFile: l.ClientKeyFile}
+	}
+	return c
+}
+
+// ProducerOptions are the producer options that give a producer c's SASL
+// and TLS settings (`slate up` and the other commands build their
+// clients with them).
+func ProducerOptions(c kafkaconf.Client) []producer.Option {
+	var opts []producer.Option
+	if c.SASL.On() {
+		opts = append(opts, producer.WithSASL(c.SASL.Mechanism, c.SASL.Username, c.SASL.Password))
+	}
+	if t := c.TLS; t != nil {
+		opts = append(opts, producer.WithTLS(t.CAFile, t.CertFile, t.KeyFile))
+	}
+	return opts
+}
+
+// ConsumerOptions are the consumer options (of consumer.New and
+// consumer.ReadDeadLetters) that give a consumer c's SASL and TLS
+// settings.
+func ConsumerOptions(c kafkaconf.Client) []consumer.Option {
+	var opts []consumer.Option
+	if c.SASL.On() {
+		opts = append(opts, consumer.WithSASL(c.SASL.Mechanism, c.SASL.Username, c.SASL.Password))
+	}
+	if t := c.TLS; t != nil {
+		opts = append(opts, consumer.WithTLS(t.CAFile, t.CertFile, t.KeyFile))
+	}
+	return opts
+}
+
+// StoreOptions are the options that give the registry's Kafka store c's
+// SASL and TLS settings.
+func StoreOptions(c kafkaconf.Client) []registry.KafkaStoreOption {
+	var opts []registry.KafkaStoreOption
+	if c.SASL.On() {
+		opts = append(opts, registry.KafkaSASL(c.SASL.Mechanism, c.SASL.Username, c.SASL.Password))
+	}
+	if t := c.TLS; t != nil {
+		opts = append(opts, registry.KafkaTLS(t.CAFile, t.CertFile, t.KeyFile))
 	}
 	return opts
 }

@@ -183,8 +183,8 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if s.RegistryURL == "" {
 		// Schemas live in the _schemas topic, as with Confluent's registry,
 		// so a restarted stack serves the same ids.
-		store, err := registry.NewKafkaStore(gctx, []string{s.Brokers}, registry.KafkaLogger(log),
-			registry.KafkaClientOptions(sec.franz(external)...))
+		store, err := registry.NewKafkaStore(gctx, []string{s.Brokers},
+			append(StoreOptions(sec.kafka(s.Brokers, external)), registry.KafkaLogger(log))...)
 		if err != nil {
 			return s, err
 		}
@@ -359,8 +359,9 @@ func (s *Stack) startDedupe(ctx context.Context) error {
 
 func (s *Stack) newProducer(source, clientID string, extra ...producer.Option) (*producer.Producer, error) {
 	opts := append([]producer.Option{producer.WithBrokers(s.Brokers), producer.WithRegistry(s.Registry),
-		producer.WithSource(source), producer.WithClientID(clientID), producer.WithLogger(s.cfg.Log),
-		producer.WithKafkaConfig(s.sec.librdkafka(s.cfg.Brokers != ""))}, extra...)
+		producer.WithSource(source), producer.WithClientID(clientID), producer.WithLogger(s.cfg.Log)},
+		ProducerOptions(s.sec.kafka(s.Brokers, s.cfg.Brokers != ""))...)
+	opts = append(opts, extra...)
 	p, err := producer.New(opts...)
 	if err != nil {
 		return nil, err
@@ -371,8 +372,9 @@ func (s *Stack) newProducer(source, clientID string, extra ...producer.Option) (
 
 func (s *Stack) runConsumer(ctx context.Context, h consumer.Handler, group, topic string, dlq consumer.DeadLetterPublisher, extra ...consumer.Option) error {
 	opts := append([]consumer.Option{consumer.WithBrokers(s.Brokers), consumer.WithGroup(group), consumer.WithTopics(topic),
-		consumer.WithRegistry(s.Registry), consumer.WithDeadLetter(dlq), consumer.WithLogger(s.cfg.Log),
-		consumer.WithKafkaConfig(s.sec.librdkafka(s.cfg.Brokers != ""))}, extra...)
+		consumer.WithRegistry(s.Registry), consumer.WithDeadLetter(dlq), consumer.WithLogger(s.cfg.Log)},
+		ConsumerOptions(s.sec.kafka(s.Brokers, s.cfg.Brokers != ""))...)
+	opts = append(opts, extra...)
 	c, err := consumer.New(h, opts...)
 	if err != nil {
 		return err

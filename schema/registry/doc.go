@@ -56,7 +56,8 @@
 // the text of a permanently deleted schema go (its id stays taken);
 // [KafkaStore] keeps them in a compacted _schemas topic, so a restarted
 // registry, or a second one started over the same topic, serves the same
-// ids.
+// ids. [KafkaSASL] and [KafkaTLS] give its Kafka clients SASL and TLS, as
+// producer.WithSASL and producer.WithTLS do a producer.
 //
 // Not supported: schema references, JSON Schema and Protobuf, changing the
 // mode over HTTP (PUT /mode; the mode is set at start), IMPORT mode,

@@ -14,6 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/slatehq/slate/internal/kafkaconf"
 )
 
 // DefaultKafkaTopic is the topic a [KafkaStore] keeps records in, the name
@@ -66,6 +68,7 @@ type KafkaStoreOption func(*kafkaStoreConfig)
 type kafkaStoreConfig struct {
 	topic string
 	kopts []kgo.Opt
+	sec   kafkaconf.Security
 	log   *slog.Logger
 }
 
@@ -80,6 +83,28 @@ func KafkaClientOptions(opts ...kgo.Opt) KafkaStoreOption {
 	return func(c *kafkaStoreConfig) { c.kopts = append(c.kopts, opts...) }
 }
 
+// KafkaSASL authenticates the store's clients to the brokers with SASL,
+// as producer.WithSASL does the producer's: mechanism is PLAIN,
+// SCRAM-SHA-256 or SCRAM-SHA-512 (empty: SCRAM-SHA-256); user and pass are
+// required.
+func KafkaSASL(mechanism, user, pass string) KafkaStoreOption {
+	return func(c *kafkaStoreConfig) {
+		c.sec.SASL = &kafkaconf.SASL{Mechanism: mechanism, Username: user, Password: pass}
+	}
+}
+
+// KafkaTLS encrypts the store's connections to the brokers, as
+// producer.WithTLS does the producer's: caFile is the PEM bundle of the
+// CAs that sign the brokers' certificates (empty: the system's), certFile
+// and keyFile the client certificate and key for mutual TLS (both or
+// neither). [NewKafkaStore] fails when a file cannot be read or the key
+// does not match the certificate.
+func KafkaTLS(caFile, certFile, keyFile string) KafkaStoreOption {
+	return func(c *kafkaStoreConfig) {
+		c.sec.TLS = &kafkaconf.TLS{CAFile: caFile, CertFile: certFile, KeyFile: keyFile}
+	}
+}
+
 // KafkaLogger sets the logger; the default discards.
 func KafkaLogger(l *slog.Logger) KafkaStoreOption {
 	return func(c *kafkaStoreConfig) { c.log = l }
@@ -87,8 +112,9 @@ func KafkaLogger(l *slog.Logger) KafkaStoreOption {
 
 // NewKafkaStore connects to brokers and makes sure the topic exists,
 // creating it compacted with one partition when it does not. It fails when
-// no broker answers before ctx ends, or when the topic exists with more
-// than one partition (the order of records would be lost).
+// no broker answers before ctx ends, when the brokers refuse the
+// credentials of [KafkaSASL], or when the topic exists with more than one
+// partition (the order of records would be lost).
 func NewKafkaStore(ctx context.Context, brokers []string, opts ...KafkaStoreOption) (*KafkaStore, error) {
 	cfg := kafkaStoreConfig{topic: DefaultKafkaTopic, log: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
@@ -99,6 +125,23 @@ func NewKafkaStore(ctx context.Context, brokers []string, opts ...KafkaStoreOpti
 	}
 	if cfg.topic == "" {
 		return nil, fmt.Errorf("%w: topic is empty", ErrKafkaStore)
+	}
+	if cfg.sec.SASL != nil || cfg.sec.TLS != nil {
+		client, err := cfg.sec.Client(strings.Join(brokers, ","), "")
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrKafkaStore, err)
+		}
+		sec, err := client.FranzOptions()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrKafkaStore, err)
+		}
+		// KafkaClientOptions given too come after, and win.
+		cfg.kopts = append(sec, cfg.kopts...)
+	}
+	var login *saslWatch
+	if cfg.sec.SASL != nil {
+		login = &saslWatch{}
+		cfg.kopts = append(cfg.kopts, kgo.WithHooks(login))
 	}
 	kopts := append([]kgo.Opt{
 		kgo.SeedBrokers(brokers...),
@@ -112,11 +155,54 @@ func NewKafkaStore(ctx context.Context, brokers []string, opts ...KafkaStoreOpti
 		return nil, fmt.Errorf("%w: client: %w", ErrKafkaStore, err)
 	}
 	s := &KafkaStore{cl: cl, brokers: brokers, topic: cfg.topic, kopts: cfg.kopts, log: cfg.log, writer: []byte(uuid.NewString())}
-	if err := s.ensureTopic(ctx); err != nil {
+	ectx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	login.arm(cancel)
+	err = s.ensureTopic(ectx)
+	login.arm(nil)
+	if err != nil {
 		cl.Close()
+		if cause := context.Cause(ectx); errors.Is(cause, errSASLRefused) {
+			return nil, fmt.Errorf("%w: brokers %s: %w", ErrKafkaStore, strings.Join(brokers, ","), cause)
+		}
 		return nil, err
 	}
 	return s, nil
+}
+
+// errSASLRefused is the cause NewKafkaStore stops on when the brokers
+// end the SASL exchange.
+var errSASLRefused = errors.New("the brokers refused the SASL login")
+
+// saslWatch ends NewKafkaStore's wait for the brokers when a connection
+// fails during its SASL exchange: brokers that refuse a login answer with
+// an error or close the connection, and the client would retry the
+// refused login until the context ends.
+type saslWatch struct {
+	mu   sync.Mutex
+	stop context.CancelCauseFunc // nil outside NewKafkaStore's wait
+}
+
+func (w *saslWatch) arm(stop context.CancelCauseFunc) {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	w.stop = stop
+	w.mu.Unlock()
+}
+
+// OnBrokerE2E implements kgo.HookBrokerE2E.
+func (w *saslWatch) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e2e kgo.BrokerE2E) {
+	err := e2e.Err()
+	if err == nil || (key != kmsg.SASLHandshake.Int16() && key != kmsg.SASLAuthenticate.Int16()) {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stop != nil {
+		w.stop(fmt.Errorf("%w (%s): %w", errSASLRefused, kmsg.NameForKey(key), err))
+	}
 }
 
 // Topic returns the topic the store keeps records in.
