@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"time"
 
@@ -292,10 +293,22 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.stall.admin = ad
 		defer func() { ad.Close(); c.stall.admin = nil }()
 	}
-	if err := kc.SubscribeTopics(c.cfg.topics, c.rebalance); err != nil {
-		return fmt.Errorf("consumer: subscribe %v: %w", c.cfg.topics, err)
+	topics := c.cfg.topics
+	if c.cfg.dlq != nil {
+		// Replayed dead letters come back on the replay topics.
+		replays := make([]string, 0, len(topics))
+		for _, t := range topics {
+			if r := schema.ReplayTopic(t); !slices.Contains(topics, r) {
+				replays = append(replays, r)
+			}
+		}
+		c.createTopics(ctx, replays)
+		topics = append(slices.Clone(topics), replays...)
 	}
-	c.cfg.log.Info("consumer started", "group", c.cfg.group, "topics", c.cfg.topics)
+	if err := kc.SubscribeTopics(topics, c.rebalance); err != nil {
+		return fmt.Errorf("consumer: subscribe %v: %w", topics, err)
+	}
+	c.cfg.log.Info("consumer started", "group", c.cfg.group, "topics", topics)
 	for ctx.Err() == nil {
 		msgs := c.poll(ctx, kc)
 		if len(msgs) == 0 {
@@ -575,6 +588,9 @@ func (c *Consumer) decode(ctx context.Context, msgs []*kafka.Message, settled []
 					ev.ReplayedFrom = string(h.Value)
 				}
 			}
+			if c.replayedForOther(m) {
+				break // another group's replay: settled, not handled
+			}
 			*events = append(*events, ev)
 		case errors.Is(err, schema.ErrDecode):
 			if perr := c.poison(ctx, m, err); perr != nil {
@@ -586,6 +602,47 @@ func (c *Consumer) decode(ctx context.Context, msgs []*kafka.Message, settled []
 		settled[i] = true
 	}
 	return nil
+}
+
+// replayedForOther reports whether m was read from a replay topic
+// ([schema.ReplayTopic]) and was dead-lettered by another group: only the
+// group that failed a record takes its replay.
+func (c *Consumer) replayedForOther(m *kafka.Message) bool {
+	if t := *m.TopicPartition.Topic; schema.ReplayOrigin(t) == t {
+		return false
+	}
+	for _, h := range slices.Backward(m.Headers) {
+		if h.Key == HeaderDLQGroup {
+			return string(h.Value) != c.cfg.group
+		}
+	}
+	return false
+}
+
+// createTopics creates the topics that do not exist yet, with the
+// brokers' default partition count and replication factor, so that the
+// subscription finds them; a failure is logged, and the client then
+// finds a topic when it appears.
+func (c *Consumer) createTopics(ctx context.Context, topics []string) {
+	if len(topics) == 0 || c.stall.admin == nil {
+		return
+	}
+	specs := make([]kafka.TopicSpecification, len(topics))
+	for i, t := range topics {
+		specs[i] = kafka.TopicSpecification{Topic: t, NumPartitions: -1, ReplicationFactor: -1}
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	res, err := c.stall.admin.CreateTopics(cctx, specs)
+	if err != nil {
+		c.cfg.log.Warn("creating replay topics failed", "group", c.cfg.group, "topics", topics, "err", err)
+		return
+	}
+	for _, r := range res {
+		if code := r.Error.Code(); code != kafka.ErrNoError && code != kafka.ErrTopicAlreadyExists {
+			c.cfg.log.Warn("creating a replay topic failed", "group", c.cfg.group, "topic", r.Topic, "err", r.Error)
+		}
+	}
 }
 
 // poison logs, counts and dead-letters an undecodable record. It fails if

@@ -221,11 +221,17 @@ func reachedEnd(kc *kafka.Consumer, topic string, end map[int32]int64) error {
 }
 
 // Replay re-publishes a dead letter's original key, value and headers to
-// its origin topic, adding [HeaderDLQReplayed], and returns after the
-// broker acknowledged it. The consumers of the origin topic then meet the
-// record again; if its envelope was applied meanwhile, dedupe drops it. A
-// truncated dead letter is not replayed: the error matches [ErrTruncated]
-// and names where the whole record is.
+// the replay topic of its origin (schema.ReplayTopic: <origin>.dlq.replay),
+// adding [HeaderDLQReplayed], and returns after the broker acknowledged it.
+// The consumers of the origin topic that dead-letter also read its replay
+// topic, and each takes only the records its own group dead-lettered
+// (HeaderDLQGroup): the group that failed the record meets it again, other
+// groups of the origin topic do not, and the origin topic itself never
+// gets an old record appended after newer ones of its key (a compacted
+// topic's readers would take it for the latest). If its envelope was
+// applied meanwhile, dedupe drops it. A truncated dead letter is not
+// replayed: the error matches [ErrTruncated] and names where the whole
+// record is.
 func Replay(ctx context.Context, pub DeadLetterPublisher, d DeadLetter) error {
 	if d.Truncated > 0 {
 		return fmt.Errorf("%w: %s/%d/%d holds %d of %d bytes; the whole record is %s[%d]@%d", ErrTruncated,
@@ -240,8 +246,12 @@ func Replay(ctx context.Context, pub DeadLetterPublisher, d DeadLetter) error {
 	}
 	hs := append(d.OriginalHeaders(), schema.Header{Key: HeaderDLQReplayed,
 		Value: fmt.Appendf(nil, "%s/%d/%d", d.Topic, d.Partition, d.Offset)})
-	if err := pub.PublishRaw(ctx, origin, d.Key, d.Value, hs); err != nil {
-		return fmt.Errorf("consumer: replay %s/%d/%d to %s: %w", d.Topic, d.Partition, d.Offset, origin, err)
+	if d.Group != "" {
+		hs = append(hs, schema.Header{Key: HeaderDLQGroup, Value: []byte(d.Group)})
+	}
+	to := schema.ReplayTopic(origin)
+	if err := pub.PublishRaw(ctx, to, d.Key, d.Value, hs); err != nil {
+		return fmt.Errorf("consumer: replay %s/%d/%d to %s: %w", d.Topic, d.Partition, d.Offset, to, err)
 	}
 	return nil
 }

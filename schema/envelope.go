@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -131,8 +132,27 @@ func MaterializedTopic(entityType string) string {
 	return "studio." + entityType + ".materialized"
 }
 
-// DLQTopic is the dead-letter topic of a topic.
-func DLQTopic(topic string) string { return topic + ".dlq" }
+// DLQTopic is the dead-letter topic of a topic. A record read from a
+// replay topic is dead-lettered to its origin's: DLQTopic of
+// ReplayTopic(t) is DLQTopic(t).
+func DLQTopic(topic string) string { return ReplayOrigin(topic) + ".dlq" }
+
+// ReplayTopic is the topic dead letters of topic are replayed to
+// (<topic>.dlq.replay). The consumers of topic that dead-letter read it
+// beside topic, each taking only the records its own group dead-lettered,
+// so a replay reaches the group that failed it and no other, and never
+// appends an old record to topic itself, where a compacted topic's reader
+// would take it for the key's latest.
+func ReplayTopic(topic string) string { return ReplayOrigin(topic) + ".dlq.replay" }
+
+// ReplayOrigin returns the topic a replay topic replays to its consumers,
+// and any other topic unchanged.
+func ReplayOrigin(topic string) string {
+	if o, ok := strings.CutSuffix(topic, ".dlq.replay"); ok && o != "" {
+		return o
+	}
+	return topic
+}
 
 // ValueSubject is the registry subject of a topic's values under
 // Confluent's TopicNameStrategy.

@@ -80,7 +80,7 @@ func TestDLQListAndReplay(t *testing.T) {
 	if !strings.Contains(out, "1 dead letters replayed") {
 		t.Errorf("replay output: %s", out)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.ConsumeTopics(schema.ReplayTopic(topic)), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func TestDLQReplaySkipsTruncated(t *testing.T) {
 	if !errors.Is(err, consumer.ErrTruncated) || !strings.Contains(buf.String(), "1 dead letters replayed") {
 		t.Fatalf("replay: err %v, output %q; want the small one replayed and ErrTruncated", err, buf.String())
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.ConsumeTopics(schema.ReplayTopic(topic)), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}
