@@ -214,22 +214,23 @@ var ErrClaimHeld = errors.New("consumer: events held by another consumer's dedup
 // the holder finished or its lease ran out; skipping the id instead would
 // lose the event if the holder had died.
 //
-// An event that next refused for good ([sink.RejectedError]) is released,
-// not done, so that a retry or a replay of its dead letter meets it again.
-// When next writes to named sinks ([SinkNamer], as [ToSinks] does) and the
-// refusal names its sink ([sink.Rejection.Sink]), each sink that did write
-// the event gets a done mark of its own, the store id "<id>\x00<sink name>"
-// with the same TTL. When the event comes back replayed from its
-// dead-letter topic ([Replay], which sets [sink.Event.ReplayedFrom]) and its
-// id is fresh, Deduplicate claims its per-sink marks and passes it on with
-// [sink.Event.SkipSinks] naming the sinks that hold it, so the replay is
-// written only to the sinks that refused it, and the append-only ones (the
-// Hive audit table) do not get it twice; once they all hold it, the id is
-// done. A batch without replays costs one claim and one done call, as
-// before; the per-sink marks cost one more claim per batch with replays.
-// Other redeliveries of a partly written event at a new offset (a producer
-// retry, a record re-published without [Replay]) are not looked up and
-// reach every sink again.
+// An event that next refused for good ([sink.RejectedError]) and no sink
+// wrote is released, not done, so that a retry or a replay of its dead
+// letter meets it again. When next writes to named sinks ([SinkNamer], as
+// [ToSinks] does) and the refusal names its sink ([sink.Rejection.Sink]),
+// an event that some sinks wrote is done, and each sink that wrote it gets
+// a done mark of its own, the store id "<id>\x00<sink name>", with the same
+// TTL. Whenever an event comes back whose id is done (a replay of its dead
+// letter, a copy at another offset, the same offset after a crash before
+// its dead letter was written), Deduplicate claims its per-sink marks: if
+// some sinks have one and others not, it passes the event on with
+// [sink.Event.SkipSinks] naming the sinks that hold it, so it reaches only
+// the sinks that refused it, and the append-only ones (the Hive audit
+// table) do not get it twice; otherwise it is a duplicate. A replayed event
+// ([Replay], which sets [sink.Event.ReplayedFrom]) whose id is fresh has
+// its marks claimed too. A batch without replays or duplicates costs one
+// claim and one done call; the per-sink marks cost one more claim per
+// batch with replays, and a claim and a release per batch with duplicates.
 func Deduplicate(store DedupeStore, cfg DedupeConfig, next Handler) Handler {
 	if cfg.Lease <= 0 {
 		cfg.Lease = time.Minute
@@ -297,6 +298,7 @@ func (d *deduper) handle(ctx context.Context, batch []sink.Event) error {
 	}
 	keep := make([]sink.Event, 0, len(batch))
 	claimed := make([]string, 0, len(batch))
+	var done []sink.Event // the events whose id is done already
 	heldID, nHeld := "", 0
 	for i, st := range states {
 		switch st {
@@ -308,12 +310,36 @@ func (d *deduper) handle(ctx context.Context, batch []sink.Event) error {
 				heldID = ids[i]
 			}
 			nHeld++
+		case dedupe.Duplicate:
+			if len(d.names) > 0 {
+				done = append(done, batch[i])
+			}
 		}
 	}
 	if nHeld > 0 {
 		held.WithLabelValues(d.cfg.Group).Add(float64(nHeld))
 		return errors.Join(fmt.Errorf("%w: %d of %d events, first %s", ErrClaimHeld, nHeld, len(batch), heldID),
 			d.release(ctx, claimed))
+	}
+	leases, err := d.claimMarks(ctx, keep, false)
+	if err != nil {
+		return errors.Join(err, d.release(ctx, claimed))
+	}
+	owned := len(keep) // keep[:owned] hold a claim on their id
+	if len(done) > 0 {
+		// An id done with per-sink marks was written by some sinks and
+		// refused by others: the sinks without a mark still lack it.
+		partly, pleases, err := d.partlyWritten(ctx, done)
+		if err != nil {
+			return errors.Join(err, d.release(ctx, slices.Concat(claimed, slices.Concat(leases...))))
+		}
+		if len(partly) > 0 {
+			if leases == nil {
+				leases = make([][]string, len(keep))
+			}
+			keep = append(keep, partly...)
+			leases = append(leases, pleases...)
+		}
 	}
 	if n := len(batch) - len(keep); n > 0 {
 		d.dups.Add(float64(n))
@@ -324,11 +350,31 @@ func (d *deduper) handle(ctx context.Context, batch []sink.Event) error {
 	if len(keep) == 0 {
 		return nil
 	}
-	leases, err := d.claimMarks(ctx, keep)
-	if err != nil {
-		return errors.Join(err, d.release(ctx, claimed))
+	return d.settle(ctx, keep, owned, leases, d.next.Handle(ctx, keep))
+}
+
+// partlyWritten returns the events of done (their ids are done) that some
+// sink refused: those with a per-sink mark of at least one sink and none
+// of another. It sets their SkipSinks to the sinks that hold them, and
+// returns per event the marks it claimed; the claims of the events that
+// every sink or no sink marked (a plain duplicate) are released.
+func (d *deduper) partlyWritten(ctx context.Context, done []sink.Event) ([]sink.Event, [][]string, error) {
+	leases, err := d.claimMarks(ctx, done, true)
+	if err != nil || leases == nil {
+		return nil, nil, err
 	}
-	return d.settle(ctx, keep, leases, d.next.Handle(ctx, keep))
+	var out []sink.Event
+	var outLeases [][]string
+	var free []string
+	for i := range done {
+		if len(done[i].SkipSinks) > 0 && len(leases[i]) > 0 {
+			out = append(out, done[i])
+			outLeases = append(outLeases, leases[i])
+			continue
+		}
+		free = append(free, leases[i]...)
+	}
+	return out, outLeases, d.release(ctx, free)
 }
 
 func (d *deduper) failOpen(events int, err error) {
@@ -387,17 +433,17 @@ func (d *deduper) recordPending(ctx context.Context, batch []sink.Event) ([]sink
 }
 
 // claimMarks claims the per-sink done marks of the replayed events of keep
-// and adds to their SkipSinks the sinks whose mark is done. It returns, per
+// (of every event with all) and adds to their SkipSinks the sinks whose mark is done. It returns, per
 // event of keep, the marks it now holds a lease on; nil when there are
 // none to look up.
-func (d *deduper) claimMarks(ctx context.Context, keep []sink.Event) ([][]string, error) {
+func (d *deduper) claimMarks(ctx context.Context, keep []sink.Event, all bool) ([][]string, error) {
 	if len(d.names) == 0 {
 		return nil, nil
 	}
 	var marks []string
 	var of []int // of[j]: the event of keep that marks[j] belongs to
 	for i := range keep {
-		if keep[i].ReplayedFrom == "" {
+		if keep[i].ReplayedFrom == "" && !all {
 			continue
 		}
 		for _, n := range d.names {
@@ -439,18 +485,25 @@ func (d *deduper) claimMarks(ctx context.Context, keep []sink.Event) ([][]string
 // mark for each sink that wrote it, and on any other failure everything is
 // released for the retry. leases holds, per event, the per-sink marks
 // claimed for it.
-func (d *deduper) settle(ctx context.Context, keep []sink.Event, leases [][]string, err error) error {
+func (d *deduper) settle(ctx context.Context, keep []sink.Event, owned int, leases [][]string, err error) error {
 	leased := func(i int) []string {
 		if leases == nil {
 			return nil
 		}
 		return leases[i]
 	}
+	// own returns the claim on event i's id, if this call holds one.
+	own := func(i int) []string {
+		if i < owned {
+			return []string{keep[i].ID}
+		}
+		return nil
+	}
 	rs, rejectedOnly := sink.Rejections(err)
 	if err != nil && !rejectedOnly {
 		free := make([]string, 0, len(keep))
 		for i := range keep {
-			free = append(append(free, keep[i].ID), leased(i)...)
+			free = append(append(free, own(i)...), leased(i)...)
 		}
 		return errors.Join(err, d.release(ctx, free))
 	}
@@ -465,22 +518,29 @@ func (d *deduper) settle(ctx context.Context, keep []sink.Event, leases [][]stri
 	for i, ev := range keep {
 		by, refused := refusers[ev.ID]
 		if !refused {
-			done = append(append(done, ev.ID), leased(i)...)
+			done = append(append(done, own(i)...), leased(i)...)
 			continue
 		}
-		// Released, so that a retry (the dead-letter write failed) or a
-		// replay meets it again instead of dropping it as a duplicate.
-		free = append(free, ev.ID)
 		marks, ok := d.writerMarks(&ev, by)
 		for _, m := range leased(i) {
 			if !slices.Contains(marks, m) {
 				free = append(free, m)
 			}
 		}
-		if ok && len(marks) > 0 {
-			done = append(done, marks...)
-			partial[ev.ID] = pendingDone{marks: marks, skip: append(slices.Clip(ev.SkipSinks), d.writers(&ev, by)...)}
+		if !ok || len(marks) == 0 && len(ev.SkipSinks) == 0 {
+			// No sink holds it, or which one cannot be told: released, so
+			// that a retry or a replay meets it again instead of dropping it
+			// as a duplicate.
+			free = append(free, own(i)...)
+			continue
 		}
+		// Done, with a mark per sink that holds it: a redelivery of it
+		// (a replay, a copy at another offset, the same offset after a
+		// crash before its dead letter was written) reaches only the
+		// sinks without a mark.
+		marks = append(own(i), marks...)
+		done = append(done, marks...)
+		partial[ev.ID] = pendingDone{marks: marks, skip: append(slices.Clip(ev.SkipSinks), d.writers(&ev, by)...)}
 	}
 	if rerr := d.release(ctx, free); rerr != nil {
 		return errors.Join(err, rerr)

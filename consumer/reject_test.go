@@ -61,8 +61,9 @@ func waitDeadLetters(t *testing.T, brokers, topic string) []consumer.DeadLetter 
 // A document Elasticsearch refuses for good (a value that does not fit the
 // index mapping) goes to <topic>.dlq with stage "sink" and the reason,
 // while the rest of its batch is applied and the partition moves on; the
-// other sinks still get it, and its dedupe claim is released, not marked
-// done, so a replay of it is not dropped as a duplicate.
+// other sinks still get it, and it is marked done with a per-sink mark of
+// the sinks that wrote it, so a replay of it reaches only the refusing
+// sink.
 func TestRefusedEventGoesToDeadLetterTopic(t *testing.T) {
 	f := setup(t)
 	e := newES(t)
@@ -118,12 +119,17 @@ func TestRefusedEventGoesToDeadLetterTopic(t *testing.T) {
 	if !audit.has(bad.ID) {
 		t.Errorf("the audit sink did not get the refused event")
 	}
-	st, err := store.Claim(t.Context(), []string{bad.ID, envs[16].ID}, time.Minute)
+	// The refused event is done, with a mark for the sink that wrote it
+	// and none for the one that refused it: a redelivery reaches only the
+	// refusing sink.
+	marks := []string{bad.ID, bad.ID + "\x00*consumer_test.seenIDs", bad.ID + "\x00es", envs[16].ID}
+	st, err := store.Claim(t.Context(), marks, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st[0] != dedupe.Fresh || st[1] != dedupe.Duplicate {
-		t.Errorf("after the batch: refused id %s (want fresh), written id %s (want duplicate)", st[0], st[1])
+	if st[0] != dedupe.Duplicate || st[1] != dedupe.Duplicate || st[2] != dedupe.Fresh || st[3] != dedupe.Duplicate {
+		t.Errorf("after the batch: refused id %s (want duplicate), its audit mark %s (want duplicate), its es mark %s (want fresh), written id %s (want duplicate)",
+			st[0], st[1], st[2], st[3])
 	}
 	if v := metric(t, "slate_consumer_dead_letters_total", map[string]string{"group": "refused", "stage": "sink"}); v != 1 {
 		t.Errorf("slate_consumer_dead_letters_total{stage=sink} = %v, want 1", v)
