@@ -1,0 +1,164 @@
+package checker
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/slatehq/slate/consumer"
+	"github.com/slatehq/slate/consumer/sink"
+	"github.com/slatehq/slate/dedupe"
+	"github.com/slatehq/slate/enricher"
+	"github.com/slatehq/slate/schema"
+)
+
+// faults is what the run's fault operations arm; the wrappers below act on
+// it at their next call.
+type faults struct {
+	mu        sync.Mutex
+	refuse    int       // refuse the first event of this many next writes
+	downUntil time.Time // the search sinks are unavailable until then
+	killSink  bool      // the next sink write dies after the audit sink wrote
+	killEnr   bool      // the next enricher publish dies after half of it
+	refused   map[string]bool
+}
+
+func (f *faults) down() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return time.Now().Before(f.downUntil)
+}
+
+// faulty wraps a search sink: it is unavailable during an outage, and
+// refuses for good the first event of an armed write (unless the event was
+// replayed from its dead letter, which it then accepts).
+type faulty struct {
+	sink.Sink
+	name string
+	f    *faults
+}
+
+func (s *faulty) Name() string { return s.name }
+
+func (s *faulty) Write(ctx context.Context, batch []sink.Event) error {
+	if s.f.down() {
+		return sink.NewUnavailable(s.name + ": outage")
+	}
+	s.f.mu.Lock()
+	var refused []sink.Rejection
+	if s.f.refuse > 0 && len(batch) > 0 && batch[0].ReplayedFrom == "" {
+		s.f.refuse--
+		s.f.refused[batch[0].ID] = true
+		refused = append(refused, sink.Rejection{Event: batch[0], Err: errors.New(s.name + ": refused by the checker")})
+		batch = batch[1:]
+	}
+	s.f.mu.Unlock()
+	if err := s.Sink.Write(ctx, batch); err != nil {
+		return err
+	}
+	return sink.Reject(refused...)
+}
+
+// killer sits between the audit sink and the search sinks: an armed kill
+// makes the sink consumer die there, after the audit sink wrote the batch
+// and before the others did: its context is cancelled and its dedupe store
+// stops answering, so nothing is committed, released or marked done, as
+// when a process is killed.
+type killer struct {
+	name  string
+	f     *faults
+	inc   *incarnation
+	kills *atomic.Int64
+}
+
+func (k *killer) Name() string { return k.name }
+
+func (k *killer) Write(ctx context.Context, _ []sink.Event) error {
+	k.f.mu.Lock()
+	kill := k.f.killSink
+	k.f.killSink = false
+	k.f.mu.Unlock()
+	if kill {
+		k.kills.Add(1)
+		k.inc.kill()
+		return context.Canceled
+	}
+	return nil
+}
+
+func (*killer) Close(context.Context) error { return nil }
+
+// incarnation is one run of a consumer process.
+type incarnation struct {
+	cancel context.CancelFunc
+	dead   atomic.Bool
+}
+
+func (i *incarnation) kill() { i.dead.Store(true); i.cancel() }
+
+// mortalStore is an incarnation's view of the shared dedupe store: once the
+// incarnation is dead, it answers nothing.
+type mortalStore struct {
+	consumer.DedupeStore
+	inc *incarnation
+}
+
+var errDead = errors.New("checker: the process was killed")
+
+func (s mortalStore) Claim(ctx context.Context, ids []string, lease time.Duration) ([]dedupe.Status, error) {
+	if s.inc.dead.Load() {
+		return nil, errDead
+	}
+	return s.DedupeStore.Claim(ctx, ids, lease)
+}
+
+func (s mortalStore) Done(ctx context.Context, ids []string, ttl time.Duration) error {
+	if s.inc.dead.Load() {
+		return errDead
+	}
+	return s.DedupeStore.Done(ctx, ids, ttl)
+}
+
+func (s mortalStore) Release(ctx context.Context, ids []string) error {
+	if s.inc.dead.Load() {
+		return errDead
+	}
+	return s.DedupeStore.Release(ctx, ids)
+}
+
+// mortalPublisher is the enricher's publisher: an armed kill publishes half
+// of the next call's envelopes, then kills the enricher that called it.
+type mortalPublisher struct {
+	enricher.Publisher
+	f     *faults
+	mu    sync.Mutex
+	inc   *incarnation // the enricher incarnation publishing now
+	kills *atomic.Int64
+}
+
+func (p *mortalPublisher) set(inc *incarnation) { p.mu.Lock(); p.inc = inc; p.mu.Unlock() }
+
+func (p *mortalPublisher) Publish(ctx context.Context, topic string, envs ...schema.Envelope) error {
+	p.f.mu.Lock()
+	kill := p.f.killEnr && len(envs) > 0
+	if kill {
+		p.f.killEnr = false
+	}
+	p.f.mu.Unlock()
+	if !kill {
+		return p.Publisher.Publish(ctx, topic, envs...)
+	}
+	if err := p.Publisher.Publish(ctx, topic, envs[:len(envs)/2]...); err != nil {
+		return err
+	}
+	p.kills.Add(1)
+	p.mu.Lock()
+	inc := p.inc
+	p.mu.Unlock()
+	if inc != nil {
+		inc.kill()
+	}
+	return context.Canceled
+}
