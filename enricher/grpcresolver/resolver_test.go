@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/descriptorpb"
+	"gopkg.in/yaml.v3"
 
 	"github.com/slatehq/slate/consumer/sink"
 	"github.com/slatehq/slate/enricher"
@@ -606,4 +607,31 @@ func (c *capture) Publish(_ context.Context, _ string, envs ...schema.Envelope) 
 	defer c.mu.Unlock()
 	c.envs = append(c.envs, envs...)
 	return nil
+}
+
+// TestSpecYAML reads a spec as a pipeline's resolver entry spells it.
+func TestSpecYAML(t *testing.T) {
+	const doc = `
+target: "assets:9090"
+method: get
+rpc: studio.test.v1.Assets/GetAsset
+ids_field: asset_id
+records_field: asset
+version_field: revision
+deleted_field: deleted
+descriptor_set: testdata/assets.pb
+timeout: 2s
+`
+	dec := yaml.NewDecoder(strings.NewReader(doc))
+	dec.KnownFields(true)
+	var got grpcresolver.Spec
+	if err := dec.Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	want := grpcresolver.Spec{Target: "assets:9090", Kind: enricher.MethodGet, Method: "studio.test.v1.Assets/GetAsset",
+		IDsField: "asset_id", RecordsField: "asset", VersionField: "revision", DeletedField: "deleted",
+		DescriptorSet: "testdata/assets.pb", Timeout: 2 * time.Second}
+	if got != want {
+		t.Errorf("spec\n got %+v\nwant %+v", got, want)
+	}
 }
