@@ -36,6 +36,7 @@ const (
 )
 
 type enrFixture struct {
+	addr   string // the titles service, with server reflection
 	client titlesv1.TitlesClient
 	reg    schema.Registry
 	pub    *producer.Producer
@@ -87,7 +88,7 @@ func newEnrFixture(b *testing.B, linger int) *enrFixture {
 	}
 	b.Cleanup(func() { _ = pub.Close(context.Background()) })
 
-	f := &enrFixture{client: client, reg: reg, pub: pub}
+	f := &enrFixture{addr: lis.Addr().String(), client: client, reg: reg, pub: pub}
 	for i := range enrIDs {
 		id := "bench-" + strconv.Itoa(i)
 		t := &titlesv1.Title{Id: id, Name: "Title " + strconv.Itoa(i), Kind: titles.KindFeature,

@@ -48,16 +48,42 @@ func (e *LookupError) Error() string {
 // Unwrap returns the cause.
 func (e *LookupError) Unwrap() error { return e.Err }
 
-// IsRetryable reports whether err is transient: the gRPC codes
-// UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED and ABORTED (also when
-// wrapped), a deadline that expired, or an open circuit breaker. Other
-// errors (INVALID_ARGUMENT, INTERNAL, a cancelled context, ...) are not:
-// repeating the call would fail the same way.
+// Temporary marks err as transient, for a resolver over any transport:
+// [IsRetryable] reports true for it (and for any error wrapping it), so
+// the enricher retries the call and counts it against the circuit
+// breaker. errors.Is and errors.As see through the mark to err. A nil err
+// stays nil.
+func Temporary(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &temporaryError{err: err}
+}
+
+type temporaryError struct{ err error }
+
+func (e *temporaryError) Error() string   { return e.err.Error() }
+func (e *temporaryError) Unwrap() error   { return e.err }
+func (e *temporaryError) Temporary() bool { return true }
+
+// IsRetryable reports whether err is transient:
+//   - an error marked by [Temporary], or any error in err's chain with a
+//     method Temporary() bool that returns true (a resolver's own error
+//     type, a net.Error of a temporary failure);
+//   - the gRPC codes UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED
+//     and ABORTED (also when wrapped);
+//   - a deadline that expired, or an open circuit breaker.
+//
+// Other errors (INVALID_ARGUMENT, INTERNAL, a cancelled context, ...) are
+// not: repeating the call would fail the same way. A cancelled context is
+// never retryable, even when marked.
 func IsRetryable(err error) bool {
 	switch {
 	case err == nil, errors.Is(err, context.Canceled):
 		return false
 	case errors.Is(err, ErrBreakerOpen), errors.Is(err, context.DeadlineExceeded):
+		return true
+	case isTemporary(err):
 		return true
 	}
 	st, ok := status.FromError(err)
@@ -67,6 +93,32 @@ func IsRetryable(err error) bool {
 	switch st.Code() {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted, codes.Aborted:
 		return true
+	}
+	return false
+}
+
+// isTemporary reports whether an error in err's chain (joined errors
+// included) says Temporary() true. It walks the whole chain rather than
+// stopping at the first error with the method: a wrapper answering false
+// does not hide a temporary cause.
+func isTemporary(err error) bool {
+	switch e := err.(type) {
+	case nil:
+		return false
+	case interface{ Temporary() bool }:
+		if e.Temporary() {
+			return true
+		}
+	}
+	switch e := err.(type) {
+	case interface{ Unwrap() error }:
+		return isTemporary(e.Unwrap())
+	case interface{ Unwrap() []error }:
+		for _, c := range e.Unwrap() {
+			if isTemporary(c) {
+				return true
+			}
+		}
 	}
 	return false
 }
