@@ -35,9 +35,12 @@
 // keeps failing for a reason that is not temporary is isolated (its lane
 // is run one event at a time) and dead-lettered with stage "handler".
 // [ReadDeadLetters] and [Replay] list and re-publish dead letters (the
-// `slate dlq` command). An event some sinks wrote and another refused gets
-// per-sink done marks, so that its replay reaches only the sinks that
-// refused it (see [Deduplicate]).
+// `slate dlq` command) to the origin's replay topic (<topic>.dlq.replay),
+// which a consumer with a dead-letter publisher reads beside each of its
+// topics, taking only its own group's records. An event some sinks wrote
+// and another refused gets per-sink done marks, so that its replay, or any
+// other copy of it, reaches only the sinks that refused it (see
+// [Deduplicate]).
 //
 // Real clusters: [WithSASL] (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) and
 // [WithTLS] (CA, client certificate and key files), the same options as

@@ -111,7 +111,7 @@ func dlqReplayCmd() *cobra.Command {
 	var offset int64
 	cmd := &cobra.Command{
 		Use:   "replay",
-		Short: "Re-publish dead letters (their original bytes and headers) to their origin topic",
+		Short: "Re-publish dead letters (their original bytes and headers) to the replay topic (<origin>.dlq.replay) that the failing group reads",
 		Long: `replay re-publishes every record of the dead-letter topic, or the one at
 --partition/--offset, to the topic it came from (header slate_dlq_origin_topic),
 with its original key, value and headers and a slate_dlq_replayed_from header.
