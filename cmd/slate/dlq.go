@@ -113,8 +113,11 @@ func dlqReplayCmd() *cobra.Command {
 		Use:   "replay",
 		Short: "Re-publish dead letters (their original bytes and headers) to the replay topic (<origin>.dlq.replay) that the failing group reads",
 		Long: `replay re-publishes every record of the dead-letter topic, or the one at
---partition/--offset, to the topic it came from (header slate_dlq_origin_topic),
-with its original key, value and headers and a slate_dlq_replayed_from header.
+--partition/--offset, to the replay topic of the topic it came from
+(<origin>.dlq.replay, origin from header slate_dlq_origin_topic), with its
+original key, value and headers and a slate_dlq_replayed_from header. The
+consumers of the origin topic read its replay topic, and only the group
+that dead-lettered a record (header slate_dlq_group) takes it.
 Records stay in the dead-letter topic; consumers drop what was applied since
 by its envelope id. A truncated dead letter (header slate_dlq_truncated: the
 record was larger than the dead-letter topic accepts) is not replayed: it is
