@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"io"
 	"log/slog"
 	"mime"
@@ -45,6 +46,8 @@ type Server struct {
 	mu sync.RWMutex
 	st *state
 
+	metrics *metrics
+
 	// beforeCompat, when set (by tests), runs just before register checks
 	// a schema's compatibility, with the lock held only in the rounds that
 	// check under it.
@@ -61,6 +64,7 @@ type options struct {
 	limits   limits
 	readOnly bool
 	users    *Users
+	metrics  prometheus.Registerer
 }
 
 // WithLogger sets the logger; each request is logged at debug level and
@@ -132,6 +136,7 @@ func New(ctx context.Context, opts ...Option) (*Server, error) {
 	}
 	s := &Server{log: o.log, store: o.store, st: st, mux: http.NewServeMux(), limits: o.limits,
 		readOnly: o.readOnly, users: o.users}
+	s.metrics = newMetrics(o.metrics, s)
 	s.routes()
 	if f, ok := o.store.(Follower); ok {
 		s.follow(f)
@@ -147,6 +152,8 @@ func (s *Server) routes() {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok")
 	})
+
+	s.mux.Handle("GET /metrics", s.metrics.handler)
 
 	h("GET /subjects", s.handle(s.listSubjects))
 	h("POST /subjects/{subject}", s.handle(s.lookup))
@@ -215,6 +222,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		s.mux.ServeHTTP(rec, r)
 	}
+	_, route := s.mux.Handler(r)
+	s.metrics.observe(r.Method, route, rec.status(), time.Since(start))
 	s.log.LogAttrs(r.Context(), slog.LevelDebug, "registry request",
 		slog.String("method", r.Method), slog.String("path", r.URL.Path),
 		slog.Int("status", rec.status()), slog.Duration("duration", time.Since(start)))
@@ -360,4 +369,22 @@ func (p *statusProbe) WriteHeader(code int) {
 func (p *statusProbe) Write(b []byte) (int, error) {
 	p.WriteHeader(http.StatusOK)
 	return len(b), nil
+}
+
+// contentCounts are the sizes the registry's gauges report.
+type contentCounts struct{ schemas, subjects int }
+
+func (s *Server) counts() contentCounts {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	c := contentCounts{schemas: len(s.st.schemas)}
+	for _, sub := range s.st.subjects {
+		for _, v := range sub.versions {
+			if !v.deleted {
+				c.subjects++
+				break
+			}
+		}
+	}
+	return c
 }
