@@ -2,7 +2,12 @@ package schema
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/url"
 	"sync"
 
 	"github.com/hamba/avro/v2"
@@ -71,8 +76,29 @@ func (r *RegistryClient) SchemaByID(ctx context.Context, id int) (s avro.Schema,
 		}
 	}()
 	s, err = r.c.GetSchema(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("schema: get schema id %d: %w", id, err)
+	switch {
+	case err == nil:
+		return s, nil
+	case unparsable(err):
+		return nil, fmt.Errorf("%w: schema id %d from the registry does not parse: %w", ErrDecode, id, err)
 	}
-	return s, nil
+	return nil, fmt.Errorf("schema: get schema id %d: %w", id, err)
+}
+
+// unparsable reports whether an error of the registry client's GetSchema is
+// the Avro parser refusing the schema the registry served, as opposed to
+// the request failing (an HTTP error, the network, the context, a body that
+// is not the registry's JSON), which a retry may cure.
+func unparsable(err error) bool {
+	var re registry.Error
+	var ue *url.Error
+	var ne net.Error
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &re), errors.As(err, &ue), errors.As(err, &ne), errors.As(err, &se), errors.As(err, &te),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return false
+	}
+	return true
 }
