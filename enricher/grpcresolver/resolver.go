@@ -305,7 +305,8 @@ func (r *Resolver) Resolve(ctx context.Context, entityType string, ids []string)
 	return nil, fmt.Errorf("grpcresolver: %s is a dependents resolver; it does not resolve records", r.method)
 }
 
-func (r *Resolver) batchGet(ctx context.Context, ids []string) (map[string]enricher.Record, error) {
+// callIDs calls the method with ids in the request's ids field.
+func (r *Resolver) callIDs(ctx context.Context, ids []string) (*dynamicpb.Message, error) {
 	req := dynamicpb.NewMessage(r.req)
 	l := req.Mutable(r.ids).List()
 	for _, id := range ids {
@@ -314,6 +315,14 @@ func (r *Resolver) batchGet(ctx context.Context, ids []string) (map[string]enric
 	resp := dynamicpb.NewMessage(r.resp)
 	if err := r.invoke(ctx, req, resp); err != nil {
 		return nil, fmt.Errorf("grpcresolver: %s of %d ids: %w", r.method, len(ids), err)
+	}
+	return resp, nil
+}
+
+func (r *Resolver) batchGet(ctx context.Context, ids []string) (map[string]enricher.Record, error) {
+	resp, err := r.callIDs(ctx, ids)
+	if err != nil {
+		return nil, err
 	}
 	recs := resp.Get(r.records).List()
 	out := make(map[string]enricher.Record, recs.Len())
@@ -391,14 +400,9 @@ func (r *Resolver) Dependents(ctx context.Context, ids []string) (map[string][]s
 	if r.spec.Kind != enricher.MethodDependents {
 		return nil, fmt.Errorf("grpcresolver: %s is a %s resolver, not a dependents one", r.method, r.spec.Kind)
 	}
-	req := dynamicpb.NewMessage(r.req)
-	l := req.Mutable(r.ids).List()
-	for _, id := range ids {
-		l.Append(protoreflect.ValueOfString(id))
-	}
-	resp := dynamicpb.NewMessage(r.resp)
-	if err := r.invoke(ctx, req, resp); err != nil {
-		return nil, fmt.Errorf("grpcresolver: %s of %d ids: %w", r.method, len(ids), err)
+	resp, err := r.callIDs(ctx, ids)
+	if err != nil {
+		return nil, err
 	}
 	out := map[string][]string{}
 	addIDs := func(key string, m protoreflect.Message) {
