@@ -22,7 +22,8 @@ type faults struct {
 	downUntil time.Time // the search sinks are unavailable until then
 	killSink  bool      // the next sink write dies after the audit sink wrote
 	killEnr   bool      // the next enricher publish dies after half of it
-	refused   map[string]bool
+	refused   map[string]bool // ids the search sink refused
+	accepted  map[string]bool // ids the search sink wrote
 }
 
 func (f *faults) down() bool {
@@ -58,6 +59,11 @@ func (s *faulty) Write(ctx context.Context, batch []sink.Event) error {
 	if err := s.Sink.Write(ctx, batch); err != nil {
 		return err
 	}
+	s.f.mu.Lock()
+	for i := range batch {
+		s.f.accepted[batch[i].ID] = true
+	}
+	s.f.mu.Unlock()
 	return sink.Reject(refused...)
 }
 
