@@ -90,14 +90,31 @@ func compareTopic(ctx context.Context, t *testing.T, where string, exp map[strin
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Read up to the end each partition has now, however slow the fetches.
+	end, err := endOffsets(topic)
+	if err != nil {
+		return []string{where + ": end offsets: " + err.Error()}
+	}
+	next := map[int32]int64{}
+	reached := func() bool {
+		for p, e := range end {
+			if next[p] < e {
+				return false
+			}
+		}
+		return true
+	}
 	last := map[string]schema.Envelope{}
-	for {
+	deadline := time.Now().Add(30 * time.Second)
+	for !reached() {
+		if time.Now().After(deadline) {
+			return []string{fmt.Sprintf("%s: read %v of %v after 30s", where, next, end)}
+		}
 		pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 		fs := cl.PollFetches(pctx)
 		cancel()
-		n := 0
 		fs.EachRecord(func(r *kgo.Record) {
-			n++
+			next[r.Partition] = r.Offset + 1
 			e, err := codec.Decode(ctx, r.Value)
 			if err != nil {
 				t.Errorf("%s: offset %d: %v", where, r.Offset, err)
@@ -105,9 +122,6 @@ func compareTopic(ctx context.Context, t *testing.T, where string, exp map[strin
 			}
 			last[string(r.Key)] = e
 		})
-		if n == 0 {
-			break
-		}
 	}
 	var diffs []string
 	for _, id := range sortedKeys(exp) {
@@ -290,4 +304,29 @@ func prepare(ctx context.Context, brokers string, topics []string, groups map[st
 		}
 	}
 	return nil
+}
+
+// endOffsets returns the high watermark of each partition of topic that
+// holds records.
+func endOffsets(topic string) (map[int32]int64, error) {
+	cc, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": shared.brokers, "group.id": "checker-probe"})
+	if err != nil {
+		return nil, err
+	}
+	defer cc.Close()
+	md, err := cc.GetMetadata(&topic, false, 5000)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int32]int64{}
+	for _, p := range md.Topics[topic].Partitions {
+		low, high, err := cc.QueryWatermarkOffsets(topic, p.ID, 5000)
+		if err != nil {
+			return nil, err
+		}
+		if high > low {
+			out[p.ID] = high
+		}
+	}
+	return out, nil
 }
