@@ -18,10 +18,10 @@ import (
 // it at their next call.
 type faults struct {
 	mu        sync.Mutex
-	refuse    int       // refuse the first event of this many next writes
-	downUntil time.Time // the search sinks are unavailable until then
-	killSink  bool      // the next sink write dies after the audit sink wrote
-	killEnr   bool      // the next enricher publish dies after half of it
+	refuse    int             // refuse the first event of this many next writes
+	downUntil time.Time       // the search sinks are unavailable until then
+	killSink  bool            // the next sink write dies after the audit sink wrote
+	killEnr   bool            // the next enricher publish dies after half of it
 	refused   map[string]bool // ids the search sink refused
 	accepted  map[string]bool // ids the search sink wrote
 }
