@@ -132,42 +132,53 @@ type SinkDeadLetterSpec struct {
 	Attempts int `yaml:"attempts"`
 }
 
-// Load reads a YAML config, rejecting unknown keys, applies the defaults
-// and validates it. It does not read the environment: see
-// [Config.ApplyEnv].
-func Load(r io.Reader) (*Config, error) {
+// Decode reads a YAML config, rejecting unknown keys, without applying
+// defaults or validating it: for a caller that overrides settings (from
+// the environment, from flags) before [Config.Defaults] and
+// [Config.Validate].
+func Decode(r io.Reader) (*Config, error) {
 	dec := yaml.NewDecoder(r)
 	dec.KnownFields(true)
 	var c Config
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%w: %s", ErrConfig, yamlError(err))
 	}
+	return &c, nil
+}
+
+// Load reads a YAML config, rejecting unknown keys, applies the defaults
+// and validates it. It does not read the environment: see
+// [Config.ApplyEnv].
+func Load(r io.Reader) (*Config, error) {
+	c, err := Decode(r)
+	if err != nil {
+		return nil, err
+	}
 	c.Defaults()
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	return &c, nil
+	return c, nil
 }
 
 // LoadFile is [Load] of a file, with the environment applied
-// ([Config.ApplyEnv]) before the defaults and validation.
+// ([Config.ApplyEnv]) before the defaults and validation. Its errors
+// start with the path.
 func LoadFile(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("runner: config: %w", err)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	var c Config
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s: %w: %s", path, ErrConfig, yamlError(err))
+	c, err := Decode(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	c.ApplyEnv(os.LookupEnv)
 	c.Defaults()
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return &c, nil
+	return c, nil
 }
 
 // yamlError drops the "yaml: " prefix of the decoder's errors; they name

@@ -102,28 +102,9 @@ func Start(ctx context.Context, cfg *Config, which Which, opts ...Option) (_ *Ru
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	var enrich, sinks []int
-	switch which.Kind {
-	case KindEnrich:
-		for i, p := range cfg.Enrich {
-			if which.Name == "" || p.Name == which.Name {
-				enrich = append(enrich, i)
-			}
-		}
-	case KindSink:
-		for i, p := range cfg.Sink {
-			if which.Name == "" || p.Name == which.Name {
-				sinks = append(sinks, i)
-			}
-		}
-	default:
-		return nil, fmt.Errorf("%w: kind %q, want %s or %s", ErrConfig, which.Kind, KindEnrich, KindSink)
-	}
-	if len(enrich)+len(sinks) == 0 {
-		if which.Name != "" {
-			return nil, fmt.Errorf("%w: no %s pipeline is named %q (have %s)", ErrConfig, which.Kind, which.Name, strings.Join(cfg.names(which.Kind), ", "))
-		}
-		return nil, fmt.Errorf("%w: %s: no pipelines", ErrConfig, which.Kind)
+	enrich, sinks, err := cfg.selected(which)
+	if err != nil {
+		return nil, err
 	}
 
 	rctx, cancel := context.WithCancel(ctx)
@@ -173,6 +154,45 @@ func (r *Runner) Wait() error {
 }
 
 func (r *Runner) onStop(f func(context.Context) error) { r.closers = append(r.closers, f) }
+
+// Has reports, as an error naming what is missing, whether which selects
+// at least one pipeline of c.
+func (c *Config) Has(which Which) error {
+	_, _, err := c.selected(which)
+	return err
+}
+
+// selected returns the indexes of the enrich and sink pipelines which
+// selects.
+func (c *Config) selected(which Which) (enrich, sinks []int, err error) {
+	switch which.Kind {
+	case KindEnrich:
+		for i, p := range c.Enrich {
+			if which.Name == "" || p.Name == which.Name {
+				enrich = append(enrich, i)
+			}
+		}
+	case KindSink:
+		for i, p := range c.Sink {
+			if which.Name == "" || p.Name == which.Name {
+				sinks = append(sinks, i)
+			}
+		}
+	default:
+		return nil, nil, fmt.Errorf("%w: kind %q, want %s or %s", ErrConfig, which.Kind, KindEnrich, KindSink)
+	}
+	if len(enrich)+len(sinks) == 0 {
+		if which.Name != "" {
+			have := "none"
+			if names := c.names(which.Kind); len(names) > 0 {
+				have = strings.Join(names, ", ")
+			}
+			return nil, nil, fmt.Errorf("%w: no %s pipeline is named %q (have %s)", ErrConfig, which.Kind, which.Name, have)
+		}
+		return nil, nil, fmt.Errorf("%w: %s: no pipelines", ErrConfig, which.Kind)
+	}
+	return enrich, sinks, nil
+}
 
 func (c *Config) names(kind string) []string {
 	var names []string
