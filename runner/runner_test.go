@@ -3,12 +3,14 @@ package runner_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/slatehq/slate/consumer/sink/bleve"
 	"github.com/slatehq/slate/internal/testenv"
@@ -43,15 +45,36 @@ func sinkEvents(t testing.TB, name string) float64 {
 // events become full records in the search index, tombstones delete.
 func TestRunEnrichAndSink(t *testing.T) {
 	for _, tt := range []struct {
-		name    string
-		reflect bool
+		name          string
+		reflect       bool
+		transactional bool
+		redis         bool
 	}{
-		{"reflection", true},
-		{"descriptor_set", false},
+		{"reflection", true, false, false},
+		{"descriptor_set", false, false, false},
+		{"transactional_redis", true, true, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if testing.Short() {
 				t.Skip("runs a broker, a registry and two pipelines")
+			}
+			dedupe := "{type: memory}"
+			if tt.redis {
+				addr := os.Getenv("SLATE_REDIS_ADDR")
+				if addr == "" {
+					t.Skip("needs SLATE_REDIS_ADDR (a local Redis)")
+				}
+				prefix := fmt.Sprintf("slatetest:runner:%d:", time.Now().UnixNano())
+				dedupe = fmt.Sprintf("{type: redis, addr: %q, key_prefix: %q}", addr, prefix)
+				t.Cleanup(func() {
+					rc := redis.NewClient(&redis.Options{Addr: addr})
+					defer rc.Close()
+					ctx := context.Background()
+					iter := rc.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+					for iter.Next(ctx) {
+						rc.Unlink(ctx, iter.Val())
+					}
+				})
 			}
 			env := testenv.Start(t, "//test/assets")
 			addr, srv := startServer(t, tt.reflect)
@@ -88,14 +111,15 @@ enrich:
         deleted_field: deleted
         %s
     dead_letter: {enabled: true}
+    transactional: %t
 sink:
   - name: %s-sink
     inputs: [studio.%s.materialized]
-    dedupe: {type: memory}
+    dedupe: %s
     sinks:
       - {type: bleve, name: %s, path: %s}
     dead_letter: {enabled: true}
-`, env.Brokers, env.RegistryURL, et, et, addr, descriptors, et, et, sinkName, index)
+`, env.Brokers, env.RegistryURL, et, et, addr, descriptors, tt.transactional, et, et, dedupe, sinkName, index)
 			cfg, err := runner.Load(strings.NewReader(yml))
 			if err != nil {
 				t.Fatal(err)
