@@ -127,3 +127,38 @@ func TestResolverSpecCarriesGRPCSpec(t *testing.T) {
 		}
 	}
 }
+
+// The example of the package documentation is a valid config.
+func TestDocExampleLoads(t *testing.T) {
+	c, err := runner.Load(strings.NewReader(`
+kafka:
+  brokers: kafka-1:9092,kafka-2:9092
+  sasl: {mechanism: SCRAM-SHA-256, username: slate, password: secret}
+registry:
+  url: http://registry:8081
+enrich:
+  - entity_type: asset
+    resolvers:
+      asset:
+        target: assets:9090
+        rpc: studio.assets.v1.Assets/BatchGetAssets
+        records_field: assets
+        version_field: revision
+sink:
+  - name: asset-search
+    inputs: [studio.asset.materialized]
+    dedupe: {type: redis, addr: 127.0.0.1:6379}
+    sinks:
+      - {type: es, url: http://es:9200}
+      - {type: hive, root: /data/hive, table: asset}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Has(runner.Which{Kind: runner.KindSink, Name: "asset-search"}); err != nil {
+		t.Error(err)
+	}
+	if err := c.Has(runner.Which{Kind: runner.KindEnrich, Name: "asset-enricher"}); err != nil {
+		t.Error(err)
+	}
+}
