@@ -184,20 +184,11 @@ func (e *Enricher) joinedSchema(primary avro.NamedSchema) (avro.NamedSchema, err
 		return nil, fmt.Errorf("enricher: joins need a record schema, %s is %s", primary.FullName(), primary.Type())
 	}
 	fields := make([]*avro.Field, 0, len(rs.Fields())+len(e.cfg.joins))
-	for _, f := range rs.Fields() {
-		var opts []avro.SchemaOption
-		if f.HasDefault() {
-			opts = append(opts, avro.WithDefault(f.Default()))
-		}
-		if f.Doc() != "" {
-			opts = append(opts, avro.WithDoc(f.Doc()))
-		}
-		nf, err := avro.NewField(f.Name(), f.Type(), opts...)
-		if err != nil {
-			return nil, fmt.Errorf("enricher: joined schema field %s: %w", f.Name(), err)
-		}
-		fields = append(fields, nf)
-	}
+	// The primary's fields are taken as they are: rebuilding them from
+	// Default() fails for defaults hamba/avro keeps in decoded form (a
+	// bytes field's "" reads back as nil), and would drop aliases and
+	// properties.
+	fields = append(fields, rs.Fields()...)
 	for _, jn := range e.cfg.joins {
 		nf, err := avro.NewField(jn.Field, avro.NewArraySchema(jn.Schema), avro.WithDefault([]any{}))
 		if err != nil {

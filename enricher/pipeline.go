@@ -86,6 +86,34 @@ type ResolverSpec struct {
 	Method string `yaml:"method"`
 	// Timeout bounds one call (default 5s).
 	Timeout time.Duration `yaml:"timeout"`
+
+	// The settings below are those of a generic gRPC resolver
+	// (enricher/grpcresolver.Spec, which has the same YAML names), for
+	// services slate has no generated code for: the full method name and
+	// where in its messages the ids, records, versions and tombstones are.
+
+	// RPC is the full method name, <package>.<Service>/<Method>.
+	RPC string `yaml:"rpc"`
+	// IDsField is the request field carrying the ids.
+	IDsField string `yaml:"ids_field"`
+	// RecordsField is the response field holding the records.
+	RecordsField string `yaml:"records_field"`
+	// IDField is the record's id field.
+	IDField string `yaml:"id_field"`
+	// VersionField is the record's version field.
+	VersionField string `yaml:"version_field"`
+	// DeletedField is the record's tombstone flag.
+	DeletedField string `yaml:"deleted_field"`
+	// DependentsField is, for dependents, the response field mapping
+	// changed ids to dependents' ids.
+	DependentsField string `yaml:"dependents_field"`
+	// DependentsKeyField is the changed id of a repeated dependents entry.
+	DependentsKeyField string `yaml:"dependents_key_field"`
+	// DependentsIDsField is the dependents' ids in a dependents value.
+	DependentsIDsField string `yaml:"dependents_ids_field"`
+	// DescriptorSet is a protoc descriptor set file holding the service;
+	// empty reads the descriptors from the target's server reflection.
+	DescriptorSet string `yaml:"descriptor_set"`
 }
 
 // JoinSpec is one [Join].
@@ -205,17 +233,35 @@ func (p *Pipeline) Defaults() {
 	}
 }
 
+// FieldError is a pipeline setting that cannot work, named by its YAML
+// path within the pipeline ("resolvers.titles.target"), so that a caller
+// embedding pipelines in a larger file can name it by its full path. It
+// wraps [ErrConfig].
+type FieldError struct {
+	// Field is the YAML path of the setting within the pipeline.
+	Field string
+	// Problem says what is wrong with it ("required").
+	Problem string
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("%v: pipeline %s: %s", ErrConfig, e.Field, e.Problem)
+}
+
+// Unwrap returns [ErrConfig].
+func (e *FieldError) Unwrap() error { return ErrConfig }
+
 // Validate checks the pipeline and names the first bad field by its YAML
-// path; the error wraps [ErrConfig].
+// path; the error is a [*FieldError].
 func (p *Pipeline) Validate() error {
 	bad := func(field, format string, args ...any) error {
-		return fmt.Errorf("%w: pipeline %s: %s", ErrConfig, field, fmt.Sprintf(format, args...))
+		return &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)}
 	}
 	switch {
 	case p.EntityType == "":
-		return bad("entity_type", "is required")
+		return bad("entity_type", "required")
 	case p.Output == "":
-		return bad("output", "is required")
+		return bad("output", "required")
 	case len(p.Inputs) == 0:
 		return bad("inputs", "needs at least one topic")
 	case len(p.Resolvers) == 0:
@@ -249,7 +295,7 @@ func (p *Pipeline) Validate() error {
 		r := p.Resolvers[name]
 		switch {
 		case r.Target == "":
-			return bad("resolvers."+name+".target", "is required")
+			return bad("resolvers."+name+".target", "required")
 		case !slices.Contains([]string{MethodBatchGet, MethodGet, MethodDependents}, r.Method):
 			return bad("resolvers."+name+".method", "%q, want batch_get, get or dependents", r.Method)
 		case r.Timeout < 0:
@@ -260,7 +306,7 @@ func (p *Pipeline) Validate() error {
 		r, ok := p.Resolvers[name]
 		switch {
 		case name == "":
-			return bad(field, "is required")
+			return bad(field, "required")
 		case !ok:
 			return bad(field, "names no resolver: %q", name)
 		case r.Method == MethodDependents:
@@ -276,7 +322,7 @@ func (p *Pipeline) Validate() error {
 		at := fmt.Sprintf("joins[%d]", i)
 		switch {
 		case j.Field == "":
-			return bad(at+".field", "is required")
+			return bad(at+".field", "required")
 		case fields[j.Field]:
 			return bad(at+".field", "%q is used twice", j.Field)
 		}
@@ -291,13 +337,13 @@ func (p *Pipeline) Validate() error {
 		r, ok := p.Resolvers[f.Resolver]
 		switch {
 		case f.EntityType == "":
-			return bad(at+".entity_type", "is required")
+			return bad(at+".entity_type", "required")
 		case f.EntityType == p.EntityType:
 			return bad(at+".entity_type", "%q is the pipeline's own entity type", f.EntityType)
 		case sources[f.EntityType]:
 			return bad(at+".entity_type", "%q is used twice", f.EntityType)
 		case f.Resolver == "":
-			return bad(at+".resolver", "is required")
+			return bad(at+".resolver", "required")
 		case !ok:
 			return bad(at+".resolver", "names no resolver: %q", f.Resolver)
 		case r.Method != MethodDependents:

@@ -1,0 +1,164 @@
+package runner_test
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/slatehq/slate/enricher"
+	"github.com/slatehq/slate/enricher/grpcresolver"
+	"github.com/slatehq/slate/runner"
+)
+
+const validYAML = `
+kafka:
+  brokers: 127.0.0.1:9092
+registry:
+  url: http://127.0.0.1:8081
+enrich:
+  - entity_type: asset
+    resolvers:
+      asset:
+        target: 127.0.0.1:9090
+        rpc: studio.test.v1.Assets/BatchGetAssets
+        records_field: assets
+        version_field: revision
+sink:
+  - name: asset-audit
+    inputs: [studio.asset.materialized]
+    sinks:
+      - {type: hive, root: /tmp/hive, table: asset}
+`
+
+func TestLoadDefaults(t *testing.T) {
+	c, err := runner.Load(strings.NewReader(validYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Enrich[0]
+	if c.TopicPrefix != "studio." || p.Name != "asset-enricher" || p.Output != "studio.asset.materialized" ||
+		len(p.Inputs) != 1 || p.Inputs[0] != "studio.asset.changes" || p.Resolvers["asset"].Method != enricher.MethodBatchGet {
+		t.Errorf("enrich defaults: prefix %q, %+v", c.TopicPrefix, p)
+	}
+	s := c.Sink[0]
+	if s.Group != "asset-audit" || s.Dedupe.Type != runner.DedupeMemory || s.Sinks[0].Name != "hive" {
+		t.Errorf("sink defaults: %+v", s)
+	}
+
+	c, err = runner.Load(strings.NewReader(strings.Replace(validYAML, "enrich:", "topic_prefix: prod.\nenrich:", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := c.Enrich[0]; p.Output != "prod.asset.materialized" || p.Inputs[0] != "prod.asset.changes" {
+		t.Errorf("topic_prefix prod.: output %s, inputs %v", p.Output, p.Inputs)
+	}
+}
+
+func TestApplyEnv(t *testing.T) {
+	c, err := runner.Load(strings.NewReader(validYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"SLATE_KAFKA_BROKERS": "k1:9092,k2:9092", "SLATE_REGISTRY_URL": "http://reg:8081"}
+	c.ApplyEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if c.Kafka.Brokers != "k1:9092,k2:9092" || c.Registry.URL != "http://reg:8081" {
+		t.Errorf("after env: brokers %q, registry %q", c.Kafka.Brokers, c.Registry.URL)
+	}
+}
+
+func TestValidateNamesYAMLPath(t *testing.T) {
+	for _, tt := range []struct {
+		name, old, new, want string
+	}{
+		{"unknown key", "registry:\n", "registry:\n  urls: x\n", "field urls not found"},
+		{"unknown pipeline key", "    resolvers:\n", "    resolverz: {}\n    resolvers:\n", "field resolverz not found"},
+		{"missing resolver", "    resolvers:\n", "    primary: assets\n    resolvers:\n",
+			`enrich[0].primary: names no resolver: "assets"`},
+		{"missing join resolver", "    resolvers:\n", "    joins: [{field: owner, resolver: people}]\n    resolvers:\n",
+			`enrich[0].joins[0].resolver: names no resolver: "people"`},
+		{"missing target", "        target: 127.0.0.1:9090\n", "", "enrich[0].resolvers.asset.target: required"},
+		{"missing rpc", "        rpc: studio.test.v1.Assets/BatchGetAssets\n", "", "enrich[0].resolvers.asset.rpc: required"},
+		{"missing records field", "        records_field: assets\n", "", "enrich[0].resolvers.asset.records_field: required for method batch_get"},
+		{"bad method", "        records_field: assets\n", "        records_field: assets\n        method: list\n",
+			`enrich[0].resolvers.asset.method: "list", want batch_get, get or dependents`},
+		{"sink type", "{type: hive, root: /tmp/hive, table: asset}", "{type: solr}",
+			`sink[0].sinks[0].type: "solr" is not a sink type (es, bleve, hive, kafka)`},
+		{"second sink pipeline", "      - {type: hive, root: /tmp/hive, table: asset}\n",
+			"      - {type: hive, root: /tmp/hive, table: asset}\n  - name: b\n    inputs: [x]\n    sinks: [{type: solr}]\n",
+			`sink[1].sinks[0].type: "solr" is not a sink type (es, bleve, hive, kafka)`},
+		{"sink setting", "table: asset}", "table: asset, topic: x}", "sink[0].sinks[0].topic: type hive does not use it"},
+		{"hive table", ", table: asset}", "}", "sink[0].sinks[0].table: required for type hive"},
+		{"redis addr", "    sinks:\n", "    dedupe: {type: redis}\n    sinks:\n", "sink[0].dedupe.addr: required for type redis"},
+		{"dedupe type", "    sinks:\n", "    dedupe: {type: disk}\n    sinks:\n", `sink[0].dedupe.type: "disk" is not a dedupe store type (memory, redis)`},
+		{"sink inputs", "    inputs: [studio.asset.materialized]\n", "", "sink[0].inputs: needs at least one topic"},
+		{"sasl without password", "  brokers: 127.0.0.1:9092\n", "  brokers: 127.0.0.1:9092\n  sasl: {username: slate}\n",
+			"kafka.sasl.password: required when sasl.username is set"},
+		{"brokers", "  brokers: 127.0.0.1:9092\n", "", "kafka.brokers: required"},
+		{"registry", "  url: http://127.0.0.1:8081\n", "", "registry.url: required"},
+		{"duplicate name", "  - name: asset-audit\n", "  - name: asset-enricher\n",
+			`sink[0].name: "asset-enricher" is also the name of enrich[0]`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if !strings.Contains(validYAML, tt.old) {
+				t.Fatalf("test: %q is not in the config", tt.old)
+			}
+			_, err := runner.Load(strings.NewReader(strings.Replace(validYAML, tt.old, tt.new, 1)))
+			if err == nil || !errors.Is(err, runner.ErrConfig) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err %v, want ErrConfig naming %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// Every setting of grpcresolver.Spec can be written in a pipeline's
+// resolver entry, under the same YAML name.
+func TestResolverSpecCarriesGRPCSpec(t *testing.T) {
+	have := map[string]reflect.Type{}
+	rt := reflect.TypeFor[enricher.ResolverSpec]()
+	for i := range rt.NumField() {
+		have[rt.Field(i).Tag.Get("yaml")] = rt.Field(i).Type
+	}
+	st := reflect.TypeFor[grpcresolver.Spec]()
+	for i := range st.NumField() {
+		f := st.Field(i)
+		if typ, ok := have[f.Tag.Get("yaml")]; !ok || typ != f.Type {
+			t.Errorf("grpcresolver.Spec.%s (yaml %q, %s) has no counterpart in enricher.ResolverSpec", f.Name, f.Tag.Get("yaml"), f.Type)
+		}
+	}
+}
+
+// The example of the package documentation is a valid config.
+func TestDocExampleLoads(t *testing.T) {
+	c, err := runner.Load(strings.NewReader(`
+kafka:
+  brokers: kafka-1:9092,kafka-2:9092
+  sasl: {mechanism: SCRAM-SHA-256, username: slate, password: secret}
+registry:
+  url: http://registry:8081
+enrich:
+  - entity_type: asset
+    resolvers:
+      asset:
+        target: assets:9090
+        rpc: studio.assets.v1.Assets/BatchGetAssets
+        records_field: assets
+        version_field: revision
+sink:
+  - name: asset-search
+    inputs: [studio.asset.materialized]
+    dedupe: {type: redis, addr: 127.0.0.1:6379}
+    sinks:
+      - {type: es, url: http://es:9200}
+      - {type: hive, root: /data/hive, table: asset}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Has(runner.Which{Kind: runner.KindSink, Name: "asset-search"}); err != nil {
+		t.Error(err)
+	}
+	if err := c.Has(runner.Which{Kind: runner.KindEnrich, Name: "asset-enricher"}); err != nil {
+		t.Error(err)
+	}
+}

@@ -1,0 +1,467 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/elastic/go-elasticsearch/v8"
+	"github.com/hamba/avro/v2"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/slatehq/slate/consumer"
+	"github.com/slatehq/slate/consumer/sink"
+	"github.com/slatehq/slate/consumer/sink/bleve"
+	"github.com/slatehq/slate/consumer/sink/es"
+	"github.com/slatehq/slate/consumer/sink/hive"
+	kafkasink "github.com/slatehq/slate/consumer/sink/kafka"
+	"github.com/slatehq/slate/dedupe"
+	"github.com/slatehq/slate/enricher"
+	"github.com/slatehq/slate/enricher/grpcresolver"
+	"github.com/slatehq/slate/internal/kafkaconf"
+	"github.com/slatehq/slate/producer"
+	"github.com/slatehq/slate/schema"
+)
+
+// Pipeline kinds of a [Which].
+const (
+	KindEnrich = "enrich"
+	KindSink   = "sink"
+)
+
+// Which selects the pipelines to run: every pipeline of Kind, or only the
+// one called Name.
+type Which struct {
+	// Kind is [KindEnrich] or [KindSink]. Required.
+	Kind string
+	// Name is the pipeline's name; empty runs all of Kind.
+	Name string
+}
+
+// Option configures [Start] and [Run].
+type Option func(*options)
+
+type options struct {
+	log          *slog.Logger
+	startTimeout time.Duration
+}
+
+// WithLogger sets the logger; the default discards.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithStartTimeout bounds how long the start waits for each resolver's
+// target and for the brokers (default 10s).
+func WithStartTimeout(d time.Duration) Option { return func(o *options) { o.startTimeout = d } }
+
+// Runner is a set of running pipelines.
+type Runner struct {
+	cfg     *Config
+	o       options
+	g       *errgroup.Group
+	gctx    context.Context
+	cancel  context.CancelFunc
+	closers []func(context.Context) error
+	reg     *schema.RegistryClient
+	names   []string
+}
+
+// Run is [Start], then [Runner.Wait]: it returns nil once ctx ended and
+// every pipeline stopped.
+func Run(ctx context.Context, cfg *Config, which Which, opts ...Option) error {
+	r, err := Start(ctx, cfg, which, opts...)
+	if err != nil {
+		return err
+	}
+	return r.Wait()
+}
+
+// Start starts the pipelines which selects, each a member of the consumer
+// group named after it, and returns once each resolver answered and was
+// checked against its service's descriptors and each producer reached the
+// brokers. An error about a setting names it by its YAML path. Stop the
+// pipelines by ending ctx, then call [Runner.Wait].
+func Start(ctx context.Context, cfg *Config, which Which, opts ...Option) (_ *Runner, err error) {
+	o := options{log: slog.New(slog.DiscardHandler), startTimeout: 10 * time.Second}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.log == nil {
+		o.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg == nil {
+		return nil, fmt.Errorf("%w: config is nil", ErrConfig)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	enrich, sinks, err := cfg.selected(which)
+	if err != nil {
+		return nil, err
+	}
+
+	rctx, cancel := context.WithCancel(ctx)
+	g, gctx := errgroup.WithContext(rctx)
+	r := &Runner{cfg: cfg, o: o, g: g, gctx: gctx, cancel: cancel}
+	defer func() {
+		if err != nil {
+			cancel()
+			_ = r.Wait()
+		}
+	}()
+	if r.reg, err = schema.NewRegistryClient(cfg.Registry.URL); err != nil {
+		return r, fmt.Errorf("registry.url: %w", err)
+	}
+	for _, i := range enrich {
+		if err := r.startEnrich(ctx, i); err != nil {
+			return r, err
+		}
+	}
+	for _, i := range sinks {
+		if err := r.startSink(ctx, i); err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
+
+// Pipelines returns the names of the running pipelines.
+func (r *Runner) Pipelines() []string { return slices.Clone(r.names) }
+
+// Wait waits until every pipeline stopped (its context ended, or one of
+// them failed), then closes the sinks, producers, resolvers and dedupe
+// stores. It returns nil when the pipelines stopped because the context
+// ended.
+func (r *Runner) Wait() error {
+	err := r.g.Wait()
+	r.cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := len(r.closers) - 1; i >= 0; i-- {
+		if cerr := r.closers[i](ctx); cerr != nil && !errors.Is(cerr, producer.ErrClosed) && !errors.Is(cerr, sink.ErrClosed) {
+			err = errors.Join(err, cerr)
+		}
+	}
+	r.closers = nil
+	return err
+}
+
+func (r *Runner) onStop(f func(context.Context) error) { r.closers = append(r.closers, f) }
+
+// Has reports, as an error naming what is missing, whether which selects
+// at least one pipeline of c.
+func (c *Config) Has(which Which) error {
+	_, _, err := c.selected(which)
+	return err
+}
+
+// selected returns the indexes of the enrich and sink pipelines which
+// selects.
+func (c *Config) selected(which Which) (enrich, sinks []int, err error) {
+	switch which.Kind {
+	case KindEnrich:
+		for i, p := range c.Enrich {
+			if which.Name == "" || p.Name == which.Name {
+				enrich = append(enrich, i)
+			}
+		}
+	case KindSink:
+		for i, p := range c.Sink {
+			if which.Name == "" || p.Name == which.Name {
+				sinks = append(sinks, i)
+			}
+		}
+	default:
+		return nil, nil, fmt.Errorf("%w: kind %q, want %s or %s", ErrConfig, which.Kind, KindEnrich, KindSink)
+	}
+	if len(enrich)+len(sinks) == 0 {
+		if which.Name != "" {
+			have := "none"
+			if names := c.names(which.Kind); len(names) > 0 {
+				have = strings.Join(names, ", ")
+			}
+			return nil, nil, fmt.Errorf("%w: no %s pipeline is named %q (have %s)", ErrConfig, which.Kind, which.Name, have)
+		}
+		return nil, nil, fmt.Errorf("%w: %s: no pipelines", ErrConfig, which.Kind)
+	}
+	return enrich, sinks, nil
+}
+
+func (c *Config) names(kind string) []string {
+	var names []string
+	if kind == KindEnrich {
+		for _, p := range c.Enrich {
+			names = append(names, p.Name)
+		}
+	} else {
+		for _, p := range c.Sink {
+			names = append(names, p.Name)
+		}
+	}
+	return names
+}
+
+// extra is kafka.extra as a librdkafka ConfigMap.
+func (r *Runner) extra() kafka.ConfigMap {
+	cm := kafka.ConfigMap{}
+	for k, v := range r.cfg.Kafka.Extra {
+		cm[k] = v
+	}
+	return cm
+}
+
+func (r *Runner) clientID(name string) string {
+	if r.cfg.Kafka.ClientID != "" {
+		return r.cfg.Kafka.ClientID
+	}
+	return "slate-" + name
+}
+
+func (r *Runner) newProducer(name, source string, extra ...producer.Option) (*producer.Producer, error) {
+	k := r.cfg.Kafka
+	opts := []producer.Option{producer.WithBrokers(k.Brokers), producer.WithRegistry(r.reg),
+		producer.WithSource(source), producer.WithClientID(r.clientID(name)), producer.WithLogger(r.o.log),
+		producer.WithStartTimeout(r.o.startTimeout), producer.WithKafkaConfig(r.extra())}
+	opts = append(opts, producerSecurity(k)...)
+	p, err := producer.New(append(opts, extra...)...)
+	if err != nil {
+		return nil, err
+	}
+	r.onStop(p.Close)
+	return p, nil
+}
+
+// deadLetterProducer is a non-transactional producer of dead letters
+// whose record limit leaves room for the dead-letter headers above the
+// brokers' (and the dead-letter topics') limit.
+func (r *Runner) deadLetterProducer(name string, topics []string) (*producer.Producer, error) {
+	dlqs := make([]string, len(topics))
+	for i, t := range topics {
+		dlqs[i] = schema.DLQTopic(t)
+	}
+	return r.newProducer(name+"-dlq", "//slate/dlq", producer.WithBrokerMessageLimit(producer.DeadLetterHeadroom, dlqs...))
+}
+
+func (r *Runner) runConsumer(name, group string, h consumer.Handler, topics []string, extra ...consumer.Option) error {
+	k := r.cfg.Kafka
+	opts := []consumer.Option{consumer.WithBrokers(k.Brokers), consumer.WithGroup(group), consumer.WithTopics(topics...),
+		consumer.WithRegistry(r.reg), consumer.WithLogger(r.o.log.With("pipeline", name)),
+		consumer.WithStartTimeout(r.o.startTimeout), consumer.WithKafkaConfig(r.extra())}
+	opts = append(opts, consumerSecurity(k)...)
+	if k.ClientID != "" {
+		opts = append(opts, consumer.WithKafkaConfig(kafka.ConfigMap{"client.id": k.ClientID}))
+	}
+	c, err := consumer.New(h, append(opts, extra...)...)
+	if err != nil {
+		return err
+	}
+	r.names = append(r.names, name)
+	r.g.Go(func() error {
+		if err := c.Run(r.gctx); err != nil {
+			return fmt.Errorf("pipeline %s: %w", name, err)
+		}
+		return nil
+	})
+	r.o.log.Info("pipeline started", "pipeline", name, "group", group, "inputs", topics)
+	return nil
+}
+
+// resolverSpec is the grpcresolver.Spec of a pipeline's resolver entry.
+func resolverSpec(s enricher.ResolverSpec) grpcresolver.Spec {
+	return grpcresolver.Spec{
+		Target: s.Target, Kind: s.Method, Method: s.RPC, IDsField: s.IDsField, RecordsField: s.RecordsField,
+		IDField: s.IDField, VersionField: s.VersionField, DeletedField: s.DeletedField,
+		DependentsField: s.DependentsField, DependentsKeyField: s.DependentsKeyField,
+		DependentsIDsField: s.DependentsIDsField, DescriptorSet: s.DescriptorSet, Timeout: s.Timeout,
+	}
+}
+
+func (r *Runner) startEnrich(ctx context.Context, i int) error {
+	p := r.cfg.Enrich[i]
+	at := fmt.Sprintf("enrich[%d]", i)
+	log := r.o.log.With("pipeline", p.Name)
+	b := enricher.Bindings{Resolvers: map[string]enricher.Resolver{}, Dependents: map[string]enricher.Dependents{},
+		Schemas: map[string]avro.NamedSchema{}}
+	schemas := map[string]avro.NamedSchema{}
+	for _, name := range slices.Sorted(maps.Keys(p.Resolvers)) {
+		res, err := grpcresolver.New(ctx, resolverSpec(p.Resolvers[name]),
+			grpcresolver.WithLogger(log), grpcresolver.WithStartTimeout(r.o.startTimeout))
+		if err != nil {
+			return fmt.Errorf("%s.resolvers.%s: %w", at, name, err)
+		}
+		r.onStop(func(context.Context) error { return res.Close() })
+		if p.Resolvers[name].Method == enricher.MethodDependents {
+			b.Dependents[name] = res
+		} else {
+			b.Resolvers[name] = res
+			schemas[name] = res.Schema()
+		}
+	}
+	for _, j := range p.Joins {
+		b.Schemas[j.Field] = schemas[j.Resolver]
+	}
+	var pubOpts []producer.Option
+	if p.Transactional {
+		host, _ := os.Hostname()
+		pubOpts = append(pubOpts, producer.WithTransactionalID(fmt.Sprintf("%s-%s-%d", r.clientID(p.Name), host, os.Getpid())))
+	}
+	pub, err := r.newProducer(p.Name, "//slate/enricher/"+p.Name, pubOpts...)
+	if err != nil {
+		return fmt.Errorf("%s: producer: %w", at, err)
+	}
+	var copts []consumer.Option
+	if p.DeadLetter.Enabled {
+		dlq, err := r.deadLetterProducer(p.Name, append(slices.Clone(p.Inputs), p.Output))
+		if err != nil {
+			return fmt.Errorf("%s.dead_letter: producer: %w", at, err)
+		}
+		b.DeadLetter = dlq
+		copts = append(copts, consumer.WithDeadLetter(dlq))
+	}
+	primary, eopts, err := p.Options(b)
+	if err != nil {
+		return fmt.Errorf("%s: %w", at, err)
+	}
+	eopts = append(eopts, enricher.WithLogger(log), enricher.WithSource("//slate/enricher/"+p.Name))
+	enr, err := enricher.New(p.EntityType, primary, pub, r.reg, eopts...)
+	if err != nil {
+		return fmt.Errorf("%s: %w", at, err)
+	}
+	var h consumer.Handler = enr
+	if p.Transactional {
+		if h, err = enricher.NewTransactional(enr, pub); err != nil {
+			return fmt.Errorf("%s.transactional: %w", at, err)
+		}
+		copts = append(copts, consumer.WithTransactional())
+	}
+	if err := r.runConsumer(p.Name, p.Name, h, p.Inputs, copts...); err != nil {
+		return fmt.Errorf("%s: %w", at, err)
+	}
+	return nil
+}
+
+func (r *Runner) startSink(ctx context.Context, i int) error {
+	p := r.cfg.Sink[i]
+	at := fmt.Sprintf("sink[%d]", i)
+	log := r.o.log.With("pipeline", p.Name)
+	store, err := r.dedupeStore(ctx, p.Dedupe, log)
+	if err != nil {
+		return fmt.Errorf("%s.dedupe: %w", at, err)
+	}
+	var sinks []sink.Sink
+	for j, s := range p.Sinks {
+		sk, err := r.newSink(ctx, p.Name, s, log)
+		if err != nil {
+			return fmt.Errorf("%s.sinks[%d]: %w", at, j, err)
+		}
+		r.onStop(sk.Close)
+		sinks = append(sinks, named{Sink: sk, name: s.Name})
+	}
+	h := consumer.Deduplicate(store, consumer.DedupeConfig{Lease: p.Dedupe.Lease, TTL: p.Dedupe.TTL,
+		Group: p.Group, Logger: log}, consumer.ToSinks(sinks...))
+	copts := []consumer.Option{consumer.WithConcurrency(p.Concurrency)}
+	if p.DeadLetter.Enabled {
+		dlq, err := r.deadLetterProducer(p.Name, p.Inputs)
+		if err != nil {
+			return fmt.Errorf("%s.dead_letter: producer: %w", at, err)
+		}
+		copts = append(copts, consumer.WithDeadLetter(dlq), consumer.WithMaxAttempts(p.DeadLetter.Attempts))
+	}
+	if err := r.runConsumer(p.Name, p.Group, h, p.Inputs, copts...); err != nil {
+		return fmt.Errorf("%s: %w", at, err)
+	}
+	return nil
+}
+
+// named gives a sink the name of its YAML entry, for the metrics and the
+// per-sink dedupe marks.
+type named struct {
+	sink.Sink
+	name string
+}
+
+func (n named) Name() string { return n.name }
+
+func (r *Runner) dedupeStore(ctx context.Context, d DedupeSpec, log *slog.Logger) (consumer.DedupeStore, error) {
+	if d.Type == DedupeMemory {
+		store := dedupe.NewMemory(dedupe.WithLogger(log))
+		r.onStop(func(context.Context) error { return store.Close() })
+		return store, nil
+	}
+	rc := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: strings.Split(d.Addr, ","), ClientName: "slate-sink"})
+	pctx, cancel := context.WithTimeout(ctx, r.o.startTimeout)
+	defer cancel()
+	if err := rc.Ping(pctx).Err(); err != nil {
+		_ = rc.Close()
+		return nil, fmt.Errorf("redis at %s does not answer: %w", d.Addr, err)
+	}
+	opts := []dedupe.Option{dedupe.WithLogger(log)}
+	if d.KeyPrefix != "" {
+		opts = append(opts, dedupe.WithKeyPrefix(d.KeyPrefix))
+	}
+	store, err := dedupe.NewRedis(rc, opts...)
+	if err != nil {
+		_ = rc.Close()
+		return nil, err
+	}
+	r.onStop(func(context.Context) error { return errors.Join(store.Close(), rc.Close()) })
+	return store, nil
+}
+
+func (r *Runner) newSink(ctx context.Context, pipeline string, s SinkSpec, log *slog.Logger) (sink.Sink, error) {
+	switch s.Type {
+	case SinkES:
+		client, err := elasticsearch.NewClient(elasticsearch.Config{Addresses: []string{s.URL}})
+		if err != nil {
+			return nil, fmt.Errorf("url: %w", err)
+		}
+		opts := []es.Option{es.WithRegistry(r.reg), es.WithLogger(log)}
+		if s.IndexPrefix != "" {
+			opts = append(opts, es.WithIndexPrefix(s.IndexPrefix))
+		}
+		sctx, cancel := context.WithTimeout(ctx, r.o.startTimeout)
+		defer cancel()
+		return es.New(sctx, client, opts...)
+	case SinkBleve:
+		return bleve.New(s.Path, bleve.WithRegistry(r.reg), bleve.WithLogger(log))
+	case SinkHive:
+		return hive.New(s.Root, s.Table, hive.WithRegistry(r.reg), hive.WithLogger(log))
+	default: // SinkKafka; Validate allows no other type
+		pub, err := r.newProducer(pipeline+"-"+s.Name, "//slate/sink/"+pipeline)
+		if err != nil {
+			return nil, fmt.Errorf("producer: %w", err)
+		}
+		return kafkasink.New(pub, kafkasink.ToTopic(s.Topic), kafkasink.WithLogger(log))
+	}
+}
+
+// producerSecurity are the producer options of k's SASL and TLS settings.
+func producerSecurity(k kafkaconf.Client) []producer.Option {
+	var opts []producer.Option
+	if k.SASL.On() {
+		opts = append(opts, producer.WithSASL(k.SASL.Mechanism, k.SASL.Username, k.SASL.Password))
+	}
+	if t := k.TLS; t != nil {
+		opts = append(opts, producer.WithTLS(t.CAFile, t.CertFile, t.KeyFile))
+	}
+	return opts
+}
+
+// consumerSecurity are the consumer options of k's SASL and TLS settings.
+func consumerSecurity(k kafkaconf.Client) []consumer.Option {
+	var opts []consumer.Option
+	if k.SASL.On() {
+		opts = append(opts, consumer.WithSASL(k.SASL.Mechanism, k.SASL.Username, k.SASL.Password))
+	}
+	if t := k.TLS; t != nil {
+		opts = append(opts, consumer.WithTLS(t.CAFile, t.CertFile, t.KeyFile))
+	}
+	return opts
+}
