@@ -2,6 +2,7 @@ package enricher
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/hamba/avro/v2"
@@ -204,8 +205,91 @@ func (e *Enricher) joinedSchema(primary avro.NamedSchema) (avro.NamedSchema, err
 	if err != nil {
 		return nil, fmt.Errorf("enricher: joined schema %s: %w", name, err)
 	}
-	e.joined.Store(primary.FullName(), s)
-	return s, nil
+	view, err := defineOnce(s)
+	if err != nil {
+		return nil, fmt.Errorf("enricher: joined schema %s: %w", name, err)
+	}
+	e.joined.Store(primary.FullName(), view)
+	return view, nil
+}
+
+// defineOnce returns s with each named type (record, enum, fixed) defined
+// once and referred to by name after that. The primary's and the joined
+// records' schemas are separate objects, and when they hold the same named
+// type (a shared enum, a message both services use) s defines it twice,
+// which no parser, the registry's included, accepts. Two different
+// definitions under one name are an error.
+func defineOnce(s avro.NamedSchema) (avro.NamedSchema, error) {
+	raw, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	var tree any
+	if err := json.Unmarshal(raw, &tree); err != nil {
+		return nil, err
+	}
+	seen := map[string]string{} // full name -> its definition's JSON
+	tree, err = referSeen(tree, seen)
+	if err != nil {
+		return nil, err
+	}
+	out, err := json.Marshal(tree)
+	if err != nil {
+		return nil, err
+	}
+	parsed, err := avro.ParseBytesWithCache(out, "", &avro.SchemaCache{})
+	if err != nil {
+		return nil, err
+	}
+	named, ok := parsed.(avro.NamedSchema)
+	if !ok {
+		return nil, fmt.Errorf("not a named schema: %s", parsed.Type())
+	}
+	return named, nil
+}
+
+// referSeen walks a schema's JSON form (as hamba/avro writes it: every
+// name in full) and replaces each repeated definition of a named type with
+// its name.
+func referSeen(n any, seen map[string]string) (any, error) {
+	switch v := n.(type) {
+	case []any:
+		for i := range v {
+			x, err := referSeen(v[i], seen)
+			if err != nil {
+				return nil, err
+			}
+			v[i] = x
+		}
+		return v, nil
+	case map[string]any:
+		typ, _ := v["type"].(string)
+		name, _ := v["name"].(string)
+		if name != "" && (typ == "record" || typ == "error" || typ == "enum" || typ == "fixed") {
+			def, err := json.Marshal(v)
+			if err != nil {
+				return nil, err
+			}
+			if prev, ok := seen[name]; ok {
+				if prev != string(def) {
+					return nil, fmt.Errorf("two different types are named %s", name)
+				}
+				return name, nil
+			}
+			seen[name] = string(def)
+		}
+		for _, k := range []string{"type", "items", "values", "fields"} {
+			if c, ok := v[k]; ok {
+				x, err := referSeen(c, seen)
+				if err != nil {
+					return nil, err
+				}
+				v[k] = x
+			}
+		}
+		return v, nil
+	}
+	return n, nil
 }
 
 // toMap returns v as the generic form of an Avro record.
