@@ -229,7 +229,7 @@ func (r *Runner) newProducer(name, source string, extra ...producer.Option) (*pr
 	opts := []producer.Option{producer.WithBrokers(k.Brokers), producer.WithRegistry(r.reg),
 		producer.WithSource(source), producer.WithClientID(r.clientID(name)), producer.WithLogger(r.o.log),
 		producer.WithStartTimeout(r.o.startTimeout), producer.WithKafkaConfig(r.extra())}
-	opts = append(opts, producerSecurity(k)...)
+	opts = append(opts, ProducerOptions(k)...)
 	p, err := producer.New(append(opts, extra...)...)
 	if err != nil {
 		return nil, err
@@ -254,7 +254,7 @@ func (r *Runner) runConsumer(name, group string, h consumer.Handler, topics []st
 	opts := []consumer.Option{consumer.WithBrokers(k.Brokers), consumer.WithGroup(group), consumer.WithTopics(topics...),
 		consumer.WithRegistry(r.reg), consumer.WithLogger(r.o.log.With("pipeline", name)),
 		consumer.WithStartTimeout(r.o.startTimeout), consumer.WithKafkaConfig(r.extra())}
-	opts = append(opts, consumerSecurity(k)...)
+	opts = append(opts, ConsumerOptions(k)...)
 	if k.ClientID != "" {
 		opts = append(opts, consumer.WithKafkaConfig(kafka.ConfigMap{"client.id": k.ClientID}))
 	}
@@ -442,8 +442,9 @@ func (r *Runner) newSink(ctx context.Context, pipeline string, s SinkSpec, log *
 	}
 }
 
-// producerSecurity are the producer options of k's SASL and TLS settings.
-func producerSecurity(k kafkaconf.Client) []producer.Option {
+// ProducerOptions are the producer options of k's SASL and TLS settings,
+// for a producer that talks to the brokers of a Config's kafka section.
+func ProducerOptions(k kafkaconf.Client) []producer.Option {
 	var opts []producer.Option
 	if k.SASL.On() {
 		opts = append(opts, producer.WithSASL(k.SASL.Mechanism, k.SASL.Username, k.SASL.Password))
@@ -454,8 +455,9 @@ func producerSecurity(k kafkaconf.Client) []producer.Option {
 	return opts
 }
 
-// consumerSecurity are the consumer options of k's SASL and TLS settings.
-func consumerSecurity(k kafkaconf.Client) []consumer.Option {
+// ConsumerOptions are the options of k's SASL and TLS settings for
+// consumer.New and consumer.ReadDeadLetters.
+func ConsumerOptions(k kafkaconf.Client) []consumer.Option {
 	var opts []consumer.Option
 	if k.SASL.On() {
 		opts = append(opts, consumer.WithSASL(k.SASL.Mechanism, k.SASL.Username, k.SASL.Password))

@@ -7,6 +7,7 @@ import (
 	"github.com/slatehq/slate/internal/kafkaconf"
 	"github.com/slatehq/slate/internal/stack"
 	"github.com/slatehq/slate/producer"
+	"github.com/slatehq/slate/runner"
 	"github.com/slatehq/slate/schema/registry"
 )
 
@@ -63,11 +64,11 @@ func (k *kafkaFlags) validate(brokers string) error {
 }
 
 func (k *kafkaFlags) producerOptions(brokers string) []producer.Option {
-	return stack.ProducerOptions(k.client(brokers))
+	return runner.ProducerOptions(k.client(brokers))
 }
 
 func (k *kafkaFlags) consumerOptions(brokers string) []consumer.Option {
-	return stack.ConsumerOptions(k.client(brokers))
+	return runner.ConsumerOptions(k.client(brokers))
 }
 
 func (k *kafkaFlags) storeOptions(brokers string) []registry.KafkaStoreOption {

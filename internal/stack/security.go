@@ -15,11 +15,9 @@ import (
 
 	avroregistry "github.com/hamba/avro/v2/registry"
 
-	"github.com/slatehq/slate/consumer"
 	"github.com/slatehq/slate/internal/broker"
 	"github.com/slatehq/slate/internal/devcert"
 	"github.com/slatehq/slate/internal/kafkaconf"
-	"github.com/slatehq/slate/producer"
 	"github.com/slatehq/slate/schema/registry"
 )
 
@@ -210,34 +208,6 @@ func (l *loaded) kafka(brokers string, external bool) kafkaconf.Client {
 		c.TLS = &kafkaconf.TLS{CAFile: l.CAFile, CertFile: l.ClientCertFile, KeyFile: l.ClientKeyFile}
 	}
 	return c
-}
-
-// ProducerOptions are the producer options that give a producer c's SASL
-// and TLS settings (`slate up` and the other commands build their
-// clients with them).
-func ProducerOptions(c kafkaconf.Client) []producer.Option {
-	var opts []producer.Option
-	if c.SASL.On() {
-		opts = append(opts, producer.WithSASL(c.SASL.Mechanism, c.SASL.Username, c.SASL.Password))
-	}
-	if t := c.TLS; t != nil {
-		opts = append(opts, producer.WithTLS(t.CAFile, t.CertFile, t.KeyFile))
-	}
-	return opts
-}
-
-// ConsumerOptions are the consumer options (of consumer.New and
-// consumer.ReadDeadLetters) that give a consumer c's SASL and TLS
-// settings.
-func ConsumerOptions(c kafkaconf.Client) []consumer.Option {
-	var opts []consumer.Option
-	if c.SASL.On() {
-		opts = append(opts, consumer.WithSASL(c.SASL.Mechanism, c.SASL.Username, c.SASL.Password))
-	}
-	if t := c.TLS; t != nil {
-		opts = append(opts, consumer.WithTLS(t.CAFile, t.CertFile, t.KeyFile))
-	}
-	return opts
 }
 
 // StoreOptions are the options that give the registry's Kafka store c's

@@ -36,6 +36,7 @@ import (
 	"github.com/slatehq/slate/internal/broker"
 	"github.com/slatehq/slate/producer"
 	titlesv1 "github.com/slatehq/slate/proto/titles/v1"
+	"github.com/slatehq/slate/runner"
 	"github.com/slatehq/slate/schema"
 	"github.com/slatehq/slate/schema/registry"
 	"github.com/slatehq/slate/services/titles"
@@ -360,7 +361,7 @@ func (s *Stack) startDedupe(ctx context.Context) error {
 func (s *Stack) newProducer(source, clientID string, extra ...producer.Option) (*producer.Producer, error) {
 	opts := append([]producer.Option{producer.WithBrokers(s.Brokers), producer.WithRegistry(s.Registry),
 		producer.WithSource(source), producer.WithClientID(clientID), producer.WithLogger(s.cfg.Log)},
-		ProducerOptions(s.sec.kafka(s.Brokers, s.cfg.Brokers != ""))...)
+		runner.ProducerOptions(s.sec.kafka(s.Brokers, s.cfg.Brokers != ""))...)
 	opts = append(opts, extra...)
 	p, err := producer.New(opts...)
 	if err != nil {
@@ -373,7 +374,7 @@ func (s *Stack) newProducer(source, clientID string, extra ...producer.Option) (
 func (s *Stack) runConsumer(ctx context.Context, h consumer.Handler, group, topic string, dlq consumer.DeadLetterPublisher, extra ...consumer.Option) error {
 	opts := append([]consumer.Option{consumer.WithBrokers(s.Brokers), consumer.WithGroup(group), consumer.WithTopics(topic),
 		consumer.WithRegistry(s.Registry), consumer.WithDeadLetter(dlq), consumer.WithLogger(s.cfg.Log)},
-		ConsumerOptions(s.sec.kafka(s.Brokers, s.cfg.Brokers != ""))...)
+		runner.ConsumerOptions(s.sec.kafka(s.Brokers, s.cfg.Brokers != ""))...)
 	opts = append(opts, extra...)
 	c, err := consumer.New(h, opts...)
 	if err != nil {
