@@ -3,6 +3,9 @@ package enricher
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -78,42 +81,113 @@ type Pipeline struct {
 	Transactional bool `yaml:"transactional"`
 }
 
-// ResolverSpec is one service the pipeline asks.
+// ResolverSpec is one service the pipeline asks: which unary method of
+// which gRPC service to call and where in its messages the ids, records,
+// versions and tombstones are. It is also the Spec of the generic gRPC
+// resolver (enricher/grpcresolver), which calls services slate has no
+// generated code for. Field names are the protobuf names (snake_case) of
+// top-level fields of the message concerned.
 type ResolverSpec struct {
 	// Target is the gRPC target (host:port or a resolver URI). Required.
 	Target string `yaml:"target"`
-	// Method is batch_get (default), get or dependents.
+	// Method is the kind of method: [MethodBatchGet] (default),
+	// [MethodGet] or [MethodDependents].
 	Method string `yaml:"method"`
-	// Timeout bounds one call (default 5s).
-	Timeout time.Duration `yaml:"timeout"`
-
-	// The settings below are those of a generic gRPC resolver
-	// (enricher/grpcresolver.Spec, which has the same YAML names), for
-	// services slate has no generated code for: the full method name and
-	// where in its messages the ids, records, versions and tombstones are.
-
-	// RPC is the full method name, <package>.<Service>/<Method>.
+	// RPC is the full method name, <package>.<Service>/<Method>, as in
+	// studio.titles.v1.Titles/BatchGetTitles (a leading slash, or a dot in
+	// place of the slash, is accepted). The method must be unary. Required.
 	RPC string `yaml:"rpc"`
-	// IDsField is the request field carrying the ids.
+	// IDsField is the request field carrying the ids: a repeated string
+	// for batch_get and dependents (default "ids"), a string for get
+	// (default "id").
 	IDsField string `yaml:"ids_field"`
-	// RecordsField is the response field holding the records.
+	// RecordsField is the response field holding the records: a repeated
+	// message for batch_get (required); for get a message field, or empty
+	// when the response itself is the record. Not for dependents.
 	RecordsField string `yaml:"records_field"`
-	// IDField is the record's id field.
+	// IDField is the record's id, a string (default "id"). A batch_get
+	// record answers the id it carries; ids asked for and not answered
+	// were deleted at the source. Not for dependents.
 	IDField string `yaml:"id_field"`
-	// VersionField is the record's version field.
+	// VersionField is the record's version, an integer field (int32,
+	// int64, uint32, uint64 and their sint/fixed forms; a uint64 above
+	// the int64 range fails the record). Empty (the default): records
+	// carry version 0, which the enricher treats as no version. Not for
+	// dependents.
 	VersionField string `yaml:"version_field"`
-	// DeletedField is the record's tombstone flag.
+	// DeletedField is an optional bool of the record marking a tombstone
+	// ([Record.Deleted]): the owner deleted the entity at the record's
+	// version. Not for dependents.
 	DeletedField string `yaml:"deleted_field"`
-	// DependentsField is, for dependents, the response field mapping
-	// changed ids to dependents' ids.
+	// DependentsField is, for dependents (required), the response field
+	// mapping each changed id to its dependents' ids, in one of two forms:
+	//
+	//	map<string, Ids> dependents = 1;   // message Ids { repeated string ids = 1; }
+	//	repeated Edge dependents = 1;      // message Edge { string id = 1; repeated string ids = 2; }
+	//
+	// A map's key is the changed id; an entry of the repeated form names
+	// it in DependentsKeyField. Either way the dependents' ids are the
+	// repeated string DependentsIDsField of the value.
 	DependentsField string `yaml:"dependents_field"`
-	// DependentsKeyField is the changed id of a repeated dependents entry.
+	// DependentsKeyField is the changed id of an entry of the repeated
+	// form of DependentsField, a string (default "id").
 	DependentsKeyField string `yaml:"dependents_key_field"`
-	// DependentsIDsField is the dependents' ids in a dependents value.
+	// DependentsIDsField is the dependents' ids in a value of
+	// DependentsField, a repeated string (default "ids").
 	DependentsIDsField string `yaml:"dependents_ids_field"`
-	// DescriptorSet is a protoc descriptor set file holding the service;
-	// empty reads the descriptors from the target's server reflection.
+	// DescriptorSet is the path of a file descriptor set holding the
+	// service, as written by protoc --descriptor_set_out=FILE
+	// --include_imports. Empty (the default): the descriptors come from
+	// the target's server reflection (grpc.reflection.v1, or v1alpha when
+	// the server has only that).
 	DescriptorSet string `yaml:"descriptor_set"`
+	// TLS dials the target over TLS; nil dials in plaintext.
+	TLS *ClientTLS `yaml:"tls"`
+	// Timeout bounds one call (default 5s); a get resolver bounds each of
+	// its unary calls by it.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// ClientTLS is the client side of TLS: whom to trust and what certificate
+// to present. Paths are of PEM files.
+type ClientTLS struct {
+	// CAFile is the bundle of the CAs that sign the server's certificate;
+	// empty trusts the system's roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are the certificate and key the client
+	// presents (mutual TLS); both or neither.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName is the name the server's certificate must carry (default:
+	// the host dialled).
+	ServerName string `yaml:"server_name"`
+}
+
+// Config reads the files and returns the TLS configuration, TLS 1.2 or
+// newer. Its errors name the setting (ca_file, cert_file).
+func (t *ClientTLS) Config() (*tls.Config, error) {
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("ca_file: %w", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca_file: %s holds no PEM certificate", t.CAFile)
+		}
+	}
+	switch {
+	case t.CertFile != "" && t.KeyFile != "":
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("cert_file: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	case t.CertFile != "" || t.KeyFile != "":
+		return nil, errors.New("cert_file: cert_file and key_file go together (mutual TLS)")
+	}
+	return c, nil
 }
 
 // JoinSpec is one [Join].

@@ -273,16 +273,6 @@ func (r *Runner) runConsumer(name, group string, h consumer.Handler, topics []st
 	return nil
 }
 
-// resolverSpec is the grpcresolver.Spec of a pipeline's resolver entry.
-func resolverSpec(s enricher.ResolverSpec) grpcresolver.Spec {
-	return grpcresolver.Spec{
-		Target: s.Target, Kind: s.Method, Method: s.RPC, IDsField: s.IDsField, RecordsField: s.RecordsField,
-		IDField: s.IDField, VersionField: s.VersionField, DeletedField: s.DeletedField,
-		DependentsField: s.DependentsField, DependentsKeyField: s.DependentsKeyField,
-		DependentsIDsField: s.DependentsIDsField, DescriptorSet: s.DescriptorSet, Timeout: s.Timeout,
-	}
-}
-
 func (r *Runner) startEnrich(ctx context.Context, i int) error {
 	p := r.cfg.Enrich[i]
 	at := fmt.Sprintf("enrich[%d]", i)
@@ -291,7 +281,7 @@ func (r *Runner) startEnrich(ctx context.Context, i int) error {
 		Schemas: map[string]avro.NamedSchema{}}
 	schemas := map[string]avro.NamedSchema{}
 	for _, name := range slices.Sorted(maps.Keys(p.Resolvers)) {
-		res, err := grpcresolver.New(ctx, resolverSpec(p.Resolvers[name]),
+		res, err := grpcresolver.New(ctx, p.Resolvers[name],
 			grpcresolver.WithLogger(log), grpcresolver.WithStartTimeout(r.o.startTimeout))
 		if err != nil {
 			return fmt.Errorf("%s.resolvers.%s: %w", at, name, err)

@@ -9,7 +9,7 @@
 //
 //	r, err := grpcresolver.New(ctx, grpcresolver.Spec{
 //		Target:       "titles:9090",
-//		Method:       "slate.titles.v1.Titles/BatchGetTitles",
+//		RPC:       "slate.titles.v1.Titles/BatchGetTitles",
 //		RecordsField: "titles",
 //		VersionField: "version",
 //	})

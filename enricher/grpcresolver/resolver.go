@@ -117,10 +117,18 @@ var (
 // records. An error about a setting wraps [ErrSpec] and names the setting
 // (by its YAML name) and the cause; a target that cannot be reached fails
 // with an error for which [enricher.IsRetryable] is true. Close the
-// resolver when done.
+// resolver when done. spec.TLS dials over TLS; [WithTLS] and
+// [WithTransportCredentials] replace it.
 func New(ctx context.Context, spec Spec, opts ...Option) (*Resolver, error) {
 	cfg := config{creds: insecure.NewCredentials(), parallel: DefaultParallel,
 		startTimeout: DefaultStartTimeout, log: slog.New(slog.DiscardHandler)}
+	if spec.TLS != nil {
+		tc, err := spec.TLS.Config()
+		if err != nil {
+			return nil, fmt.Errorf("%w: tls.%w", ErrSpec, err)
+		}
+		cfg.creds = credentials.NewTLS(tc)
+	}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -135,8 +143,8 @@ func New(ctx context.Context, spec Spec, opts ...Option) (*Resolver, error) {
 	if cfg.log == nil {
 		cfg.log = slog.New(slog.DiscardHandler)
 	}
-	spec = spec.withDefaults()
-	service, method, err := spec.check()
+	spec = withDefaults(spec)
+	service, method, err := check(spec)
 	if err != nil {
 		return nil, err
 	}
@@ -188,11 +196,11 @@ func (r *Resolver) start(ctx context.Context, files *protoregistry.Files, source
 	if err := r.bind(md); err != nil {
 		return err
 	}
-	if r.spec.Kind == enricher.MethodGet {
+	if r.spec.Method == enricher.MethodGet {
 		r.perID = enricher.PerID(r.get, r.cfg.parallel)
 	}
 	r.cfg.log.InfoContext(ctx, "grpc resolver ready", "target", r.spec.Target, "rpc", r.method,
-		"method", r.spec.Kind, "descriptors", source)
+		"method", r.spec.Method, "descriptors", source)
 	return nil
 }
 
@@ -201,7 +209,7 @@ func (r *Resolver) bind(md protoreflect.MethodDescriptor) error {
 	s := r.spec
 	r.req, r.resp = md.Input(), md.Output()
 	var err error
-	if s.Kind == enricher.MethodGet {
+	if s.Method == enricher.MethodGet {
 		r.ids, err = lookupField("ids_field", r.req, s.IDsField, shapeString)
 	} else {
 		r.ids, err = lookupField("ids_field", r.req, s.IDsField, shapeRepeatedString)
@@ -209,12 +217,12 @@ func (r *Resolver) bind(md protoreflect.MethodDescriptor) error {
 	if err != nil {
 		return err
 	}
-	if s.Kind == enricher.MethodDependents {
+	if s.Method == enricher.MethodDependents {
 		return r.bindDependents()
 	}
 	rec := r.resp
 	switch {
-	case s.Kind == enricher.MethodBatchGet:
+	case s.Method == enricher.MethodBatchGet:
 		if r.records, err = lookupField("records_field", r.resp, s.RecordsField, shapeRepeatedMessage); err != nil {
 			return err
 		}
@@ -296,7 +304,7 @@ func (r *Resolver) Close() error { return r.conn.Close() }
 // field unset) is left out. A record marked by the deleted_field is a
 // tombstone. entityType is not sent: the method decides what it returns.
 func (r *Resolver) Resolve(ctx context.Context, entityType string, ids []string) (map[string]enricher.Record, error) {
-	switch r.spec.Kind {
+	switch r.spec.Method {
 	case enricher.MethodGet:
 		return r.perID.Resolve(ctx, entityType, ids)
 	case enricher.MethodBatchGet:
@@ -397,8 +405,8 @@ func (r *Resolver) record(m protoreflect.Message) (enricher.Record, error) {
 // Dependents implements [enricher.Dependents] for a dependents resolver:
 // one call with all ids. Repeated entries of one id add up.
 func (r *Resolver) Dependents(ctx context.Context, ids []string) (map[string][]string, error) {
-	if r.spec.Kind != enricher.MethodDependents {
-		return nil, fmt.Errorf("grpcresolver: %s is a %s resolver, not a dependents one", r.method, r.spec.Kind)
+	if r.spec.Method != enricher.MethodDependents {
+		return nil, fmt.Errorf("grpcresolver: %s is a %s resolver, not a dependents one", r.method, r.spec.Method)
 	}
 	resp, err := r.callIDs(ctx, ids)
 	if err != nil {

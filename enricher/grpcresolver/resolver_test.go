@@ -32,7 +32,7 @@ import (
 func batchSpec(target string) grpcresolver.Spec {
 	return grpcresolver.Spec{
 		Target:       target,
-		Method:       "studio.test.v1.Assets/BatchGetAssets",
+		RPC:          "studio.test.v1.Assets/BatchGetAssets",
 		RecordsField: "assets",
 		VersionField: "revision",
 		DeletedField: "deleted",
@@ -322,7 +322,7 @@ func TestGet(t *testing.T) {
 		{"response is the record", "/studio.test.v1.Assets/GetAssetDirect", ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			r := newResolver(t, grpcresolver.Spec{Target: addr, Kind: enricher.MethodGet, Method: tt.rpc,
+			r := newResolver(t, grpcresolver.Spec{Target: addr, Method: enricher.MethodGet, RPC: tt.rpc,
 				IDsField: "asset_id", RecordsField: tt.records, VersionField: "revision", DeletedField: "deleted"},
 				grpcresolver.WithParallel(2))
 			got, err := r.Resolve(context.Background(), "asset", []string{"a1", "a2", "a3", "a4", "nope"})
@@ -333,8 +333,8 @@ func TestGet(t *testing.T) {
 		})
 	}
 	t.Run("unavailable", func(t *testing.T) {
-		r := newResolver(t, grpcresolver.Spec{Target: addr, Kind: enricher.MethodGet,
-			Method: "studio.test.v1.Assets/GetAsset", IDsField: "asset_id", RecordsField: "asset"})
+		r := newResolver(t, grpcresolver.Spec{Target: addr, Method: enricher.MethodGet,
+			RPC: "studio.test.v1.Assets/GetAsset", IDsField: "asset_id", RecordsField: "asset"})
 		srv.fail.Store(int32(codes.Unavailable))
 		defer srv.fail.Store(0)
 		_, err := r.Resolve(context.Background(), "asset", []string{"a1", "a2"})
@@ -351,14 +351,14 @@ func TestDependents(t *testing.T) {
 		name string
 		spec grpcresolver.Spec
 	}{
-		{"map", grpcresolver.Spec{Method: "studio.test.v1.Assets/AssetDependents",
+		{"map", grpcresolver.Spec{RPC: "studio.test.v1.Assets/AssetDependents",
 			IDsField: "asset_ids", DependentsField: "titles"}},
-		{"repeated", grpcresolver.Spec{Method: "studio.test.v1.Assets/AssetEdges",
+		{"repeated", grpcresolver.Spec{RPC: "studio.test.v1.Assets/AssetEdges",
 			IDsField: "asset_ids", DependentsField: "edges", DependentsKeyField: "asset_id", DependentsIDsField: "title_ids"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			spec := tt.spec
-			spec.Target, spec.Kind = addr, enricher.MethodDependents
+			spec.Target, spec.Method = addr, enricher.MethodDependents
 			r := newResolver(t, spec)
 			got, err := r.Dependents(context.Background(), []string{"a1", "a2", "a4"})
 			if err != nil {
@@ -416,20 +416,20 @@ func TestNewRejectsBadSpec(t *testing.T) {
 		want []string
 	}{
 		{"no target", func(s *grpcresolver.Spec) { s.Target = "" }, []string{"target: is required"}},
-		{"unknown kind", func(s *grpcresolver.Spec) { s.Kind = "scan" }, []string{"method:", `"scan"`, "batch_get, get or dependents"}},
-		{"no rpc", func(s *grpcresolver.Spec) { s.Method = "" }, []string{"rpc: is required"}},
-		{"rpc not a full name", func(s *grpcresolver.Spec) { s.Method = "BatchGetAssets" }, []string{"rpc:", "not a full method name"}},
-		{"unknown service", func(s *grpcresolver.Spec) { s.Method = "studio.test.v1.Nope/BatchGetAssets" },
+		{"unknown kind", func(s *grpcresolver.Spec) { s.Method = "scan" }, []string{"method:", `"scan"`, "batch_get, get or dependents"}},
+		{"no rpc", func(s *grpcresolver.Spec) { s.RPC = "" }, []string{"rpc: is required"}},
+		{"rpc not a full name", func(s *grpcresolver.Spec) { s.RPC = "BatchGetAssets" }, []string{"rpc:", "not a full method name"}},
+		{"unknown service", func(s *grpcresolver.Spec) { s.RPC = "studio.test.v1.Nope/BatchGetAssets" },
 			[]string{"rpc:", "no service studio.test.v1.Nope"}},
-		{"unknown method", func(s *grpcresolver.Spec) { s.Method = "studio.test.v1.Assets/ListAssets" },
+		{"unknown method", func(s *grpcresolver.Spec) { s.RPC = "studio.test.v1.Assets/ListAssets" },
 			[]string{"rpc:", "service studio.test.v1.Assets has no method ListAssets", "BatchGetAssets"}},
-		{"streaming method", func(s *grpcresolver.Spec) { s.Method = "studio.test.v1.Assets/WatchAssets" },
+		{"streaming method", func(s *grpcresolver.Spec) { s.RPC = "studio.test.v1.Assets/WatchAssets" },
 			[]string{"rpc:", "streaming"}},
 		{"ids field missing", func(s *grpcresolver.Spec) { s.IDsField = "asset_ids" },
 			[]string{"ids_field:", `studio.test.v1.BatchGetAssetsRequest has no field "asset_ids"`}},
-		{"ids field not repeated", func(s *grpcresolver.Spec) { s.Method, s.IDsField = "studio.test.v1.Assets/GetAsset", "asset_id" },
+		{"ids field not repeated", func(s *grpcresolver.Spec) { s.RPC, s.IDsField = "studio.test.v1.Assets/GetAsset", "asset_id" },
 			[]string{"ids_field:", "field asset_id of studio.test.v1.GetAssetRequest is string, need a repeated string"}},
-		{"get ids field repeated", func(s *grpcresolver.Spec) { s.Kind, s.IDsField = enricher.MethodGet, "ids" },
+		{"get ids field repeated", func(s *grpcresolver.Spec) { s.Method, s.IDsField = enricher.MethodGet, "ids" },
 			[]string{"ids_field:", "is repeated string, need a string"}},
 		{"records field missing", func(s *grpcresolver.Spec) { s.RecordsField = "titles" },
 			[]string{"records_field:", `has no field "titles"`}},
@@ -448,19 +448,19 @@ func TestNewRejectsBadSpec(t *testing.T) {
 		{"deleted field not a bool", func(s *grpcresolver.Spec) { s.DeletedField = "name" },
 			[]string{"deleted_field:", "need a bool"}},
 		{"recursive record", func(s *grpcresolver.Spec) {
-			s.Method, s.RecordsField, s.VersionField, s.DeletedField = "studio.test.v1.Assets/BatchGetNodes", "nodes", "", ""
+			s.RPC, s.RecordsField, s.VersionField, s.DeletedField = "studio.test.v1.Assets/BatchGetNodes", "nodes", "", ""
 		}, []string{"records_field:", "message studio.test.v1.Node is recursive", "field children"}},
 		{"dependents setting on batch_get", func(s *grpcresolver.Spec) { s.DependentsField = "titles" },
 			[]string{"dependents_field:", "only method dependents uses it"}},
 		{"dependents without dependents field", func(s *grpcresolver.Spec) {
-			s.Kind, s.RecordsField, s.VersionField, s.DeletedField = enricher.MethodDependents, "", "", ""
+			s.Method, s.RecordsField, s.VersionField, s.DeletedField = enricher.MethodDependents, "", "", ""
 		}, []string{"dependents_field: is required"}},
 		{"dependents field not a map or list", func(s *grpcresolver.Spec) {
-			*s = grpcresolver.Spec{Target: s.Target, Kind: enricher.MethodDependents, Method: "studio.test.v1.Assets/GetAsset",
+			*s = grpcresolver.Spec{Target: s.Target, Method: enricher.MethodDependents, RPC: "studio.test.v1.Assets/GetAsset",
 				IDsField: "asset_id", DependentsField: "asset"}
 		}, []string{"ids_field:", "need a repeated string"}},
 		{"dependents ids field wrong", func(s *grpcresolver.Spec) {
-			*s = grpcresolver.Spec{Target: s.Target, Kind: enricher.MethodDependents, Method: "studio.test.v1.Assets/AssetEdges",
+			*s = grpcresolver.Spec{Target: s.Target, Method: enricher.MethodDependents, RPC: "studio.test.v1.Assets/AssetEdges",
 				IDsField: "asset_ids", DependentsField: "edges", DependentsKeyField: "asset_id"}
 		}, []string{"dependents_ids_field:", `studio.test.v1.Edge has no field "ids"`}},
 		{"negative timeout", func(s *grpcresolver.Spec) { s.Timeout = -time.Second }, []string{"timeout:", "negative"}},
@@ -473,7 +473,7 @@ func TestNewRejectsBadSpec(t *testing.T) {
 		{"no reflection, no descriptor set", func(s *grpcresolver.Spec) { s.Target = bare },
 			[]string{"neither grpc.reflection.v1 nor v1alpha", "set descriptor_set"}},
 		{"descriptor set, unknown method", func(s *grpcresolver.Spec) {
-			s.Target, s.DescriptorSet, s.Method = bare, descriptorSet, "studio.test.v1.Assets/Nope"
+			s.Target, s.DescriptorSet, s.RPC = bare, descriptorSet, "studio.test.v1.Assets/Nope"
 		}, []string{"rpc:", "has no method Nope"}},
 	}
 	for _, tt := range tests {
@@ -628,7 +628,7 @@ timeout: 2s
 	if err := dec.Decode(&got); err != nil {
 		t.Fatal(err)
 	}
-	want := grpcresolver.Spec{Target: "assets:9090", Kind: enricher.MethodGet, Method: "studio.test.v1.Assets/GetAsset",
+	want := grpcresolver.Spec{Target: "assets:9090", Method: enricher.MethodGet, RPC: "studio.test.v1.Assets/GetAsset",
 		IDsField: "asset_id", RecordsField: "asset", VersionField: "revision", DeletedField: "deleted",
 		DescriptorSet: "testdata/assets.pb", Timeout: 2 * time.Second}
 	if got != want {

@@ -2,13 +2,7 @@ package grpcresolver_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net"
 	"strings"
 	"testing"
@@ -16,35 +10,11 @@ import (
 
 	"github.com/slatehq/slate/enricher"
 	"github.com/slatehq/slate/enricher/grpcresolver"
+	"github.com/slatehq/slate/internal/devcert"
 	titlesv1 "github.com/slatehq/slate/proto/titles/v1"
 	"github.com/slatehq/slate/schema"
 	"github.com/slatehq/slate/services/titles"
 )
-
-// selfSigned returns a server certificate for 127.0.0.1 and a pool that
-// trusts it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "titles"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, IsCA: true, BasicConstraintsValid: true,
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
-}
 
 // TestTitlesOverTLS reads the titles service, whose reflection serves the
 // descriptors linked into its binary, over TLS; a plaintext client cannot
@@ -52,7 +22,14 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 func TestTitlesOverTLS(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cert, pool := selfSigned(t)
+	files, err := devcert.Write(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.LoadX509KeyPair(files.ServerCert, files.ServerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := titles.NewServer(titles.PublisherFunc(func(context.Context, string, string, schema.Op, int64) error { return nil }))
 	created, err := srv.CreateTitle(ctx, &titlesv1.CreateTitleRequest{Title: &titlesv1.Title{
 		Name: "Pilot", Kind: titles.KindFeature, Status: titles.StatusProduction, ReleaseDate: "2027-07-16"}})
@@ -70,9 +47,9 @@ func TestTitlesOverTLS(t *testing.T) {
 	}()
 	defer func() { cancel(); <-served }()
 
-	spec := grpcresolver.Spec{Target: lis.Addr().String(), Method: "slate.titles.v1.Titles/BatchGetTitles",
-		RecordsField: "titles", VersionField: "version"}
-	r := newResolver(t, spec, grpcresolver.WithTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
+	spec := grpcresolver.Spec{Target: lis.Addr().String(), RPC: "slate.titles.v1.Titles/BatchGetTitles",
+		RecordsField: "titles", VersionField: "version", TLS: &enricher.ClientTLS{CAFile: files.CA}}
+	r := newResolver(t, spec)
 	id := created.GetTitle().GetId()
 	got, err := r.Resolve(ctx, titles.EntityType, []string{id, "missing"})
 	if err != nil {
@@ -87,8 +64,28 @@ func TestTitlesOverTLS(t *testing.T) {
 		t.Errorf("record %v of %s", v, r.Schema().FullName())
 	}
 
-	_, err = grpcresolver.New(ctx, spec, grpcresolver.WithStartTimeout(2*time.Second))
+	plain := spec
+	plain.TLS = nil
+	_, err = grpcresolver.New(ctx, plain, grpcresolver.WithStartTimeout(2*time.Second))
 	if err == nil || !strings.Contains(err.Error(), "unreachable") || !enricher.IsRetryable(err) {
 		t.Errorf("plaintext client of a TLS server: err %v, want a retryable unreachable target", err)
+	}
+	other, err := devcert.Write(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		tls  enricher.ClientTLS
+		want string
+	}{
+		{enricher.ClientTLS{CAFile: other.CA}, "unreachable"},
+		{enricher.ClientTLS{CAFile: files.CA + ".missing"}, "tls.ca_file: open "},
+		{enricher.ClientTLS{CAFile: files.CA, CertFile: files.ClientCert}, "tls.cert_file: cert_file and key_file go together"},
+	} {
+		bad := spec
+		bad.TLS = &tt.tls
+		if _, err := grpcresolver.New(ctx, bad, grpcresolver.WithStartTimeout(2*time.Second)); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("tls %+v: err %v, want %q", tt.tls, err, tt.want)
+		}
 	}
 }
