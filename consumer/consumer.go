@@ -194,6 +194,8 @@ type Consumer struct {
 	// in the same generation.
 	uncommitted map[tp]committedOffset
 	retryAt     time.Time // the next idle retry of uncommitted
+
+	state memberState // for Ready and Assigned
 }
 
 // committedOffset is an offset this member committed (or stored) for a
@@ -280,6 +282,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consumer: create: %w", err)
 	}
+	defer c.state.stopped() // after Close, which revokes
 	defer kc.Close()
 	if err := awaitBrokers(ctx, kc, cm, c.cfg.startTimeout); err != nil {
 		if ctx.Err() != nil {
@@ -518,10 +521,12 @@ func (c *Consumer) rebalance(_ *kafka.Consumer, ev kafka.Event) error {
 	switch e := ev.(type) {
 	case kafka.AssignedPartitions:
 		c.bumpGen(e.Partitions)
+		c.state.assign(len(e.Partitions))
 		rebalances.WithLabelValues(c.cfg.group, "assigned").Add(float64(len(e.Partitions)))
 		c.cfg.log.Info("partitions assigned", "group", c.cfg.group, "partitions", len(e.Partitions))
 	case kafka.RevokedPartitions:
 		c.bumpGen(e.Partitions)
+		c.state.revoke(len(e.Partitions))
 		rebalances.WithLabelValues(c.cfg.group, "revoked").Add(float64(len(e.Partitions)))
 		c.cfg.log.Info("partitions revoked", "group", c.cfg.group, "partitions", len(e.Partitions))
 		revoked := make(map[tp]bool, len(e.Partitions))

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
 	"time"
 
+	avroregistry "github.com/hamba/avro/v2/registry"
 	"gopkg.in/yaml.v3"
 
 	"github.com/slatehq/slate/enricher"
@@ -60,10 +63,17 @@ type Config struct {
 	Sink []SinkPipeline `yaml:"sink"`
 }
 
-// RegistrySpec is where the schema registry is.
+// RegistrySpec is where the schema registry is and how to reach it.
 type RegistrySpec struct {
 	// URL of the registry. Required.
 	URL string `yaml:"url"`
+	// BasicAuthUserInfo is user:password of HTTP basic auth (Confluent's
+	// basic.auth.user.info); empty sends none. Prefer the environment
+	// (SLATE_REGISTRY_BASIC_AUTH_USER_INFO) to the file.
+	BasicAuthUserInfo string `yaml:"basic_auth_user_info"`
+	// TLS is the client side of an https URL: the CA to trust and the
+	// client certificate of mutual TLS.
+	TLS *enricher.ClientTLS `yaml:"tls"`
 }
 
 // SinkPipeline consumes materialized topics, drops duplicates and writes
@@ -189,9 +199,17 @@ func yamlError(err error) string {
 
 // ApplyEnv replaces settings with the environment's, through lookup
 // (os.LookupEnv): SLATE_KAFKA_BROKERS replaces kafka.brokers and
-// SLATE_REGISTRY_URL registry.url. Command-line flags, applied after it,
-// win over both.
+// SLATE_REGISTRY_URL registry.url, SLATE_REGISTRY_BASIC_AUTH_USER_INFO
+// registry.basic_auth_user_info and SLATE_KAFKA_SASL_PASSWORD
+// kafka.sasl.password. Command-line flags, applied after it, win over
+// all of them.
 func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
+	if v, ok := lookup("SLATE_REGISTRY_BASIC_AUTH_USER_INFO"); ok && v != "" {
+		c.Registry.BasicAuthUserInfo = v
+	}
+	if v, ok := lookup("SLATE_KAFKA_SASL_PASSWORD"); ok && v != "" {
+		c.Kafka.SASL.Password = v
+	}
 	if v, ok := lookup("SLATE_KAFKA_BROKERS"); ok && v != "" {
 		c.Kafka.Brokers = v
 	}
@@ -262,8 +280,8 @@ func (c *Config) Validate() error {
 	if err := c.Kafka.Validate(); err != nil {
 		return fmt.Errorf("%w: kafka.%w", ErrConfig, err)
 	}
-	if strings.TrimSpace(c.Registry.URL) == "" {
-		return bad("registry.url", "required")
+	if err := c.Registry.validate(); err != nil {
+		return err
 	}
 	if len(c.Enrich) == 0 && len(c.Sink) == 0 {
 		return bad("enrich", "no pipelines: set enrich or sink")
@@ -297,6 +315,46 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+func (r RegistrySpec) validate() error {
+	u, err := url.Parse(r.URL)
+	switch {
+	case strings.TrimSpace(r.URL) == "":
+		return bad("registry.url", "required")
+	case err != nil:
+		return bad("registry.url", "%v", err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return bad("registry.url", "%q: want an http:// or https:// URL", r.URL)
+	case r.TLS != nil && u.Scheme != "https":
+		return bad("registry.tls", "set, but registry.url %q is not https", r.URL)
+	case r.BasicAuthUserInfo != "" && !strings.Contains(r.BasicAuthUserInfo, ":"):
+		return bad("registry.basic_auth_user_info", "want user:password")
+	}
+	if r.TLS != nil {
+		if _, err := r.TLS.Config(); err != nil {
+			return fmt.Errorf("%w: registry.tls.%w", ErrConfig, err)
+		}
+	}
+	return nil
+}
+
+// clientOptions are the options of the registry client that r describes.
+func (r RegistrySpec) clientOptions() ([]avroregistry.ClientFunc, error) {
+	var opts []avroregistry.ClientFunc
+	if r.TLS != nil {
+		tc, err := r.TLS.Config()
+		if err != nil {
+			return nil, fmt.Errorf("registry.tls.%w", err)
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = tc
+		opts = append(opts, avroregistry.WithHTTPClient(&http.Client{Transport: tr, Timeout: 10 * time.Second}))
+	}
+	if user, pass, ok := strings.Cut(r.BasicAuthUserInfo, ":"); ok {
+		opts = append(opts, avroregistry.WithBasicAuth(user, pass))
+	}
+	return opts, nil
+}
+
 func (c *Config) validateEnrich(at string, p *enricher.Pipeline) error {
 	if err := p.Validate(); err != nil {
 		var fe *enricher.FieldError
@@ -319,6 +377,11 @@ func (c *Config) validateEnrich(at string, p *enricher.Pipeline) error {
 		if r.DescriptorSet != "" {
 			if _, err := os.Stat(r.DescriptorSet); err != nil {
 				return bad(rat+".descriptor_set", "%v", err)
+			}
+		}
+		if r.TLS != nil {
+			if _, err := r.TLS.Config(); err != nil {
+				return fmt.Errorf("%w: %s.tls.%w", ErrConfig, rat, err)
 			}
 		}
 	}

@@ -35,12 +35,14 @@ import (
 const (
 	KindEnrich = "enrich"
 	KindSink   = "sink"
+	// KindAll selects the pipelines of both kinds, in one process.
+	KindAll = "all"
 )
 
 // Which selects the pipelines to run: every pipeline of Kind, or only the
 // one called Name.
 type Which struct {
-	// Kind is [KindEnrich] or [KindSink]. Required.
+	// Kind is [KindEnrich], [KindSink] or [KindAll]. Required.
 	Kind string
 	// Name is the pipeline's name; empty runs all of Kind.
 	Name string
@@ -52,6 +54,27 @@ type Option func(*options)
 type options struct {
 	log          *slog.Logger
 	startTimeout time.Duration
+	sinks        map[string][]sink.Sink
+	registry     *schema.RegistryClient
+}
+
+// WithSinks adds sinks, built by the caller, to the sink pipeline called
+// pipeline: they receive every fresh event after the sinks of its YAML
+// entry. Each is known by its name (consumer.Named), which must differ
+// from the names of the pipeline's other sinks. Start closes them.
+func WithSinks(pipeline string, sinks ...sink.Sink) Option {
+	return func(o *options) {
+		if o.sinks == nil {
+			o.sinks = map[string][]sink.Sink{}
+		}
+		o.sinks[pipeline] = append(o.sinks[pipeline], sinks...)
+	}
+}
+
+// WithRegistryClient uses c instead of a client built from the registry
+// section (for a caller that holds one already, with its own transport).
+func WithRegistryClient(c *schema.RegistryClient) Option {
+	return func(o *options) { o.registry = c }
 }
 
 // WithLogger sets the logger; the default discards.
@@ -71,6 +94,10 @@ type Runner struct {
 	closers []func(context.Context) error
 	reg     *schema.RegistryClient
 	names   []string
+	// consumers and resolvers are what Ready asks.
+	consumers map[string]*consumer.Consumer
+	resolvers map[string][]*grpcresolver.Resolver
+	sinks     map[string]map[string]sink.Sink
 }
 
 // Run is [Start], then [Runner.Wait]: it returns nil once ctx ended and
@@ -109,15 +136,27 @@ func Start(ctx context.Context, cfg *Config, which Which, opts ...Option) (_ *Ru
 
 	rctx, cancel := context.WithCancel(ctx)
 	g, gctx := errgroup.WithContext(rctx)
-	r := &Runner{cfg: cfg, o: o, g: g, gctx: gctx, cancel: cancel}
+	r := &Runner{cfg: cfg, o: o, g: g, gctx: gctx, cancel: cancel, consumers: map[string]*consumer.Consumer{},
+		resolvers: map[string][]*grpcresolver.Resolver{}, sinks: map[string]map[string]sink.Sink{}}
 	defer func() {
 		if err != nil {
 			cancel()
 			_ = r.Wait()
 		}
 	}()
-	if r.reg, err = schema.NewRegistryClient(cfg.Registry.URL); err != nil {
-		return r, fmt.Errorf("registry.url: %w", err)
+	for name := range o.sinks {
+		if !slices.ContainsFunc(sinks, func(i int) bool { return cfg.Sink[i].Name == name }) {
+			return r, fmt.Errorf("%w: sinks added to pipeline %q, which is not a selected sink pipeline", ErrConfig, name)
+		}
+	}
+	if r.reg = o.registry; r.reg == nil {
+		ropts, err := cfg.Registry.clientOptions()
+		if err != nil {
+			return r, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+		if r.reg, err = schema.NewRegistryClient(cfg.Registry.URL, ropts...); err != nil {
+			return r, fmt.Errorf("registry.url: %w", err)
+		}
 	}
 	for _, i := range enrich {
 		if err := r.startEnrich(ctx, i); err != nil {
@@ -134,6 +173,31 @@ func Start(ctx context.Context, cfg *Config, which Which, opts ...Option) (_ *Ru
 
 // Pipelines returns the names of the running pipelines.
 func (r *Runner) Pipelines() []string { return slices.Clone(r.names) }
+
+// Ready reports, for a readiness probe, whether every pipeline is a
+// member of its consumer group with an assignment (which may hold no
+// partition) and every resolver's target answers; the error names the
+// first pipeline that is not ready and why.
+func (r *Runner) Ready() error {
+	for _, name := range r.names {
+		if !r.consumers[name].Ready() {
+			return fmt.Errorf("pipeline %s: not a member of its consumer group yet", name)
+		}
+		for _, res := range r.resolvers[name] {
+			if err := res.Reachable(); err != nil {
+				return fmt.Errorf("pipeline %s: %w", name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Sink returns the sink called name of the sink pipeline called pipeline
+// (for a caller that reads what it wrote, such as an embedded index).
+func (r *Runner) Sink(pipeline, name string) (sink.Sink, bool) {
+	s, ok := r.sinks[pipeline][name]
+	return s, ok
+}
 
 // Wait waits until every pipeline stopped (its context ended, or one of
 // them failed), then closes the sinks, producers, resolvers and dedupe
@@ -165,21 +229,22 @@ func (c *Config) Has(which Which) error {
 // selected returns the indexes of the enrich and sink pipelines which
 // selects.
 func (c *Config) selected(which Which) (enrich, sinks []int, err error) {
-	switch which.Kind {
-	case KindEnrich:
+	if !slices.Contains([]string{KindEnrich, KindSink, KindAll}, which.Kind) {
+		return nil, nil, fmt.Errorf("%w: kind %q, want %s, %s or %s", ErrConfig, which.Kind, KindEnrich, KindSink, KindAll)
+	}
+	if which.Kind != KindSink {
 		for i, p := range c.Enrich {
 			if which.Name == "" || p.Name == which.Name {
 				enrich = append(enrich, i)
 			}
 		}
-	case KindSink:
+	}
+	if which.Kind != KindEnrich {
 		for i, p := range c.Sink {
 			if which.Name == "" || p.Name == which.Name {
 				sinks = append(sinks, i)
 			}
 		}
-	default:
-		return nil, nil, fmt.Errorf("%w: kind %q, want %s or %s", ErrConfig, which.Kind, KindEnrich, KindSink)
 	}
 	if len(enrich)+len(sinks) == 0 {
 		if which.Name != "" {
@@ -196,11 +261,12 @@ func (c *Config) selected(which Which) (enrich, sinks []int, err error) {
 
 func (c *Config) names(kind string) []string {
 	var names []string
-	if kind == KindEnrich {
+	if kind != KindSink {
 		for _, p := range c.Enrich {
 			names = append(names, p.Name)
 		}
-	} else {
+	}
+	if kind != KindEnrich {
 		for _, p := range c.Sink {
 			names = append(names, p.Name)
 		}
@@ -263,6 +329,7 @@ func (r *Runner) runConsumer(name, group string, h consumer.Handler, topics []st
 		return err
 	}
 	r.names = append(r.names, name)
+	r.consumers[name] = c
 	r.g.Go(func() error {
 		if err := c.Run(r.gctx); err != nil {
 			return fmt.Errorf("pipeline %s: %w", name, err)
@@ -287,6 +354,7 @@ func (r *Runner) startEnrich(ctx context.Context, i int) error {
 			return fmt.Errorf("%s.resolvers.%s: %w", at, name, err)
 		}
 		r.onStop(func(context.Context) error { return res.Close() })
+		r.resolvers[p.Name] = append(r.resolvers[p.Name], res)
 		if p.Resolvers[name].Method == enricher.MethodDependents {
 			b.Dependents[name] = res
 		} else {
@@ -346,6 +414,8 @@ func (r *Runner) startSink(ctx context.Context, i int) error {
 		return fmt.Errorf("%s.dedupe: %w", at, err)
 	}
 	var sinks []sink.Sink
+	own := map[string]sink.Sink{}
+	r.sinks[p.Name] = own
 	for j, s := range p.Sinks {
 		sk, err := r.newSink(ctx, p.Name, s, log)
 		if err != nil {
@@ -353,6 +423,19 @@ func (r *Runner) startSink(ctx context.Context, i int) error {
 		}
 		r.onStop(sk.Close)
 		sinks = append(sinks, named{Sink: sk, name: s.Name})
+		own[s.Name] = sk
+	}
+	for _, sk := range r.o.sinks[p.Name] {
+		r.onStop(sk.Close)
+		n, ok := sk.(consumer.Named)
+		if !ok {
+			return fmt.Errorf("%w: %s: a sink added by WithSinks (%T) has no name (consumer.Named)", ErrConfig, at, sk)
+		}
+		if _, dup := own[n.Name()]; dup {
+			return fmt.Errorf("%w: %s: a sink added by WithSinks is named %q, as is another sink of the pipeline", ErrConfig, at, n.Name())
+		}
+		sinks = append(sinks, sk)
+		own[n.Name()] = sk
 	}
 	h := consumer.Deduplicate(store, consumer.DedupeConfig{Lease: p.Dedupe.Lease, TTL: p.Dedupe.TTL,
 		Group: p.Group, Logger: log}, consumer.ToSinks(sinks...))

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -55,7 +56,9 @@ func pipelineCmd(kind, defaultAddr, short, long string) *cobra.Command {
 		Short: short,
 		Long: long + `
 
-It serves /metrics (Prometheus) and /healthz on --http-addr and runs until
+It serves /metrics (Prometheus) and /healthz on --http-addr. /healthz answers
+200 once every pipeline joined its consumer group and every resolver's
+service answers, 503 with the reason before and while not. It runs until
 SIGINT or SIGTERM: then in-flight batches finish, offsets are committed, the
 consumers leave their groups and it exits 0.
 
@@ -79,9 +82,18 @@ YAML path (enrich[0].resolvers.titles.target).`,
 			if err != nil {
 				return fmt.Errorf("--http-addr %s: %w", f.httpAddr, err)
 			}
+			var running atomic.Pointer[runner.Runner]
 			mux := http.NewServeMux()
 			mux.Handle("GET /metrics", promhttp.Handler())
-			mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+			mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+				healthz(w, func() error {
+					r := running.Load()
+					if r == nil {
+						return errors.New("starting")
+					}
+					return r.Ready()
+				})
+			})
 			srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 			served := make(chan error, 1)
 			go func() { served <- srv.Serve(lis) }()
@@ -96,6 +108,7 @@ YAML path (enrich[0].resolvers.titles.target).`,
 			if err != nil {
 				return fmt.Errorf("%s: %w", f.config, err)
 			}
+			running.Store(r)
 			log.Info("slate "+kind+" is running", "pipelines", r.Pipelines(), "config", f.config)
 			return r.Wait()
 		},
@@ -159,4 +172,14 @@ func (f *pipelineFlags) load(kind string) (*runner.Config, error) {
 		return nil, fmt.Errorf("--config %s: %w", f.config, err)
 	}
 	return cfg, nil
+}
+
+// healthz answers 200 "ok" when ready returns nil, else 503 with the
+// reason: a readiness probe, for load balancers and orchestrators.
+func healthz(w http.ResponseWriter, ready func() error) {
+	if err := ready(); err != nil {
+		http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = w.Write([]byte("ok\n"))
 }

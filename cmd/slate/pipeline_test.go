@@ -68,13 +68,14 @@ func TestPipelineCommandsRejectBadConfig(t *testing.T) {
 	}
 }
 
-// slate sink serves /healthz and /metrics while it runs and exits 0 on
-// SIGTERM.
+// slate sink serves /healthz (once it joined its group) and /metrics
+// while it runs and exits 0 on SIGTERM.
 func TestSinkCommandStopsOnSIGTERM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a broker and a sink pipeline")
 	}
 	env := testenv.Start(t, "//test/cmd")
+	testenv.CreateTopics(t, env.Brokers, 1, "studio.cmdtest.materialized")
 	cfg := writeConfig(t, fmt.Sprintf(`
 kafka: {brokers: %s}
 registry: {url: %s}

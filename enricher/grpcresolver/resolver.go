@@ -10,6 +10,7 @@ import (
 
 	"github.com/hamba/avro/v2"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -297,6 +298,19 @@ func (r *Resolver) Schema() avro.NamedSchema {
 
 // Close closes the connection.
 func (r *Resolver) Close() error { return r.conn.Close() }
+
+// Reachable reports, for a readiness probe, whether the target answers:
+// nil while the connection is ready, connecting or idle (an idle one is
+// asked to connect), an error naming the target while it is failing.
+func (r *Resolver) Reachable() error {
+	switch st := r.conn.GetState(); st {
+	case connectivity.TransientFailure, connectivity.Shutdown:
+		return fmt.Errorf("grpcresolver: target %s is unreachable (%s)", r.spec.Target, st)
+	case connectivity.Idle:
+		r.conn.Connect()
+	}
+	return nil
+}
 
 // Resolve implements [enricher.Resolver]: batch_get makes one call with
 // all ids; get makes one call per id, [WithParallel] at a time, and an id

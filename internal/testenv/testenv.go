@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
 	"github.com/slatehq/slate/internal/broker"
 	"github.com/slatehq/slate/producer"
 	"github.com/slatehq/slate/schema"
@@ -101,5 +103,32 @@ func WaitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool
 			tb.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// CreateTopics creates topics of partitions partitions each on brokers,
+// as a team's deployment does before a consumer reads them. A topic that
+// exists already is left as it is.
+func CreateTopics(tb testing.TB, brokers string, partitions int, topics ...string) {
+	tb.Helper()
+	ad, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": brokers})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ad.Close()
+	specs := make([]kafka.TopicSpecification, len(topics))
+	for i, t := range topics {
+		specs[i] = kafka.TopicSpecification{Topic: t, NumPartitions: partitions, ReplicationFactor: 1}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := ad.CreateTopics(ctx, specs)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, r := range res {
+		if c := r.Error.Code(); c != kafka.ErrNoError && c != kafka.ErrTopicAlreadyExists {
+			tb.Fatalf("create topic %s: %v", r.Topic, r.Error)
+		}
 	}
 }
