@@ -145,9 +145,21 @@ type SinkDeadLetterSpec struct {
 // Decode reads a YAML config, rejecting unknown keys, without applying
 // defaults or validating it: for a caller that overrides settings (from
 // the environment, from flags) before [Config.Defaults] and
-// [Config.Validate].
-func Decode(r io.Reader) (*Config, error) {
-	dec := yaml.NewDecoder(r)
+// [Config.Validate]. References to environment variables in the text are
+// replaced first ([Expand] with os.LookupEnv).
+func Decode(r io.Reader) (*Config, error) { return DecodeWith(r, os.LookupEnv) }
+
+// DecodeWith is [Decode] with the variables of [Expand] looked up by
+// lookup.
+func DecodeWith(r io.Reader, lookup func(string) (string, bool)) (*Config, error) {
+	text, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("runner: config: %w", err)
+	}
+	if text, err = Expand(text, lookup); err != nil {
+		return nil, err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(text))
 	dec.KnownFields(true)
 	var c Config
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
@@ -189,6 +201,68 @@ func LoadFile(path string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil
+}
+
+// Expand replaces each ${NAME} in text with the value lookup gives NAME,
+// and each ${NAME:-default} with it or, when NAME is unset or empty, with
+// default; $$ is a literal $. A $ before anything else stays as it is.
+// A ${NAME} without a default whose NAME is unset is an error naming the
+// variable and its line, so a missing secret fails at start instead of
+// becoming an empty setting.
+func Expand(text []byte, lookup func(string) (string, bool)) ([]byte, error) {
+	var out bytes.Buffer
+	line := 1
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		if c == '\n' {
+			line++
+		}
+		if c != '$' || i+1 == len(text) {
+			out.WriteByte(c)
+			continue
+		}
+		switch text[i+1] {
+		case '$':
+			out.WriteByte('$')
+			i++
+			continue
+		case '{':
+		default:
+			out.WriteByte(c)
+			continue
+		}
+		end := bytes.IndexByte(text[i:], '}')
+		if end < 0 {
+			return nil, fmt.Errorf("%w: line %d: ${ without a closing }", ErrConfig, line)
+		}
+		ref := string(text[i+2 : i+end])
+		name, def, hasDef := strings.Cut(ref, ":-")
+		if !validVar(name) {
+			return nil, fmt.Errorf("%w: line %d: ${%s}: %q is not a variable name (letters, digits, _)", ErrConfig, line, ref, name)
+		}
+		v, ok := lookup(name)
+		switch {
+		case hasDef && v == "":
+			v = def
+		case !ok:
+			return nil, fmt.Errorf("%w: line %d: ${%s}: %s is not set (give a default with ${%s:-value})", ErrConfig, line, name, name, name)
+		}
+		out.WriteString(v)
+		i += end
+	}
+	return out.Bytes(), nil
+}
+
+func validVar(name string) bool {
+	if name == "" || name[0] >= '0' && name[0] <= '9' {
+		return false
+	}
+	for _, r := range name {
+		if r != '_' && (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // yamlError drops the "yaml: " prefix of the decoder's errors; they name

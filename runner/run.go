@@ -98,6 +98,7 @@ type Runner struct {
 	consumers map[string]*consumer.Consumer
 	resolvers map[string][]*grpcresolver.Resolver
 	sinks     map[string]map[string]sink.Sink
+	dedupe    map[string]consumer.DedupeStore
 }
 
 // Run is [Start], then [Runner.Wait]: it returns nil once ctx ended and
@@ -137,7 +138,8 @@ func Start(ctx context.Context, cfg *Config, which Which, opts ...Option) (_ *Ru
 	rctx, cancel := context.WithCancel(ctx)
 	g, gctx := errgroup.WithContext(rctx)
 	r := &Runner{cfg: cfg, o: o, g: g, gctx: gctx, cancel: cancel, consumers: map[string]*consumer.Consumer{},
-		resolvers: map[string][]*grpcresolver.Resolver{}, sinks: map[string]map[string]sink.Sink{}}
+		resolvers: map[string][]*grpcresolver.Resolver{}, sinks: map[string]map[string]sink.Sink{},
+		dedupe: map[string]consumer.DedupeStore{}}
 	defer func() {
 		if err != nil {
 			cancel()
@@ -190,6 +192,12 @@ func (r *Runner) Ready() error {
 		}
 	}
 	return nil
+}
+
+// Dedupe returns the dedupe store of the sink pipeline called pipeline.
+func (r *Runner) Dedupe(pipeline string) (consumer.DedupeStore, bool) {
+	s, ok := r.dedupe[pipeline]
+	return s, ok
 }
 
 // Sink returns the sink called name of the sink pipeline called pipeline
@@ -413,6 +421,7 @@ func (r *Runner) startSink(ctx context.Context, i int) error {
 	if err != nil {
 		return fmt.Errorf("%s.dedupe: %w", at, err)
 	}
+	r.dedupe[p.Name] = store
 	var sinks []sink.Sink
 	own := map[string]sink.Sink{}
 	r.sinks[p.Name] = own

@@ -21,15 +21,24 @@ func upCmd() *cobra.Command {
 		rate     float64
 		settle   time.Duration
 		secure   bool
+		print    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run the whole system on embedded defaults",
 		Long: `up starts the embedded Kafka broker, the schema registry, the titles service,
-the title enricher, the sink consumer (dedupe in memory or, with --redis, in
-Redis; the Hive audit table; the embedded search index) and a
-workload that creates, updates and deletes titles. With --duration it stops
-by itself, prints a summary and exits 0 only if every change reached the sink.
+the pipelines of slate.yaml and a workload that creates, updates and deletes
+titles. With --duration it stops by itself, prints a summary and exits 0 only
+if every change reached the sink.
+
+The pipelines run through the same runner as slate enrich and slate sink: by
+default those of an embedded slate.yaml (print it with --print-config), the
+title enricher, which reads the titles service through its server reflection,
+and the title sink (dedupe in memory or, with --redis, in Redis; the Hive audit
+table; the embedded search index). --config runs the pipelines of your own
+file instead; one of its sink pipelines must read studio.title.materialized.
+` + "`${SLATE_UP_BROKERS}`" + `, ` + "`${SLATE_UP_REGISTRY_URL}`" + `, ` + "`${SLATE_UP_TITLES_ADDR}`" + ` and
+` + "`${SLATE_UP_DATA_DIR}`" + ` in the file are where slate up's parts are.
 
 Every part listens on 127.0.0.1. --tls-cert/--tls-key serve TLS on all of
 them, --tls-client-ca requires client certificates (mutual TLS), --sasl-user
@@ -38,7 +47,10 @@ and --sasl-password put the embedded broker on SASL, and
 stack's own clients use the same settings. --secure does all of it with a
 throwaway CA and random accounts, for a local demo (see SECURITY.md).`,
 		Args: cobra.NoArgs,
-		PreRunE: func(*cobra.Command, []string) error {
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
+			if print {
+				return nil
+			}
 			c := cfg
 			if secure {
 				if err := secureConflicts(cfg); err != nil {
@@ -50,6 +62,10 @@ throwaway CA and random accounts, for a local demo (see SECURITY.md).`,
 			return c.Validate()
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if print {
+				_, err := cmd.OutOrStdout().Write(stack.DefaultPipelines)
+				return err
+			}
 			log, err := newLogger(cmd)
 			if err != nil {
 				return err
@@ -101,7 +117,9 @@ throwaway CA and random accounts, for a local demo (see SECURITY.md).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.DataDir, "data-dir", ".slate", "where the broker log and the Hive table live")
+	f.StringVar(&cfg.DataDir, "data-dir", ".slate", "where the broker log, the Hive table and the search index live")
+	f.StringVar(&cfg.Pipelines, "config", "", "run the pipelines of this slate.yaml instead of the embedded ones")
+	f.BoolVar(&print, "print-config", false, "print the embedded slate.yaml and exit")
 	f.StringVar(&cfg.Brokers, "brokers", "", "an external Kafka cluster; empty runs the embedded broker")
 	f.IntVar(&cfg.KafkaPort, "kafka-port", 9092, "embedded broker port")
 	f.StringVar(&cfg.RegistryURL, "registry-url", "", "an external schema registry; empty runs slate's own")
@@ -122,9 +140,9 @@ throwaway CA and random accounts, for a local demo (see SECURITY.md).`,
 	f.StringVar(&sec.SASLPassword, "sasl-password", "", "password of --sasl-user (prefer SLATE_SASL_PASSWORD: flags show in ps)")
 	f.StringVar(&sec.RegistryUserInfo, "registry-basic-auth-user-info", "", "user:password the registry requires and its clients send (prefer SLATE_REGISTRY_BASIC_AUTH_USER_INFO)")
 	f.BoolVar(&secure, "secure", false, "generate a throwaway CA, certificates and accounts and turn on all of the above (local demo)")
-	f.StringVar(&cfg.Redis, "redis", "", "keep the dedupe store in Redis: host:port, or a comma list of cluster nodes (empty: in memory)")
+	f.StringVar(&cfg.Redis, "redis", "", "keep every sink pipeline's dedupe store in Redis: host:port, or a comma list of cluster nodes (empty: as slate.yaml says)")
 	f.StringVar(&cfg.RedisKeyPrefix, "redis-key-prefix", dedupe.DefaultKeyPrefix, "prefix of the dedupe keys in Redis")
-	f.BoolVar(&cfg.Transactional, "transactional", false, "run the enricher exactly once (Kafka transactions)")
+	f.BoolVar(&cfg.Transactional, "transactional", false, "run every enricher exactly once (Kafka transactions)")
 	f.DurationVar(&duration, "duration", 0, "stop after this long and print a summary (0 runs until Ctrl-C)")
 	f.Float64Var(&rate, "rate", 50, "workload writes per second")
 	f.DurationVar(&settle, "settle", 30*time.Second, "with --duration, how long to wait for the pipeline to drain")
@@ -156,8 +174,8 @@ func progress(ctx context.Context, s *stack.Stack, w *stack.Workload, info func(
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			info("progress", "published", w.Writes(), "materialized", s.Enricher.Published(),
-				"written", s.Tracker.Written(), "duplicates", s.Duplicates.Load())
+			info("progress", "published", w.Writes(), "materialized", materialized(s),
+				"written", s.Tracker.Written(), "duplicates", duplicates(s))
 		}
 	}
 }
@@ -174,13 +192,15 @@ func summarize(ctx context.Context, s *stack.Stack, w *stack.Workload, settle ti
 	}
 	fmt.Fprintf(out, "slate up summary\n")
 	fmt.Fprintf(out, "  changes published      %d\n", w.Writes())
-	fmt.Fprintf(out, "  events materialized    %d\n", s.Enricher.Published())
+	fmt.Fprintf(out, "  events materialized    %d\n", materialized(s))
 	fmt.Fprintf(out, "  events written (sink)  %d\n", s.Tracker.Written())
-	fmt.Fprintf(out, "  duplicates dropped     %d (dedupe store: %s)\n", s.Duplicates.Load(), s.DedupeAt)
+	fmt.Fprintf(out, "  duplicates dropped     %d (dedupe store: %s)\n", duplicates(s), s.DedupeAt)
 	fmt.Fprintf(out, "  titles in step         %d/%d\n", len(want)-len(missing), len(want))
 	fmt.Fprintf(out, "  hive table             %s/%s\n", s.HiveRoot, s.HiveTable)
-	if n, err := s.Search.Count(ctx, "title"); err == nil {
-		fmt.Fprintf(out, "  search index (bleve)   %d titles in %s\n", n, s.Search.Dir())
+	if s.Search != nil {
+		if n, err := s.Search.Count(ctx, "title"); err == nil {
+			fmt.Fprintf(out, "  search index (bleve)   %d titles in %s\n", n, s.Search.Dir())
+		}
 	}
 	if w.Writes() == 0 {
 		return errors.New("the workload published nothing")
@@ -192,4 +212,15 @@ func summarize(ctx context.Context, s *stack.Stack, w *stack.Workload, settle ti
 		return fmt.Errorf("%d of %d titles did not reach the sink within %s", len(missing), len(want), settle)
 	}
 	return nil
+}
+
+// materialized is the number of records the stack's enrichers published.
+func materialized(s *stack.Stack) int64 {
+	return int64(s.Counter("slate_enricher_materialized_total", nil))
+}
+
+// duplicates is the number of events the title sink's dedupe store
+// dropped.
+func duplicates(s *stack.Stack) int64 {
+	return int64(s.Counter("slate_consumer_duplicates_total", map[string]string{"group": s.TitleGroup}))
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/slatehq/slate/internal/devcert"
+	"github.com/slatehq/slate/internal/stack"
+	"github.com/slatehq/slate/runner"
 )
 
 // slate up --duration runs the whole system, then exits 0 only if every
@@ -49,6 +51,65 @@ func TestUpWithRedis(t *testing.T) {
 		"--log-level", "warn"})
 	if code != 0 {
 		t.Fatalf("slate up --redis %s exited %d", addr, code)
+	}
+}
+
+// goodUpYAML is a user's slate.yaml for slate up: its own names, a Kafka
+// sink mirroring the titles, and no search index.
+const goodUpYAML = `
+kafka: {brokers: "${SLATE_UP_BROKERS}"}
+registry: {url: "${SLATE_UP_REGISTRY_URL}"}
+enrich:
+  - name: my-titles
+    entity_type: title
+    resolvers:
+      title: {target: "${SLATE_UP_TITLES_ADDR}", rpc: slate.titles.v1.Titles/BatchGetTitles, records_field: titles, version_field: version}
+sink:
+  - name: my-title-sink
+    inputs: [studio.title.materialized]
+    sinks:
+      - {type: hive, root: "${SLATE_UP_DATA_DIR}/audit", table: titles}
+      - {type: kafka, topic: mirror.title}
+`
+
+var badUpYAML = strings.Replace(goodUpYAML, "type: kafka", "type: kafak", 1)
+
+// slate up --print-config prints the embedded slate.yaml, which slate
+// enrich and slate sink load as it is.
+func TestUpPrintConfig(t *testing.T) {
+	var out strings.Builder
+	cmd := newRoot()
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"up", "--print-config"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != string(stack.DefaultPipelines) || !strings.Contains(out.String(), "rpc: slate.titles.v1.Titles/BatchGetTitles") {
+		t.Fatalf("printed %q", out.String())
+	}
+	c, err := runner.LoadFile(writeConfig(t, out.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Kafka.Brokers != "127.0.0.1:9092" || c.Registry.URL != "http://127.0.0.1:8081" || c.Enrich[0].Resolvers["title"].Target != "127.0.0.1:50051" {
+		t.Errorf("defaults of the printed file: %+v", c)
+	}
+}
+
+// slate up --config runs a user's pipelines instead of the embedded ones.
+func TestUpWithConfig(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole system for a few seconds")
+	}
+	dir := t.TempDir()
+	code := run([]string{"up", "--config", writeConfig(t, goodUpYAML), "--duration", "3s", "--settle", "20s", "--rate", "100",
+		"--data-dir", dir, "--kafka-port", "0", "--registry-port", "0", "--titles-port", "0", "--http-port", "0",
+		"--log-level", "warn"})
+	if code != 0 {
+		t.Fatalf("slate up --config exited %d", code)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "audit", "titles")); err != nil {
+		t.Errorf("the file's hive sink wrote nothing: %v", err)
 	}
 }
 

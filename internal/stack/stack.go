@@ -16,12 +16,10 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -30,9 +28,6 @@ import (
 	"github.com/slatehq/slate/consumer"
 	"github.com/slatehq/slate/consumer/sink"
 	"github.com/slatehq/slate/consumer/sink/bleve"
-	"github.com/slatehq/slate/consumer/sink/hive"
-	"github.com/slatehq/slate/dedupe"
-	"github.com/slatehq/slate/enricher"
 	"github.com/slatehq/slate/internal/broker"
 	"github.com/slatehq/slate/producer"
 	titlesv1 "github.com/slatehq/slate/proto/titles/v1"
@@ -62,18 +57,23 @@ type Config struct {
 	// Security turns on TLS and authentication for every part.
 	Security   Security
 	Partitions int // partitions of auto-created topics on the embedded broker
-	// Transactional runs the enricher exactly once: its outputs and input
-	// offsets commit in one Kafka transaction.
+	// Pipelines is the path of a slate.yaml whose pipelines run instead
+	// of the embedded ones ([DefaultPipelines]).
+	Pipelines string
+	// Transactional runs every enricher exactly once: its outputs and
+	// input offsets commit in one Kafka transaction.
 	Transactional bool
-	// Redis keeps the sink consumer's dedupe store in Redis: host:port of
-	// one server, or a comma list of Redis Cluster nodes. Empty keeps it
-	// in memory (lost on restart).
+	// Redis keeps every sink pipeline's dedupe store in Redis: host:port
+	// of one server, or a comma list of Redis Cluster nodes. Empty keeps
+	// what the pipelines say (memory, in the embedded ones).
 	Redis string
 	// RedisKeyPrefix is the prefix of the dedupe keys in Redis (default
 	// dedupe.DefaultKeyPrefix).
 	RedisKeyPrefix string
 	Log            *slog.Logger
-	// ExtraSinks receive every deduplicated event after the Hive sink.
+	// ExtraSinks receive every deduplicated title after the sinks of the
+	// pipeline that reads the materialized titles; each needs a name
+	// (consumer.Named).
 	ExtraSinks []sink.Sink
 }
 
@@ -91,6 +91,9 @@ func (c *Config) Validate() error {
 		return errors.New("stack: ports must not be negative")
 	}
 	if err := c.Security.Validate(); err != nil {
+		return err
+	}
+	if _, err := c.pipelines(); err != nil {
 		return err
 	}
 	if h := c.httpHost(); !isLoopback(h) && c.Security.ClientCAFile == "" && !c.InsecureBind {
@@ -115,25 +118,36 @@ type Stack struct {
 	HiveRoot    string
 	HiveTable   string
 
-	Titles   titlesv1.TitlesClient
-	Enricher *enricher.Enricher
-	Dedupe   consumer.DedupeStore
+	Titles titlesv1.TitlesClient
+	// Runner runs the pipelines.
+	Runner *runner.Runner
+	// Pipelines is the configuration they run from.
+	Pipelines *runner.Config
+	// TitleSink is the name of the sink pipeline that reads the
+	// materialized titles, which the Tracker follows.
+	TitleSink string
+	// TitleGroup is its consumer group.
+	TitleGroup string
+	// Dedupe is its dedupe store.
+	Dedupe consumer.DedupeStore
 	// DedupeAt says where the dedupe store lives ("memory", or the Redis
 	// address).
 	DedupeAt string
-	// Search is the embedded Elasticsearch-compatible index of titles.
+	// Search is its embedded Elasticsearch-compatible index of titles, if
+	// it has a bleve sink.
 	Search   *bleve.Sink
 	Tracker  *Tracker
 	Registry *schema.RegistryClient
 	Producer *producer.Producer // the titles service's
-	// Duplicates counts events the dedupe store dropped.
-	Duplicates atomic.Int64
+	// Gatherer reads the metrics of the stack's parts.
+	Gatherer prometheus.Gatherer
 
-	cfg     Config
-	sec     *loaded
-	closers []func(context.Context) error
-	group   *errgroup.Group
-	cancel  context.CancelFunc
+	cfg       Config
+	sec       *loaded
+	pipelines []byte // the text of slate.yaml
+	closers   []func(context.Context) error
+	group     *errgroup.Group
+	cancel    context.CancelFunc
 }
 
 // Start starts every part and returns when all of them listen. Stop it
@@ -164,8 +178,8 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}()
 	external := cfg.Brokers != ""
 
-	// First, so that an unreachable Redis fails the start at once.
-	if err := s.startDedupe(ctx); err != nil {
+	// First, so that a bad pipelines file fails the start at once.
+	if s.pipelines, err = cfg.pipelines(); err != nil {
 		return s, err
 	}
 
@@ -244,72 +258,20 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	s.onStop(func(context.Context) error { return conn.Close() })
 	s.Titles = titlesv1.NewTitlesClient(conn)
 
-	// The enricher: studio.title.changes -> studio.title.materialized.
-	var pubOpts []producer.Option
-	if cfg.Transactional {
-		pubOpts = append(pubOpts, producer.WithTransactionalID("slate-enricher-title-0"))
-	}
-	enrichPub, err := s.newProducer("//slate/enricher", "slate-enricher", pubOpts...)
-	if err != nil {
-		return s, err
-	}
-	enr, err := enricher.New(titles.EntityType, titles.NewResolver(s.Titles), enrichPub, s.Registry, enricher.WithLogger(log))
-	if err != nil {
-		return s, err
-	}
-	// Dead letters have a producer of their own, never the transactional
-	// one: outside a transaction that producer cannot deliver them, so the
-	// enricher would be stuck on its first poison record; and the sink
-	// consumer's dead letters would ride whichever transaction was open,
-	// lost (yet acknowledged and committed past) when it aborts, and
-	// invisible to read_committed readers.
-	//
-	// Its record limit is the brokers' (and the dead-letter topics', if
-	// they exist already) plus room for the dead-letter headers, not
-	// librdkafka's default of 1,000,000 bytes: a record its source topic
-	// accepted must not be refused on the client on its way to <topic>.dlq.
-	dlqPub, err := s.newProducer("//slate/dlq", "slate-dlq", producer.WithBrokerMessageLimit(producer.DeadLetterHeadroom,
-		schema.DLQTopic(schema.ChangesTopic(titles.EntityType)), schema.DLQTopic(enr.Topic())))
-	if err != nil {
-		return s, err
-	}
-	s.Enricher = enr
-	var h consumer.Handler = enr
-	var copts []consumer.Option
-	if cfg.Transactional {
-		if h, err = enricher.NewTransactional(enr, enrichPub); err != nil {
-			return s, err
-		}
-		copts = append(copts, consumer.WithTransactional())
-	}
-	if err := s.runConsumer(gctx, h, "slate-enricher-title", schema.ChangesTopic(titles.EntityType), dlqPub, copts...); err != nil {
-		return s, err
-	}
-
-	// The sink consumer: dedupe, then the Hive audit table and the tracker.
-	s.HiveRoot = filepath.Join(cfg.DataDir, "hive")
-	s.HiveTable = "title_materialized"
-	hs, err := hive.New(s.HiveRoot, s.HiveTable, hive.WithRegistry(s.Registry), hive.WithLogger(log))
-	if err != nil {
-		return s, err
-	}
-	s.onStop(hs.Close)
-	if s.Search, err = bleve.New(filepath.Join(cfg.DataDir, "search"), bleve.WithRegistry(s.Registry), bleve.WithLogger(log)); err != nil {
-		return s, err
-	}
-	s.onStop(s.Search.Close)
-	sinks := append([]sink.Sink{hs, s.Search, s.Tracker}, cfg.ExtraSinks...)
-	h = consumer.Deduplicate(s.Dedupe, consumer.DedupeConfig{OnDuplicates: func(n int) { s.Duplicates.Add(int64(n)) }},
-		consumer.ToSinks(sinks...))
-	// An event the sinks keep failing on goes to the dead-letter topic
-	// after 10 attempts instead of holding up its partition.
-	if err := s.runConsumer(gctx, h, "slate-sink-title", enr.Topic(), dlqPub, consumer.WithMaxAttempts(10)); err != nil {
+	// The pipelines, from slate.yaml (the embedded one or --config).
+	if err := s.startPipelines(ctx); err != nil {
 		return s, err
 	}
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.Handler())
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := s.Runner.Ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
 	ms := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, TLSConfig: sec.server}
 	if s.HTTPAddr, err = s.serveHTTP(gctx, "metrics", cfg.httpHost(), cfg.HTTPPort, ms); err != nil {
 		return s, err
@@ -327,37 +289,6 @@ func (s *Stack) MetricsURL() string {
 
 func (s *Stack) onStop(f func(context.Context) error) { s.closers = append(s.closers, f) }
 
-// startDedupe opens the sink consumer's dedupe store: Redis when
-// configured (failing at start when it does not answer), else memory.
-func (s *Stack) startDedupe(ctx context.Context) error {
-	if s.cfg.Redis == "" {
-		store := dedupe.NewMemory()
-		s.Dedupe, s.DedupeAt = store, "memory"
-		s.onStop(func(context.Context) error { return store.Close() })
-		return nil
-	}
-	addrs := strings.Split(s.cfg.Redis, ",")
-	rc := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs, ClientName: "slate-up"})
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := rc.Ping(pctx).Err(); err != nil {
-		_ = rc.Close()
-		return fmt.Errorf("stack: dedupe store: redis at %s does not answer: %w", s.cfg.Redis, err)
-	}
-	opts := []dedupe.Option{dedupe.WithLogger(s.cfg.Log)}
-	if s.cfg.RedisKeyPrefix != "" {
-		opts = append(opts, dedupe.WithKeyPrefix(s.cfg.RedisKeyPrefix))
-	}
-	store, err := dedupe.NewRedis(rc, opts...)
-	if err != nil {
-		_ = rc.Close()
-		return err
-	}
-	s.Dedupe, s.DedupeAt = store, "redis "+s.cfg.Redis
-	s.onStop(func(context.Context) error { return errors.Join(store.Close(), rc.Close()) })
-	return nil
-}
-
 func (s *Stack) newProducer(source, clientID string, extra ...producer.Option) (*producer.Producer, error) {
 	opts := append([]producer.Option{producer.WithBrokers(s.Brokers), producer.WithRegistry(s.Registry),
 		producer.WithSource(source), producer.WithClientID(clientID), producer.WithLogger(s.cfg.Log)},
@@ -369,19 +300,6 @@ func (s *Stack) newProducer(source, clientID string, extra ...producer.Option) (
 	}
 	s.onStop(p.Close)
 	return p, nil
-}
-
-func (s *Stack) runConsumer(ctx context.Context, h consumer.Handler, group, topic string, dlq consumer.DeadLetterPublisher, extra ...consumer.Option) error {
-	opts := append([]consumer.Option{consumer.WithBrokers(s.Brokers), consumer.WithGroup(group), consumer.WithTopics(topic),
-		consumer.WithRegistry(s.Registry), consumer.WithDeadLetter(dlq), consumer.WithLogger(s.cfg.Log)},
-		runner.ConsumerOptions(s.sec.kafka(s.Brokers, s.cfg.Brokers != ""))...)
-	opts = append(opts, extra...)
-	c, err := consumer.New(h, opts...)
-	if err != nil {
-		return err
-	}
-	s.group.Go(func() error { return c.Run(ctx) })
-	return nil
 }
 
 // scheme is the URL scheme of srv.

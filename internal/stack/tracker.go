@@ -34,6 +34,10 @@ func (t *Tracker) Write(_ context.Context, batch []sink.Event) error {
 	return nil
 }
 
+// Name names the tracker's sink ("tracker") for its metrics and dedupe
+// marks.
+func (t *Tracker) Name() string { return "tracker" }
+
 // Close implements sink.Sink.
 func (t *Tracker) Close(context.Context) error { return nil }
 
