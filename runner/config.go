@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -159,6 +160,13 @@ func DecodeWith(r io.Reader, lookup func(string) (string, bool)) (*Config, error
 	if text, err = Expand(text, lookup); err != nil {
 		return nil, err
 	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(text, &doc); err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrConfig, yamlError(err))
+	}
+	if err := unknownKey(&doc, reflect.TypeFor[Config](), ""); err != nil {
+		return nil, err
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(text))
 	dec.KnownFields(true)
 	var c Config
@@ -169,8 +177,8 @@ func DecodeWith(r io.Reader, lookup func(string) (string, bool)) (*Config, error
 }
 
 // Load reads a YAML config, rejecting unknown keys, applies the defaults
-// and validates it. It does not read the environment: see
-// [Config.ApplyEnv].
+// and validates it. It reads the environment only for the ${NAME}
+// references of the text; for SLATE_* settings see [Config.ApplyEnv].
 func Load(r io.Reader) (*Config, error) {
 	c, err := Decode(r)
 	if err != nil {

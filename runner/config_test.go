@@ -2,12 +2,10 @@ package runner_test
 
 import (
 	"errors"
-	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/slatehq/slate/enricher"
-	"github.com/slatehq/slate/enricher/grpcresolver"
 	"github.com/slatehq/slate/runner"
 )
 
@@ -71,8 +69,16 @@ func TestValidateNamesYAMLPath(t *testing.T) {
 	for _, tt := range []struct {
 		name, old, new, want string
 	}{
-		{"unknown key", "registry:\n", "registry:\n  urls: x\n", "field urls not found"},
-		{"unknown pipeline key", "    resolvers:\n", "    resolverz: {}\n    resolvers:\n", "field resolverz not found"},
+		{"unknown key", "registry:\n", "registry:\n  urls: x\n", "registry.urls: unknown key (line 5); the settings here are basic_auth_user_info, tls, url"},
+		{"unknown pipeline key", "    resolvers:\n", "    resolverz: {}\n    resolvers:\n", "enrich[0].resolverz: unknown key (line 8)"},
+		{"unknown resolver key", "        rpc: ", "        tls: {ca: x}\n        rpc: ", "enrich[0].resolvers.asset.tls.ca: unknown key (line 11)"},
+		{"unknown sink key", "{type: hive,", "{type: hive, colour: red,", "sink[0].sinks[0].colour: unknown key (line 18)"},
+		{"registry tls over http", "  url: http://127.0.0.1:8081\n", "  url: http://127.0.0.1:8081\n  tls: {ca_file: x}\n",
+			`registry.tls: set, but registry.url "http://127.0.0.1:8081" is not https`},
+		{"registry url", "  url: http://127.0.0.1:8081\n", "  url: reg:8081\n", `registry.url: "reg:8081": want an http:// or https:// URL`},
+		{"registry user info", "  url: http://127.0.0.1:8081\n", "  url: http://127.0.0.1:8081\n  basic_auth_user_info: slate\n",
+			"registry.basic_auth_user_info: want user:password"},
+		{"resolver tls file", "        rpc: ", "        tls: {ca_file: /nonexistent/ca.pem}\n        rpc: ", "enrich[0].resolvers.asset.tls.ca_file: open /nonexistent/ca.pem"},
 		{"missing resolver", "    resolvers:\n", "    primary: assets\n    resolvers:\n",
 			`enrich[0].primary: names no resolver: "assets"`},
 		{"missing join resolver", "    resolvers:\n", "    joins: [{field: owner, resolver: people}]\n    resolvers:\n",
@@ -111,23 +117,6 @@ func TestValidateNamesYAMLPath(t *testing.T) {
 	}
 }
 
-// Every setting of grpcresolver.Spec can be written in a pipeline's
-// resolver entry, under the same YAML name.
-func TestResolverSpecCarriesGRPCSpec(t *testing.T) {
-	have := map[string]reflect.Type{}
-	rt := reflect.TypeFor[enricher.ResolverSpec]()
-	for i := range rt.NumField() {
-		have[rt.Field(i).Tag.Get("yaml")] = rt.Field(i).Type
-	}
-	st := reflect.TypeFor[grpcresolver.Spec]()
-	for i := range st.NumField() {
-		f := st.Field(i)
-		if typ, ok := have[f.Tag.Get("yaml")]; !ok || typ != f.Type {
-			t.Errorf("grpcresolver.Spec.%s (yaml %q, %s) has no counterpart in enricher.ResolverSpec", f.Name, f.Tag.Get("yaml"), f.Type)
-		}
-	}
-}
-
 // The example of the package documentation is a valid config.
 func TestDocExampleLoads(t *testing.T) {
 	c, err := runner.Load(strings.NewReader(`
@@ -160,5 +149,51 @@ sink:
 	}
 	if err := c.Has(runner.Which{Kind: runner.KindEnrich, Name: "asset-enricher"}); err != nil {
 		t.Error(err)
+	}
+}
+
+func TestExpand(t *testing.T) {
+	env := map[string]string{"HOST": "k1", "EMPTY": ""}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	for _, tt := range []struct{ in, want, err string }{
+		{"brokers: ${HOST}:9092", "brokers: k1:9092", ""},
+		{"a: ${MISSING:-127.0.0.1:9092}", "a: 127.0.0.1:9092", ""},
+		{"a: ${EMPTY:-d}", "a: d", ""},
+		{"a: ${HOST:-d}", "a: k1", ""},
+		{"password: pa$$word$", "password: pa$word$", ""},
+		{"a: $HOST", "a: $HOST", ""},
+		{"a: 1\nb: ${MISSING}", "", "line 2: ${MISSING}: MISSING is not set"},
+		{"a: ${HOST", "", "line 1: ${ without a closing }"},
+		{"a: ${9X}", "", `"9X" is not a variable name`},
+	} {
+		got, err := runner.Expand([]byte(tt.in), lookup)
+		if tt.err != "" {
+			if err == nil || !errors.Is(err, runner.ErrConfig) || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("Expand(%q) = %q, %v; want an error with %q", tt.in, got, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || string(got) != tt.want {
+			t.Errorf("Expand(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestApplyEnvSecrets(t *testing.T) {
+	c, err := runner.Load(strings.NewReader(strings.Replace(validYAML, "  brokers: 127.0.0.1:9092\n",
+		"  brokers: 127.0.0.1:9092\n  sasl: {username: slate}\n", 1)))
+	if err == nil {
+		t.Fatalf("sasl without password loaded: %+v", c.Kafka)
+	}
+	c, err = runner.Decode(strings.NewReader(strings.Replace(validYAML, "  brokers: 127.0.0.1:9092\n",
+		"  brokers: 127.0.0.1:9092\n  sasl: {username: slate}\n", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"SLATE_KAFKA_SASL_PASSWORD": "s3cret", "SLATE_REGISTRY_BASIC_AUTH_USER_INFO": "u:p"}
+	c.ApplyEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	c.Defaults()
+	if err := c.Validate(); err != nil || c.Kafka.SASL.Password != "s3cret" || c.Registry.BasicAuthUserInfo != "u:p" {
+		t.Errorf("after env: %v, sasl %+v, registry %+v", err, c.Kafka.SASL, c.Registry)
 	}
 }
