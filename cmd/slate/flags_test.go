@@ -53,7 +53,7 @@ func TestBadFlagsStartNothing(t *testing.T) {
 		{"--config", []string{"--config", "/nonexistent/slate.yaml"}},
 		{"sink[0].sinks[1].type", []string{"--config", writeConfig(t, badUpYAML)}},
 		{"no sink pipeline reads studio.title.materialized", []string{"--config", writeConfig(t, strings.ReplaceAll(goodUpYAML, "studio.title.materialized", "studio.other.materialized"))}},
-		{"line 3: field colour not found", []string{"--config", writeConfig(t, "kafka: {brokers: x}\nregistry: {url: http://x}\ncolour: blue\n")}},
+		{"colour: unknown key (line 3)", []string{"--config", writeConfig(t, "kafka: {brokers: x}\nregistry: {url: http://x}\ncolour: blue\n")}},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, "="), func(t *testing.T) {

@@ -57,8 +57,8 @@ func pipelineCmd(kind, defaultAddr, short, long string) *cobra.Command {
 		Long: long + `
 
 It serves /metrics (Prometheus) and /healthz on --http-addr. /healthz answers
-200 once every pipeline joined its consumer group and every resolver's
-service answers, 503 with the reason before and while not. It runs until
+200 once every pipeline joined its consumer group (its input topics must
+exist) and every resolver's service answers, 503 with the reason before and while not. It runs until
 SIGINT or SIGTERM: then in-flight batches finish, offsets are committed, the
 consumers leave their groups and it exits 0.
 
