@@ -79,6 +79,7 @@ type config struct {
 	breakerCooldown time.Duration
 	joins           []Join
 	joinedName      string
+	derive          Deriver
 	fanouts         []FanOut
 	dlq             DeadLetterPublisher
 	dlqAfter        int
@@ -508,6 +509,12 @@ func (e *Enricher) materialize(ctx context.Context, it *item, records map[string
 	if len(e.cfg.joins) > 0 {
 		var err error
 		if rec, err = e.merge(it.id, rec, joined); err != nil {
+			return env, false, err
+		}
+	}
+	if e.cfg.derive != nil {
+		var err error
+		if rec, err = e.derived(ctx, it.id, rec); err != nil {
 			return env, false, err
 		}
 	}

@@ -64,6 +64,10 @@ type Pipeline struct {
 	Joins []JoinSpec `yaml:"joins"`
 	// FanOut re-materializes dependents when another entity changes.
 	FanOut []FanOutSpec `yaml:"fan_out"`
+	// Derive computes the output record from the built one with a
+	// registered deriver ([RegisterDerive]); empty publishes the built
+	// record.
+	Derive DeriveSpec `yaml:"derive"`
 	// Concurrency is [WithConcurrency] (default 4).
 	Concurrency int `yaml:"concurrency"`
 	// MaxLookup is [WithMaxLookup] (default 500).
@@ -198,6 +202,14 @@ type JoinSpec struct {
 	Resolver string `yaml:"resolver"`
 	// EntityType is the joined entity type (default: the field).
 	EntityType string `yaml:"entity_type"`
+}
+
+// DeriveSpec names a registered [Deriver] and its settings.
+type DeriveSpec struct {
+	// Name is the name it was registered under. Empty: no derive step.
+	Name string `yaml:"name"`
+	// Settings are passed to its [DeriveFactory].
+	Settings map[string]string `yaml:"settings"`
 }
 
 // FanOutSpec is one [FanOut].
@@ -405,6 +417,16 @@ func (p *Pipeline) Validate() error {
 			return err
 		}
 	}
+	if p.Derive.Name == "" && len(p.Derive.Settings) > 0 {
+		return bad("derive.name", "required when derive.settings are set")
+	}
+	if p.Derive.Name != "" && !slices.Contains(Derives(), p.Derive.Name) {
+		have := "none are registered in this binary"
+		if names := Derives(); len(names) > 0 {
+			have = fmt.Sprintf("registered: %v", names)
+		}
+		return bad("derive.name", "%q is not a registered deriver (%s)", p.Derive.Name, have)
+	}
 	sources := map[string]bool{}
 	for i, f := range p.FanOut {
 		at := fmt.Sprintf("fan_out[%d]", i)
@@ -438,6 +460,8 @@ type Bindings struct {
 	Schemas map[string]avro.NamedSchema
 	// DeadLetter publishes dead letters when dead_letter.enabled.
 	DeadLetter DeadLetterPublisher
+	// Derive is the deriver of derive.name.
+	Derive Deriver
 }
 
 // Options returns the primary resolver and the options of [New] that
@@ -483,6 +507,12 @@ func (p *Pipeline) Options(b Bindings) (Resolver, []Option, error) {
 			})
 		}
 		opts = append(opts, WithFanOut(FanOut{EntityType: f.EntityType, Dependents: d}))
+	}
+	if p.Derive.Name != "" {
+		if b.Derive == nil {
+			return nil, nil, fmt.Errorf("%w: pipeline derive.name: deriver %q is not bound", ErrConfig, p.Derive.Name)
+		}
+		opts = append(opts, WithDerive(b.Derive))
 	}
 	if p.DeadLetter.Enabled {
 		if b.DeadLetter == nil {

@@ -381,6 +381,14 @@ func (r *Runner) startEnrich(ctx context.Context, i int) error {
 	for _, j := range p.Joins {
 		b.Schemas[j.Field] = schemas[j.Resolver]
 	}
+	if p.Derive.Name != "" {
+		d, err := enricher.NewDerive(ctx, p.Derive.Name, p.Derive.Settings)
+		if err != nil {
+			return fmt.Errorf("%s.derive: %w", at, err)
+		}
+		r.onStop(func(context.Context) error { return d.Close() })
+		b.Derive = d
+	}
 	var pubOpts []producer.Option
 	if p.Transactional {
 		host, _ := os.Hostname()
