@@ -3,7 +3,6 @@ package runner_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -55,21 +54,9 @@ func secureRegistry(t *testing.T) (url, caFile, userInfo string) {
 	if err := users.Add("slate", "s3cret", registry.RoleReadWrite); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := registry.New(t.Context(), registry.WithUsers(users))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs, err := registry.ListenConfig{CertFile: files.ServerCert, KeyFile: files.ServerKey, Authenticated: true}.HTTPServer(srv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = registry.Serve(hs, lis) }()
-	t.Cleanup(func() { _ = hs.Close() })
-	return "https://" + lis.Addr().String(), files.CA, "slate:s3cret"
+	url = testenv.ServeRegistry(t, registry.ListenConfig{CertFile: files.ServerCert, KeyFile: files.ServerKey, Authenticated: true},
+		registry.WithUsers(users))
+	return url, files.CA, "slate:s3cret"
 }
 
 // Both kinds of pipeline run in one process against a registry on TLS

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/slatehq/slate/internal/devcert"
+	"github.com/slatehq/slate/internal/testenv"
 	"github.com/slatehq/slate/schema/registry"
 )
 
@@ -110,23 +110,8 @@ func TestSchemaCmdSecured(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := registry.New(context.Background(), registry.WithUsers(users))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lc := registry.ListenConfig{CertFile: files.ServerCert, KeyFile: files.ServerKey, ClientCAFile: files.CA,
-		RequireClientCert: true, Authenticated: true}
-	hs, err := lc.HTTPServer(srv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = registry.Serve(hs, lis) }()
-	t.Cleanup(func() { _ = hs.Close() })
-	url := "https://" + lis.Addr().String()
+	url := testenv.ServeRegistry(t, registry.ListenConfig{CertFile: files.ServerCert, KeyFile: files.ServerKey,
+		ClientCAFile: files.CA, RequireClientCert: true, Authenticated: true}, registry.WithUsers(users))
 	tlsArgs := []string{"--tls-ca", files.CA, "--tls-client-cert", files.ClientCert, "--tls-client-key", files.ClientKey}
 	tests := []struct {
 		name    string

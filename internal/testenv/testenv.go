@@ -7,6 +7,7 @@ package testenv
 
 import (
 	"context"
+	"net"
 	"net/http/httptest"
 	"os"
 	"testing"
@@ -131,4 +132,30 @@ func CreateTopics(tb testing.TB, brokers string, partitions int, topics ...strin
 			tb.Fatalf("create topic %s: %v", r.Topic, r.Error)
 		}
 	}
+}
+
+// ServeRegistry serves slate's schema registry as lc says (TLS, mutual
+// TLS, basic auth) on a free loopback port until the test ends, and
+// returns its URL.
+func ServeRegistry(tb testing.TB, lc registry.ListenConfig, opts ...registry.Option) string {
+	tb.Helper()
+	srv, err := registry.New(context.Background(), opts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	hs, err := lc.HTTPServer(srv)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	go func() { _ = registry.Serve(hs, lis) }()
+	tb.Cleanup(func() { _ = hs.Close() })
+	scheme := "http://"
+	if lc.CertFile != "" {
+		scheme = "https://"
+	}
+	return scheme + lis.Addr().String()
 }
