@@ -3,6 +3,7 @@ package enricher_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -124,5 +125,60 @@ func TestDeriveIsNamedInPipelines(t *testing.T) {
 		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
 			t.Errorf("%+v: err %v, want %q", tt.derive, err, tt.want)
 		}
+	}
+}
+
+// A view with an entity type of its own over another entity's records: a
+// cashflow view of budgets. A budget's change events are the view's own
+// (a budget gone is a DELETE of the view); a schedule's re-materialize
+// the view of the same id, and a schedule of a title without a budget
+// publishes nothing.
+func TestViewOfAnotherEntity(t *testing.T) {
+	reg := newRegistry(t)
+	ctx := context.Background()
+	budgets := enricher.ResolverFunc(func(_ context.Context, _ string, ids []string) (map[string]enricher.Record, error) {
+		out := map[string]enricher.Record{}
+		for _, id := range ids {
+			if id == "t1" || id == "t2" {
+				out[id] = enricher.Record{Version: 3, Schema: budgetSchema, Value: budget{TitleID: id, AmountCents: 100}}
+			}
+		}
+		return out, nil
+	})
+	pub := &capture{}
+	e, err := enricher.New("cashflow", budgets, pub, reg, enricher.WithPrimaryEntity("budget"),
+		enricher.WithFanOut(enricher.FanOut{EntityType: "schedule", SameID: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Handle(ctx, []sink.Event{
+		change("budget", "t1", schema.OpUpdate, 3, 0),
+		change("schedule", "t2", schema.OpUpdate, 7, 1),
+		change("schedule", "t9", schema.OpUpdate, 1, 2),
+		change("budget", "t8", schema.OpDelete, 4, 3),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, env := range pub.published() {
+		got = append(got, env.EntityType+" "+env.Subject+" "+string(env.Type))
+	}
+	if want := []string{"cashflow t1 UPDATE", "cashflow t8 DELETE", "cashflow t2 UPDATE"}; !slices.Equal(got, want) {
+		t.Errorf("published %v, want %v", got, want)
+	}
+	if _, err := enricher.New("cashflow", budgets, pub, reg, enricher.WithFanOut(enricher.FanOut{EntityType: "schedule"})); err == nil {
+		t.Error("a fan-out with neither dependents nor SameID was accepted")
+	}
+
+	p := enricher.Pipeline{EntityType: "cashflow", PrimaryEntityType: "budget",
+		Resolvers: map[string]enricher.ResolverSpec{"budget": {Target: "x:1"}},
+		FanOut:    []enricher.FanOutSpec{{EntityType: "schedule", SameID: true}}}
+	p.Defaults()
+	if err := p.Validate(); err != nil || p.Primary != "budget" || p.Inputs[0] != "studio.budget.changes" {
+		t.Errorf("pipeline: %v, primary %q, inputs %v", err, p.Primary, p.Inputs)
+	}
+	p.FanOut[0].Resolver = "budget"
+	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "same_id fans out to the same id: no resolver") {
+		t.Errorf("same_id with a resolver: %v", err)
 	}
 }

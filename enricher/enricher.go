@@ -80,6 +80,7 @@ type config struct {
 	joins           []Join
 	joinedName      string
 	derive          Deriver
+	primaryEntity   string
 	fanouts         []FanOut
 	dlq             DeadLetterPublisher
 	dlqAfter        int
@@ -96,6 +97,14 @@ func WithSource(s string) Option { return func(c *config) { c.source = s } }
 // WithOutputTopic sets the output topic (default
 // studio.<entity>.materialized).
 func WithOutputTopic(t string) Option { return func(c *config) { c.topic = t } }
+
+// WithPrimaryEntity makes the change events of entityType the view's own
+// events, keyed by the same ids, for a view of another entity's records
+// under an entity type of its own (a "cashflow" view of budgets): a
+// change of a budget re-materializes the cash flow of the same id, and a
+// budget gone at the source deletes it. Default: the enricher's entity
+// type.
+func WithPrimaryEntity(entityType string) Option { return func(c *config) { c.primaryEntity = entityType } }
 
 // WithMaxLookup bounds the ids of one resolver call (default 500); larger
 // batches are split into chunks.
@@ -225,9 +234,9 @@ func New(entityType string, r Resolver, pub Publisher, reg schema.Registry, opts
 	}
 	for i, f := range cfg.fanouts {
 		switch {
-		case f.EntityType == "" || f.Dependents == nil:
-			return nil, fmt.Errorf("%w: fan-out %d needs an entity type and dependents", ErrConfig, i)
-		case f.EntityType == entityType:
+		case f.EntityType == "" || (f.Dependents == nil) != f.SameID:
+			return nil, fmt.Errorf("%w: fan-out %d needs an entity type, and dependents or SameID (not both)", ErrConfig, i)
+		case f.EntityType == entityType || f.EntityType == cfg.primaryEntity:
 			return nil, fmt.Errorf("%w: fan-out %d: entity type %q is the enricher's own", ErrConfig, i, f.EntityType)
 		}
 		if _, dup := e.fanouts[f.EntityType]; dup {
@@ -319,7 +328,7 @@ func (e *Enricher) handle(ctx context.Context, batch []sink.Event) error {
 	sourceEv := map[string]map[string]int{} // fan-out entity type -> id -> index of last event
 	for i := range batch {
 		ev := &batch[i]
-		if ev.EntityType == e.entity {
+		if ev.EntityType == e.entity || ev.EntityType == e.cfg.primaryEntity {
 			own++
 			if p, seen := pos[ev.Subject]; seen {
 				// Events of one id can arrive out of order (a producer's

@@ -67,6 +67,10 @@ func (f DependentsFunc) Dependents(ctx context.Context, ids []string) (map[strin
 type FanOut struct {
 	EntityType string
 	Dependents Dependents
+	// SameID says the one dependent of a changed id is the same id (a
+	// schedule keyed by its title's id): nothing is looked up, and
+	// Dependents must be nil.
+	SameID bool
 }
 
 // WithFanOut adds a fan-out; one per source entity type.
@@ -75,6 +79,12 @@ func WithFanOut(f FanOut) Option { return func(c *config) { c.fanouts = append(c
 // dependents asks f for the dependents of ids, in chunks of maxLookup.
 func (e *Enricher) dependents(ctx context.Context, f fanout, ids []string) (map[string][]string, error) {
 	out := make(map[string][]string, len(ids))
+	if f.SameID {
+		for _, id := range ids {
+			out[id] = []string{id}
+		}
+		return out, nil
+	}
 	for lo := 0; lo < len(ids); lo += e.cfg.maxLookup {
 		chunk := ids[lo:min(lo+e.cfg.maxLookup, len(ids))]
 		lookups.WithLabelValues(e.entity, f.br.name).Add(float64(len(chunk)))

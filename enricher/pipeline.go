@@ -58,6 +58,11 @@ type Pipeline struct {
 	// Primary names the resolver of the entity itself (default: the
 	// resolver named like the entity type).
 	Primary string `yaml:"primary"`
+	// PrimaryEntityType is the entity type of the primary's records when
+	// the view has an entity type of its own (a cashflow view of
+	// budgets): its change events are the view's own ([WithPrimaryEntity]).
+	// Default: the entity type.
+	PrimaryEntityType string `yaml:"primary_entity_type"`
 	// Resolvers are the services looked up, by name. Required.
 	Resolvers map[string]ResolverSpec `yaml:"resolvers"`
 	// Joins add other entities' records to the output record.
@@ -216,8 +221,11 @@ type DeriveSpec struct {
 type FanOutSpec struct {
 	// EntityType is the source entity type. Required.
 	EntityType string `yaml:"entity_type"`
-	// Resolver names a dependents resolver. Required.
+	// Resolver names a dependents resolver. Required unless same_id.
 	Resolver string `yaml:"resolver"`
+	// SameID says a change of the source re-materializes the view of the
+	// same id ([FanOut.SameID]); then there is no resolver.
+	SameID bool `yaml:"same_id"`
 }
 
 // RetrySpec is a [RetryPolicy].
@@ -276,11 +284,14 @@ func (p *Pipeline) Defaults() {
 	if p.Output == "" && p.EntityType != "" {
 		p.Output = schema.MaterializedTopic(p.EntityType)
 	}
+	if p.PrimaryEntityType == "" {
+		p.PrimaryEntityType = p.EntityType
+	}
 	if p.Primary == "" {
-		p.Primary = p.EntityType
+		p.Primary = p.PrimaryEntityType
 	}
 	if len(p.Inputs) == 0 && p.EntityType != "" {
-		p.Inputs = []string{schema.ChangesTopic(p.EntityType)}
+		p.Inputs = []string{schema.ChangesTopic(p.PrimaryEntityType)}
 		for _, f := range p.FanOut {
 			if f.EntityType != "" {
 				p.Inputs = append(p.Inputs, schema.ChangesTopic(f.EntityType))
@@ -434,10 +445,13 @@ func (p *Pipeline) Validate() error {
 		switch {
 		case f.EntityType == "":
 			return bad(at+".entity_type", "required")
-		case f.EntityType == p.EntityType:
+		case f.EntityType == p.EntityType || f.EntityType == p.PrimaryEntityType:
 			return bad(at+".entity_type", "%q is the pipeline's own entity type", f.EntityType)
 		case sources[f.EntityType]:
 			return bad(at+".entity_type", "%q is used twice", f.EntityType)
+		case f.SameID && f.Resolver != "":
+			return bad(at+".resolver", "same_id fans out to the same id: no resolver")
+		case f.SameID:
 		case f.Resolver == "":
 			return bad(at+".resolver", "required")
 		case !ok:
@@ -493,7 +507,14 @@ func (p *Pipeline) Options(b Bindings) (Resolver, []Option, error) {
 		r = p.withTimeout(j.Resolver, r)
 		opts = append(opts, WithJoin(Join{Field: j.Field, EntityType: j.EntityType, Resolver: r, Schema: s}))
 	}
+	if p.PrimaryEntityType != "" && p.PrimaryEntityType != p.EntityType {
+		opts = append(opts, WithPrimaryEntity(p.PrimaryEntityType))
+	}
 	for i, f := range p.FanOut {
+		if f.SameID {
+			opts = append(opts, WithFanOut(FanOut{EntityType: f.EntityType, SameID: true}))
+			continue
+		}
 		d, ok := b.Dependents[f.Resolver]
 		if !ok {
 			return nil, nil, fmt.Errorf("%w: pipeline fan_out[%d].resolver: dependents %q is not bound", ErrConfig, i, f.Resolver)

@@ -312,7 +312,11 @@ func (c *Config) Defaults() {
 				p.Output = c.TopicPrefix + p.EntityType + ".materialized"
 			}
 			if len(p.Inputs) == 0 {
-				p.Inputs = []string{c.TopicPrefix + p.EntityType + ".changes"}
+				own := p.EntityType
+				if p.PrimaryEntityType != "" {
+					own = p.PrimaryEntityType
+				}
+				p.Inputs = []string{c.TopicPrefix + own + ".changes"}
 				for _, f := range p.FanOut {
 					if f.EntityType != "" {
 						p.Inputs = append(p.Inputs, c.TopicPrefix+f.EntityType+".changes")
