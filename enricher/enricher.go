@@ -14,6 +14,7 @@ import (
 	"github.com/hamba/avro/v2"
 
 	"github.com/slatehq/slate/consumer/sink"
+	"github.com/slatehq/slate/publish"
 	"github.com/slatehq/slate/schema"
 )
 
@@ -54,10 +55,10 @@ func (f ResolverFunc) Resolve(ctx context.Context, entityType string, ids []stri
 }
 
 // Publisher publishes envelopes and returns after the broker acknowledged
-// all of them; *producer.Producer implements it.
-type Publisher interface {
-	Publish(ctx context.Context, topic string, envs ...schema.Envelope) error
-}
+// all of them; *producer.Producer implements it. It is
+// [publish.Publisher], the contract every slate component publishes
+// through.
+type Publisher = publish.Publisher
 
 // Defaults of [New].
 const (

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/slatehq/slate/internal/kafkaconf"
+	"github.com/slatehq/slate/publish"
 	"github.com/slatehq/slate/schema"
 )
 
@@ -199,14 +200,15 @@ func (p *Producer) Codec() *schema.Codec { return p.codec }
 // and calls slate does not wrap. Do not Close it directly.
 func (p *Producer) Kafka() *kafka.Producer { return p.kp }
 
-// Delivery is the outcome of one asynchronous publish.
-type Delivery struct {
-	Topic     string
-	Partition int32
-	Offset    int64
-	ID        string // the envelope id
-	Err       error  // nil when the broker acknowledged the record
-}
+// Delivery is the outcome of one asynchronous publish; it is the
+// [publish.Delivery] of the contracts the producer implements.
+type Delivery = publish.Delivery
+
+// The producer implements every publishing contract of package publish.
+var (
+	_ publish.AsyncPublisher      = (*Producer)(nil)
+	_ publish.DeadLetterPublisher = (*Producer)(nil)
+)
 
 // waiter collects the acknowledgements of one synchronous batch.
 type waiter struct {

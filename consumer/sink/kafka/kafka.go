@@ -9,6 +9,7 @@ import (
 
 	"github.com/slatehq/slate/consumer/sink"
 	"github.com/slatehq/slate/producer"
+	"github.com/slatehq/slate/publish"
 	"github.com/slatehq/slate/schema"
 )
 
@@ -20,10 +21,10 @@ var ErrConfig = errors.New("kafka sink: invalid config")
 var ErrUnavailable = sink.NewUnavailable("kafka sink: broker unavailable")
 
 // Publisher publishes envelopes to a topic and returns only after the
-// broker acknowledged all of them. *producer.Producer implements it.
-type Publisher interface {
-	Publish(ctx context.Context, topic string, envs ...schema.Envelope) error
-}
+// broker acknowledged all of them. *producer.Producer implements it. It is
+// [publish.Publisher], the contract every slate component publishes
+// through.
+type Publisher = publish.Publisher
 
 // Route returns the topic an event goes to; "" drops the event.
 type Route func(ev *sink.Event) string
