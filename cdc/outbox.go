@@ -7,16 +7,16 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/slatehq/slate/producer"
+	"github.com/slatehq/slate/outbox"
 	"github.com/slatehq/slate/schema"
 )
 
-// The outbox table is the one producer.Outbox writes: these name the
-// producer's definitions, so that the writer and the CDC reader cannot
-// drift apart.
+// The outbox table is the one outbox.Writer (and producer.Outbox) writes:
+// these name package outbox's definitions, so that the writer and the CDC
+// reader cannot drift apart.
 const (
 	// OutboxTable is the default name of the outbox table.
-	OutboxTable = producer.OutboxTable
+	OutboxTable = outbox.Table
 	// OutboxDDL creates the outbox table (PostgreSQL). A service inserts
 	// one row per event in the same transaction as its change; payload is
 	// the envelope in the Confluent wire format (schema.Codec.Encode for
@@ -24,9 +24,9 @@ const (
 	// publishes each inserted row as the envelope it carries to
 	// schema.ChangesTopic(aggregatetype), keyed by aggregateid, and never
 	// as a row event; it may delete rows once Kafka acknowledged them.
-	OutboxDDL = producer.OutboxDDLPostgres
+	OutboxDDL = outbox.DDLPostgres
 	// OutboxDDLMySQL is [OutboxDDL] for MySQL/MariaDB.
-	OutboxDDLMySQL = producer.OutboxDDLMySQL
+	OutboxDDLMySQL = outbox.DDLMySQL
 )
 
 // ErrOutboxRow is wrapped when an outbox row cannot be published: a

@@ -31,5 +31,7 @@
 // sidecar publishes each committed row to studio.<entity>.changes, so an
 // event exists exactly when its change was committed. The table's DDL is
 // [OutboxDDLPostgres] / [OutboxDDLMySQL] ([EnsureOutbox],
-// [EnsureOutboxMySQL]).
+// [EnsureOutboxMySQL]). These are the names here of package outbox, which
+// builds without cgo, for a service that writes its outbox but does not
+// publish itself.
 package producer
