@@ -105,29 +105,49 @@ func EnsureMySQL(ctx context.Context, db SQLExecer) error {
 // Writer writes change events into the outbox table inside the caller's
 // database transaction, so the event exists exactly when the change it
 // reports was committed (no dual write). The CDC sidecar reads the table's
-// inserts and publishes each payload to studio.<aggregatetype>.changes,
-// keyed by aggregateid.
+// inserts and publishes each payload to <prefix><aggregatetype>.changes
+// (studio.<aggregatetype>.changes by default), keyed by aggregateid.
 //
 // Each row's payload is the envelope as a producer would put it on Kafka:
 // Confluent-framed Avro, its schema registered under the value subject of
-// [schema.ChangesTopic] of the entity type. The row id is the envelope id,
+// the changes topic of the entity type ([WithTopicPrefix]). The row id is the envelope id,
 // so a row published twice is dropped by dedupe. A Writer is safe for
 // concurrent use.
 type Writer struct {
 	codec  *schema.Codec
 	source string
+	prefix string
 }
+
+// Option configures [New].
+type Option func(*Writer)
+
+// WithTopicPrefix sets the prefix of the changes topics the payloads are
+// encoded for, <prefix><entity>.changes (default
+// [schema.DefaultTopicPrefix]; "" is the default too). It should be the
+// topic prefix of the CDC sidecar, which publishes the rows there.
+func WithTopicPrefix(prefix string) Option { return func(w *Writer) { w.prefix = prefix } }
 
 // New returns a writer that encodes with codec and stamps source on the
 // change events it builds.
-func New(codec *schema.Codec, source string) (*Writer, error) {
+func New(codec *schema.Codec, source string, opts ...Option) (*Writer, error) {
+	w := &Writer{codec: codec, source: source}
+	for _, o := range opts {
+		o(w)
+	}
 	switch {
 	case codec == nil:
 		return nil, fmt.Errorf("%w: codec is nil", ErrConfig)
 	case source == "":
 		return nil, fmt.Errorf("%w: source is empty", ErrConfig)
 	}
-	return &Writer{codec: codec, source: source}, nil
+	if err := schema.ValidateTopicPrefix(w.prefix); err != nil {
+		return nil, fmt.Errorf("%w: WithTopicPrefix: %w", ErrConfig, err)
+	}
+	if w.prefix == "" {
+		w.prefix = schema.DefaultTopicPrefix
+	}
+	return w, nil
 }
 
 // NewChange builds the ID-only change envelope [Writer.WriteChange] writes.
@@ -147,7 +167,7 @@ func (o *Writer) WriteChange(ctx context.Context, tx pgx.Tx, entityType, id stri
 }
 
 // Write inserts envelopes into the outbox within tx, in order. Each is
-// encoded for [schema.ChangesTopic] of its entity type. An invalid envelope
+// encoded for the changes topic of its entity type. An invalid envelope
 // or a registry failure is reported before anything is inserted.
 func (o *Writer) Write(ctx context.Context, tx pgx.Tx, envs ...schema.Envelope) error {
 	rows, err := o.rows(ctx, envs)
@@ -194,7 +214,7 @@ func (o *Writer) rows(ctx context.Context, envs []schema.Envelope) ([][]any, err
 	rows := make([][]any, 0, len(envs))
 	for i := range envs {
 		e := &envs[i]
-		payload, err := o.codec.Encode(ctx, nil, schema.ChangesTopic(e.EntityType), e)
+		payload, err := o.codec.Encode(ctx, nil, schema.ChangesTopicIn(o.prefix, e.EntityType), e)
 		if err != nil {
 			return nil, fmt.Errorf("outbox: encode %s %s: %w", e.EntityType, e.Subject, err)
 		}

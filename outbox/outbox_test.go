@@ -136,24 +136,51 @@ func TestOutbox(t *testing.T) {
 	}
 }
 
-func TestNewOutboxValidates(t *testing.T) {
+func TestNewValidates(t *testing.T) {
 	codec := newCodec(t)
 	tests := []struct {
 		name   string
 		codec  *schema.Codec
 		source string
+		opts   []outbox.Option
 		want   string
 	}{
-		{"no codec", nil, "//s", "codec is nil"},
-		{"no source", codec, "", "source is empty"},
+		{"no codec", nil, "//s", nil, "codec is nil"},
+		{"no source", codec, "", nil, "source is empty"},
+		{"bad topic prefix", codec, "//s", []outbox.Option{outbox.WithTopicPrefix("acme prod.")}, `WithTopicPrefix: schema: invalid topic prefix: "acme prod."`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := outbox.New(tt.codec, tt.source)
+			_, err := outbox.New(tt.codec, tt.source, tt.opts...)
 			if !errors.Is(err, outbox.ErrConfig) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want ErrConfig saying %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestWriterTopicPrefix checks that payloads are encoded for the changes
+// topic under the writer's prefix: its value subject is registered.
+func TestWriterTopicPrefix(t *testing.T) {
+	_, reg := testenv.Registry(t)
+	codec, err := schema.NewCodec(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := outbox.New(codec, "//studio/titles", outbox.WithTopicPrefix("acme."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := pgBackend(t, o)
+	write, commit, _ := b.begin(t)
+	if _, err := write("title", "t-prefix-"+schema.NewID(), schema.OpCreate, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := commit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Client().GetLatestSchema(context.Background(), schema.ValueSubject("acme.title.changes")); err != nil {
+		t.Fatalf("subject of acme.title.changes: %v", err)
 	}
 }
 

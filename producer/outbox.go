@@ -49,8 +49,8 @@ func EnsureOutboxMySQL(ctx context.Context, db SQLExecer) error { return outbox.
 // NewOutbox returns an outbox that encodes with codec and stamps source on
 // the change events it builds ([outbox.New]). Its configuration errors
 // match both [ErrConfig] and outbox.ErrConfig.
-func NewOutbox(codec *schema.Codec, source string) (*Outbox, error) {
-	o, err := outbox.New(codec, source)
+func NewOutbox(codec *schema.Codec, source string, opts ...outbox.Option) (*Outbox, error) {
+	o, err := outbox.New(codec, source, opts...)
 	if err != nil {
 		return nil, outboxConfigError{err}
 	}
@@ -65,14 +65,14 @@ func (e outboxConfigError) Error() string        { return e.err.Error() }
 func (e outboxConfigError) Unwrap() error        { return e.err }
 func (e outboxConfigError) Is(target error) bool { return target == ErrConfig }
 
-// Outbox returns an outbox that encodes with the producer's codec and
-// source. It does not use the Kafka connection, and keeps working after
-// Close.
+// Outbox returns an outbox that encodes with the producer's codec, source
+// and topic prefix. It does not use the Kafka connection, and keeps
+// working after Close.
 func (p *Producer) Outbox() *Outbox {
-	o, err := outbox.New(p.codec, p.source)
+	o, err := outbox.New(p.codec, p.source, outbox.WithTopicPrefix(p.topicPrefix))
 	if err != nil {
-		// New refused a nil codec or an empty source: both were checked
-		// when the producer was built.
+		// New refused a nil codec, an empty source or a bad prefix: all
+		// were checked when the producer was built.
 		panic(err)
 	}
 	return o
