@@ -33,9 +33,20 @@ type Route func(ev *sink.Event) string
 func ToTopic(topic string) Route { return func(*sink.Event) string { return topic } }
 
 // ByEntityType routes each event to the materialized topic of its entity
-// type (studio.<entitytype>.materialized).
+// type under the default prefix (studio.<entitytype>.materialized).
 func ByEntityType() Route {
 	return func(ev *sink.Event) string { return schema.MaterializedTopic(ev.EntityType) }
+}
+
+// ByEntityTypeIn routes each event to the materialized topic of its entity
+// type under prefix (<prefix><entitytype>.materialized; "" is
+// [schema.DefaultTopicPrefix]). It fails, wrapping [ErrConfig], on a
+// prefix that cannot start a topic name ([schema.ValidateTopicPrefix]).
+func ByEntityTypeIn(prefix string) (Route, error) {
+	if err := schema.ValidateTopicPrefix(prefix); err != nil {
+		return nil, fmt.Errorf("%w: ByEntityTypeIn: %w", ErrConfig, err)
+	}
+	return func(ev *sink.Event) string { return schema.MaterializedTopicIn(prefix, ev.EntityType) }, nil
 }
 
 // Option configures [New].
