@@ -2,15 +2,16 @@
 // writes its own database inserts its change events into the slate_outbox
 // table in the same transaction as the change ([Writer.WriteChange] for
 // pgx, [Writer.WriteChangeMySQL] for database/sql on MySQL or MariaDB), and
-// the CDC sidecar publishes each committed row to
-// studio.<entity>.changes, so an event exists exactly when its change was
-// committed. The table's DDL is [DDLPostgres] / [DDLMySQL] ([Ensure],
+// the CDC sidecar publishes each committed row to <prefix><entity>.changes
+// (studio.<entity>.changes by default, see [WithTopicPrefix]), so an event
+// exists exactly when its change was committed. The table's DDL is [DDLPostgres] / [DDLMySQL] ([Ensure],
 // [EnsureMySQL]).
 //
 // The package needs only the schema codec and a database handle: it does
 // not import a Kafka client, so a service that only writes its outbox, and
 // the CDC sources that read it, build without cgo. *producer.Producer
-// hands out a [Writer] with its own codec and source (Producer.Outbox).
+// hands out a [Writer] with its own codec, source and topic prefix
+// (Producer.Outbox).
 package outbox
 
 import (

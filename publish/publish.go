@@ -10,9 +10,12 @@
 // can stand in for the producer.
 //
 // The packages that take a publisher keep their own names for it as type
-// aliases (cdc.Publisher, enricher.Publisher, kafka.Publisher,
-// enricher.DeadLetterPublisher, consumer.DeadLetterPublisher): they are the
-// same types as the ones here, so a value satisfying one satisfies all.
+// aliases (cdc.Publisher, cdc.AsyncPublisher, enricher.Publisher,
+// kafka.Publisher, enricher.DeadLetterPublisher,
+// consumer.DeadLetterPublisher, and producer.Delivery for [Delivery]), so
+// that their docs read on their own and code that names them keeps
+// compiling. An alias is the type declared here, not a copy: the contract
+// is written once.
 package publish
 
 import (
