@@ -61,10 +61,46 @@ var (
 	ErrPublish = errors.New("cdc: publish failed")
 )
 
-// Topic returns the CDC topic of a table: studio.cdc.<db>.<schema>.<table>.
+// Topic returns the CDC topic of a table under the default prefix:
+// studio.cdc.<db>.<schema>.<table> (see [TopicIn]).
 func Topic(db, schemaName, table string) string {
-	return "studio.cdc." + db + "." + schemaName + "." + table
+	return TopicIn(schema.DefaultTopicPrefix, db, schemaName, table)
 }
+
+// TopicIn returns the CDC topic of a table under prefix:
+// <prefix>cdc.<db>.<schema>.<table>. An empty prefix is
+// schema.DefaultTopicPrefix.
+func TopicIn(prefix, db, schemaName, table string) string {
+	if prefix == "" {
+		prefix = schema.DefaultTopicPrefix
+	}
+	return prefix + "cdc." + db + "." + schemaName + "." + table
+}
+
+// Option configures [NewEncoder] and [NewOutboxRouter].
+type Option func(*options)
+
+type options struct {
+	prefix string
+}
+
+func newOptions(opts []Option) options {
+	o := options{}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// WithTopicPrefix sets the prefix of the topics events are published to:
+// the CDC topics <prefix>cdc.<db>.<schema>.<table> of [Encoder] and the
+// changes topics <prefix><aggregatetype>.changes of [OutboxRouter]
+// (default schema.DefaultTopicPrefix, "studio."; "" is the default too).
+// It should be the prefix of the services' producers and enrichers.
+// [NewOutboxRouter] refuses a prefix that cannot start a topic name
+// (schema.ValidateTopicPrefix); [NewEncoder] cannot fail and leaves that
+// check to its caller (the sources' Config.Validate).
+func WithTopicPrefix(prefix string) Option { return func(o *options) { o.prefix = prefix } }
 
 // SourceURI returns the envelope source of a table's events:
 // //<connector>/<db>/<schema>/<table>, for example //pg/finance/public/budget.

@@ -29,6 +29,16 @@
 // a changed table registers a new version. [Filter] selects tables and
 // drops or masks columns.
 //
+// Topics: studio. is the default prefix of every topic named here; the
+// sources' TopicPrefix setting ([WithTopicPrefix] of [Encoder] and
+// [OutboxRouter]) puts them under another, <prefix>cdc.<db>.<schema>.<table>
+// ([TopicIn]) and <prefix><aggregatetype>.changes. The Avro record names
+// keep studio.cdc.
+//
+// The package and its sources import no Kafka client: the [Runner]
+// publishes through [Publisher] (package publish), so a sidecar builds
+// without cgo when its publisher does.
+//
 // The outbox: a service writes its change and a row of the outbox table
 // ([OutboxDDL]) carrying the framed envelope in one database transaction;
 // the source publishes that envelope to studio.<aggregatetype>.changes,

@@ -7,26 +7,26 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/slatehq/slate/producer"
+	"github.com/slatehq/slate/outbox"
 	"github.com/slatehq/slate/schema"
 )
 
-// The outbox table is the one producer.Outbox writes: these name the
-// producer's definitions, so that the writer and the CDC reader cannot
-// drift apart.
+// The outbox table is the one outbox.Writer (and producer.Outbox) writes:
+// these name package outbox's definitions, so that the writer and the CDC
+// reader cannot drift apart.
 const (
 	// OutboxTable is the default name of the outbox table.
-	OutboxTable = producer.OutboxTable
+	OutboxTable = outbox.Table
 	// OutboxDDL creates the outbox table (PostgreSQL). A service inserts
 	// one row per event in the same transaction as its change; payload is
 	// the envelope in the Confluent wire format (schema.Codec.Encode for
-	// the topic schema.ChangesTopic(aggregatetype)). The CDC source
-	// publishes each inserted row as the envelope it carries to
-	// schema.ChangesTopic(aggregatetype), keyed by aggregateid, and never
+	// the topic schema.ChangesTopicIn(prefix, aggregatetype)). The CDC
+	// source publishes each inserted row as the envelope it carries to
+	// that topic (see [WithTopicPrefix]), keyed by aggregateid, and never
 	// as a row event; it may delete rows once Kafka acknowledged them.
-	OutboxDDL = producer.OutboxDDLPostgres
+	OutboxDDL = outbox.DDLPostgres
 	// OutboxDDLMySQL is [OutboxDDL] for MySQL/MariaDB.
-	OutboxDDLMySQL = producer.OutboxDDLMySQL
+	OutboxDDLMySQL = outbox.DDLMySQL
 )
 
 // ErrOutboxRow is wrapped when an outbox row cannot be published: a
@@ -35,17 +35,23 @@ var ErrOutboxRow = errors.New("cdc: bad outbox row")
 
 // OutboxRouter turns inserted outbox rows into the events they carry.
 type OutboxRouter struct {
-	codec *schema.Codec
+	codec  *schema.Codec
+	prefix string
 }
 
 // NewOutboxRouter returns a router decoding payloads with the schemas in
-// reg.
-func NewOutboxRouter(reg schema.Registry) (*OutboxRouter, error) {
+// reg and routing them to the changes topics under the prefix of
+// [WithTopicPrefix].
+func NewOutboxRouter(reg schema.Registry, opts ...Option) (*OutboxRouter, error) {
+	o := newOptions(opts)
+	if err := schema.ValidateTopicPrefix(o.prefix); err != nil {
+		return nil, fmt.Errorf("%w: WithTopicPrefix: %w", ErrConfig, err)
+	}
 	c, err := schema.NewCodec(reg)
 	if err != nil {
 		return nil, err
 	}
-	return &OutboxRouter{codec: c}, nil
+	return &OutboxRouter{codec: c, prefix: o.prefix}, nil
 }
 
 // IsOutbox reports whether t is the outbox table named name (a bare table
@@ -61,7 +67,7 @@ func IsOutbox(t *Table, name string) bool {
 }
 
 // Route returns the event an inserted outbox row carries: the decoded
-// envelope, published to schema.ChangesTopic(aggregatetype) with
+// envelope, published to schema.ChangesTopicIn(prefix, aggregatetype) with
 // aggregateid as key (and so as subject). vals are the row's values in
 // t's column order; payload may be raw bytes or PostgreSQL bytea text
 // (\x...). It also returns the row id, for deletion after publishing.
@@ -97,7 +103,7 @@ func (o *OutboxRouter) Route(ctx context.Context, t *Table, vals []any) (Event, 
 		return Event{}, "", err
 	}
 	env.Subject = text(out[2])
-	return Event{Topic: schema.ChangesTopic(text(out[1])), Envelope: env}, text(out[0]), nil
+	return Event{Topic: schema.ChangesTopicIn(o.prefix, text(out[1])), Envelope: env}, text(out[0]), nil
 }
 
 func bytesOf(v any) ([]byte, error) {

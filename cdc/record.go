@@ -99,6 +99,7 @@ var idSpace = uuid.MustParse("5c0f3a49-6a53-4f8c-9b1e-2f3b2d1c9e77")
 type Encoder struct {
 	reg    schema.Registry
 	filter *Filter
+	prefix string // see WithTopicPrefix
 
 	mu      sync.Mutex
 	tables  map[string]*tableCodec // key: table signature
@@ -152,12 +153,14 @@ func (tc *tableCodec) encode(ctx context.Context, reg schema.Registry, ch *Chang
 }
 
 // NewEncoder returns an encoder registering row schemas in reg. f may be
-// nil (publish every column).
-func NewEncoder(reg schema.Registry, f *Filter) *Encoder {
+// nil (publish every column). Its events go to [TopicIn] of the prefix of
+// [WithTopicPrefix].
+func NewEncoder(reg schema.Registry, f *Filter, opts ...Option) *Encoder {
 	if f == nil {
 		f = &Filter{}
 	}
-	return &Encoder{reg: reg, filter: f, tables: make(map[string]*tableCodec), byTable: make(map[*Table]*tableCodec)}
+	o := newOptions(opts)
+	return &Encoder{reg: reg, filter: f, prefix: o.prefix, tables: make(map[string]*tableCodec), byTable: make(map[*Table]*tableCodec)}
 }
 
 // Filter returns the filter the encoder applies.
@@ -274,7 +277,7 @@ const sourceSchema = `{"type":"record","name":"Source","namespace":"slate.cdc","
 {"name":"gtid","type":["null","string"],"default":null},
 {"name":"unchanged_toast","type":{"type":"array","items":"string"},"default":[]}]}`
 
-// Encode returns the event for ch: topic studio.cdc.<db>.<schema>.<table>,
+// Encode returns the event for ch: topic <prefix>cdc.<db>.<schema>.<table>,
 // subject the primary key (one column: its value; several: a JSON array
 // of the values as strings), sequence ch.Sequence (or the source LSN when
 // it is zero), data the Avro change record in the Confluent wire format.
@@ -320,7 +323,7 @@ func (e *Encoder) Encode(ctx context.Context, ch *Change) (Event, error) {
 	if env.Time.IsZero() {
 		env.Time = time.Now().UTC().Truncate(time.Microsecond)
 	}
-	return Event{Topic: Topic(t.DB, t.Schema, t.Name), Envelope: env}, nil
+	return Event{Topic: TopicIn(e.prefix, t.DB, t.Schema, t.Name), Envelope: env}, nil
 }
 
 // appendChange appends the Avro binary encoding of ch as the table's

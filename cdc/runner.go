@@ -9,25 +9,21 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/slatehq/slate/producer"
+	"github.com/slatehq/slate/publish"
 	"github.com/slatehq/slate/schema"
 )
 
 // Publisher sends envelopes to a topic, keyed by subject, and returns only
 // after the broker acknowledged all of them. *producer.Producer implements
-// it.
-type Publisher interface {
-	Publish(ctx context.Context, topic string, envs ...schema.Envelope) error
-}
+// it. It is [publish.Publisher], the contract every slate component
+// publishes through, named here so the Runner's docs read on their own.
+type Publisher = publish.Publisher
 
 // AsyncPublisher is a Publisher that can also enqueue one envelope and
 // report its acknowledgement later, keeping the enqueue order per key.
 // *producer.Producer implements it; the Runner then streams instead of
-// publishing in rounds.
-type AsyncPublisher interface {
-	Publisher
-	PublishAsync(ctx context.Context, topic string, e schema.Envelope, fn func(producer.Delivery)) error
-}
+// publishing in rounds. It is [publish.AsyncPublisher].
+type AsyncPublisher = publish.AsyncPublisher
 
 // Runner connects a Source to a Publisher. It publishes batches in the
 // order the source emitted them (per topic, in one ordered call, so the
@@ -259,7 +255,7 @@ type tracked struct {
 	err       error
 }
 
-func (t *tracked) delivered(d producer.Delivery) {
+func (t *tracked) delivered(d publish.Delivery) {
 	if d.Err != nil {
 		t.mu.Lock()
 		if t.err == nil {
@@ -293,7 +289,7 @@ func (r *Runner) enqueueLoop(ctx context.Context, ap AsyncPublisher, queue <-cha
 				return fmt.Errorf("%w: enqueue to %s: %w", ErrPublish, ev.Topic, err)
 			}
 		}
-		t.delivered(producer.Delivery{})
+		t.delivered(publish.Delivery{})
 		select {
 		case inflight <- t:
 		case <-ctx.Done():

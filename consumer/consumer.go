@@ -15,6 +15,7 @@ import (
 
 	"github.com/slatehq/slate/consumer/sink"
 	"github.com/slatehq/slate/internal/kafkaconf"
+	"github.com/slatehq/slate/publish"
 	"github.com/slatehq/slate/schema"
 )
 
@@ -23,10 +24,9 @@ var ErrConfig = errors.New("consumer: invalid config")
 
 // DeadLetterPublisher writes a record, as it was read, to a dead-letter
 // topic and returns after the broker acknowledged it. *producer.Producer
-// implements it.
-type DeadLetterPublisher interface {
-	PublishRaw(ctx context.Context, topic string, key, value []byte, headers []schema.Header) error
-}
+// implements it. It is [publish.DeadLetterPublisher], the one the
+// enricher's dead letters go through too.
+type DeadLetterPublisher = publish.DeadLetterPublisher
 
 // Dead-letter headers, added to the record's own headers (see
 // schema.AppendDeadLetterHeaders).

@@ -8,14 +8,15 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/slatehq/slate/consumer/sink"
+	"github.com/slatehq/slate/publish"
 	"github.com/slatehq/slate/schema"
 )
 
 // DeadLetterPublisher writes one record as given and returns after the
-// broker acknowledged it. *producer.Producer implements it.
-type DeadLetterPublisher interface {
-	PublishRaw(ctx context.Context, topic string, key, value []byte, headers []schema.Header) error
-}
+// broker acknowledged it. *producer.Producer implements it. It is
+// [publish.DeadLetterPublisher], the one the consumer's dead letters go
+// through too.
+type DeadLetterPublisher = publish.DeadLetterPublisher
 
 // Dead-letter headers, added to the ce_* headers of the dead-lettered
 // envelope: those of the consumer runtime (schema.AppendDeadLetterHeaders).

@@ -14,6 +14,7 @@ import (
 	"github.com/hamba/avro/v2"
 
 	"github.com/slatehq/slate/consumer/sink"
+	"github.com/slatehq/slate/publish"
 	"github.com/slatehq/slate/schema"
 )
 
@@ -54,10 +55,10 @@ func (f ResolverFunc) Resolve(ctx context.Context, entityType string, ids []stri
 }
 
 // Publisher publishes envelopes and returns after the broker acknowledged
-// all of them; *producer.Producer implements it.
-type Publisher interface {
-	Publish(ctx context.Context, topic string, envs ...schema.Envelope) error
-}
+// all of them; *producer.Producer implements it. It is
+// [publish.Publisher], the contract every slate component publishes
+// through.
+type Publisher = publish.Publisher
 
 // Defaults of [New].
 const (
@@ -71,6 +72,7 @@ const (
 type config struct {
 	source          string
 	topic           string
+	topicPrefix     string
 	maxLookup       int
 	concurrency     int
 	retry           RetryPolicy
@@ -95,7 +97,7 @@ type Option func(*config)
 func WithSource(s string) Option { return func(c *config) { c.source = s } }
 
 // WithOutputTopic sets the output topic (default
-// studio.<entity>.materialized).
+// <prefix><entity>.materialized, see [WithTopicPrefix]).
 func WithOutputTopic(t string) Option { return func(c *config) { c.topic = t } }
 
 // WithPrimaryEntity makes the change events of entityType the view's own
@@ -105,6 +107,14 @@ func WithOutputTopic(t string) Option { return func(c *config) { c.topic = t } }
 // budget gone at the source deletes it. Default: the enricher's entity
 // type.
 func WithPrimaryEntity(entityType string) Option { return func(c *config) { c.primaryEntity = entityType } }
+
+// WithTopicPrefix sets the prefix of the default output topic,
+// <prefix><entity>.materialized (default [schema.DefaultTopicPrefix],
+// "studio."; "" is the default too). [WithOutputTopic] overrides it. New
+// fails on a prefix that cannot start a topic name
+// ([schema.ValidateTopicPrefix]). Dead letters follow the input topics
+// (<input topic>.dlq), whatever their prefix.
+func WithTopicPrefix(prefix string) Option { return func(c *config) { c.topicPrefix = prefix } }
 
 // WithMaxLookup bounds the ids of one resolver call (default 500); larger
 // batches are split into chunks.
@@ -181,7 +191,8 @@ type fanout struct {
 }
 
 // New returns an enricher of entityType's change events that publishes to
-// studio.<entityType>.materialized (or [WithOutputTopic]).
+// studio.<entityType>.materialized (or under [WithTopicPrefix], or to
+// [WithOutputTopic]).
 func New(entityType string, r Resolver, pub Publisher, reg schema.Registry, opts ...Option) (*Enricher, error) {
 	cfg := config{
 		source: "//slate/enricher", maxLookup: DefaultMaxLookup, concurrency: DefaultConcurrency,
@@ -192,8 +203,11 @@ func New(entityType string, r Resolver, pub Publisher, reg schema.Registry, opts
 		o(&cfg)
 	}
 	cfg.retry = cfg.retry.withDefaults()
+	if err := schema.ValidateTopicPrefix(cfg.topicPrefix); err != nil {
+		return nil, fmt.Errorf("%w: WithTopicPrefix: %w", ErrConfig, err)
+	}
 	if cfg.topic == "" {
-		cfg.topic = schema.MaterializedTopic(entityType)
+		cfg.topic = schema.MaterializedTopicIn(cfg.topicPrefix, entityType)
 	}
 	if cfg.log == nil {
 		cfg.log = slog.New(slog.DiscardHandler)

@@ -28,8 +28,11 @@
 // own database can insert the event into the slate_outbox table in the same
 // transaction as the change ([Outbox.WriteChange] for pgx, and
 // [Outbox.WriteChangeMySQL] for database/sql on MySQL or MariaDB). The CDC
-// sidecar publishes each committed row to studio.<entity>.changes, so an
+// sidecar publishes each committed row to <prefix><entity>.changes
+// (studio.<entity>.changes unless [WithTopicPrefix] says otherwise), so an
 // event exists exactly when its change was committed. The table's DDL is
 // [OutboxDDLPostgres] / [OutboxDDLMySQL] ([EnsureOutbox],
-// [EnsureOutboxMySQL]).
+// [EnsureOutboxMySQL]). These are the names here of package outbox, which
+// builds without cgo, for a service that writes its outbox but does not
+// publish itself.
 package producer

@@ -14,6 +14,7 @@ type config struct {
 	brokers      string
 	registry     schema.Registry
 	source       string
+	topicPrefix  string
 	clientID     string
 	kafka        kafka.ConfigMap
 	log          *slog.Logger
@@ -35,6 +36,14 @@ func WithRegistry(r schema.Registry) Option { return func(c *config) { c.registr
 // WithSource sets the envelope source of every event, a URI-reference such
 // as //studio/titles. Required.
 func WithSource(source string) Option { return func(c *config) { c.source = source } }
+
+// WithTopicPrefix sets the prefix of the topics the producer names itself:
+// [Producer.PublishChange] publishes to <prefix><entity>.changes, and the
+// [Producer.Outbox] encodes for that topic (default
+// [schema.DefaultTopicPrefix], "studio."; "" is the default too). New
+// fails on a prefix that cannot start a topic name
+// ([schema.ValidateTopicPrefix]).
+func WithTopicPrefix(prefix string) Option { return func(c *config) { c.topicPrefix = prefix } }
 
 // WithClientID sets the Kafka client.id (default "slate-producer").
 func WithClientID(id string) Option { return func(c *config) { c.clientID = id } }

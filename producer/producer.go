@@ -14,16 +14,18 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/slatehq/slate/internal/kafkaconf"
+	"github.com/slatehq/slate/publish"
 	"github.com/slatehq/slate/schema"
 )
 
 // Producer publishes envelopes to Kafka. It is safe for concurrent use;
 // Close it to flush and release the librdkafka handle.
 type Producer struct {
-	kp     *kafka.Producer
-	codec  *schema.Codec
-	source string
-	log    *slog.Logger
+	kp          *kafka.Producer
+	codec       *schema.Codec
+	source      string
+	topicPrefix string // see WithTopicPrefix
+	log         *slog.Logger
 
 	mu     sync.RWMutex // held for reading while producing, for writing by Close
 	closed bool
@@ -75,6 +77,12 @@ func New(opts ...Option) (*Producer, error) {
 	case cfg.source == "":
 		return nil, fmt.Errorf("%w: source is empty (WithSource)", ErrConfig)
 	}
+	if err := schema.ValidateTopicPrefix(cfg.topicPrefix); err != nil {
+		return nil, fmt.Errorf("%w: WithTopicPrefix: %w", ErrConfig, err)
+	}
+	if cfg.topicPrefix == "" {
+		cfg.topicPrefix = schema.DefaultTopicPrefix
+	}
 	client, err := cfg.sec.Client(cfg.brokers, cfg.clientID)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
@@ -106,7 +114,7 @@ func New(opts ...Option) (*Producer, error) {
 		return nil, err
 	}
 	_, transactional := (*cm)["transactional.id"]
-	p := &Producer{kp: kp, codec: codec, source: cfg.source, log: cfg.log, loop: make(chan struct{}),
+	p := &Producer{kp: kp, codec: codec, source: cfg.source, topicPrefix: cfg.topicPrefix, log: cfg.log, loop: make(chan struct{}),
 		inline: transactional, room: make(chan struct{}), wake: make(chan struct{}, 1), sent: make(chan struct{})}
 	go p.deliveries()
 	if p.inline {
@@ -192,6 +200,10 @@ func forwardLogs(log *slog.Logger, lc chan kafka.LogEvent) {
 // Source returns the envelope source this producer stamps on change events.
 func (p *Producer) Source() string { return p.source }
 
+// TopicPrefix returns the prefix of the topics the producer names itself
+// (see [WithTopicPrefix]).
+func (p *Producer) TopicPrefix() string { return p.topicPrefix }
+
 // Codec returns the codec the producer encodes with.
 func (p *Producer) Codec() *schema.Codec { return p.codec }
 
@@ -199,14 +211,15 @@ func (p *Producer) Codec() *schema.Codec { return p.codec }
 // and calls slate does not wrap. Do not Close it directly.
 func (p *Producer) Kafka() *kafka.Producer { return p.kp }
 
-// Delivery is the outcome of one asynchronous publish.
-type Delivery struct {
-	Topic     string
-	Partition int32
-	Offset    int64
-	ID        string // the envelope id
-	Err       error  // nil when the broker acknowledged the record
-}
+// Delivery is the outcome of one asynchronous publish; it is the
+// [publish.Delivery] of the contracts the producer implements.
+type Delivery = publish.Delivery
+
+// The producer implements every publishing contract of package publish.
+var (
+	_ publish.AsyncPublisher      = (*Producer)(nil)
+	_ publish.DeadLetterPublisher = (*Producer)(nil)
+)
 
 // waiter collects the acknowledgements of one synchronous batch.
 type waiter struct {
@@ -287,13 +300,14 @@ func topicOf(m *kafka.Message) string {
 }
 
 // PublishChange publishes an ID-only change event for one entity to
-// studio.<entityType>.changes, keyed by id. seq is the entity's version
+// <prefix><entityType>.changes ([WithTopicPrefix], default
+// studio.<entityType>.changes), keyed by id. seq is the entity's version
 // after the change (its row version), or 0 when the caller has none. The
 // trace context of ctx, if any, travels in traceparent. It returns after
 // the broker acknowledged the event.
 func (p *Producer) PublishChange(ctx context.Context, entityType, id string, op schema.Op, seq int64) error {
 	e := p.NewChange(ctx, entityType, id, op, seq)
-	return p.Publish(ctx, schema.ChangesTopic(entityType), e)
+	return p.Publish(ctx, schema.ChangesTopicIn(p.topicPrefix, entityType), e)
 }
 
 // NewChange builds the ID-only change envelope PublishChange would send.

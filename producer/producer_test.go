@@ -91,6 +91,30 @@ func TestPublishChangeIsConfluentWireFormat(t *testing.T) {
 	}
 }
 
+// A producer with a topic prefix publishes its change events under it.
+func TestPublishChangeUnderTopicPrefix(t *testing.T) {
+	e := start(t)
+	p := testenv.Producer(t, e.brokers, e.reg, "//studio/titles", producer.WithTopicPrefix("acme."))
+	if got := p.TopicPrefix(); got != "acme." {
+		t.Fatalf("TopicPrefix() = %q, want acme.", got)
+	}
+	ctx := context.Background()
+	if err := p.PublishChange(ctx, "title", "t-1", schema.OpUpdate, 7); err != nil {
+		t.Fatal(err)
+	}
+	rec := consumeOne(t, e.brokers, "acme.title.changes")
+	if rec.Topic != "acme.title.changes" || string(rec.Key) != "t-1" {
+		t.Fatalf("record on %s keyed %q, want acme.title.changes keyed t-1", rec.Topic, rec.Key)
+	}
+	got, err := p.Codec().Decode(ctx, rec.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Subject != "t-1" || got.Sequence != 7 || got.EntityType != "title" {
+		t.Errorf("decoded envelope = %+v", got)
+	}
+}
+
 func TestCloseThenPublishFails(t *testing.T) {
 	e := start(t)
 	p := newProducer(t, e)
@@ -126,6 +150,8 @@ func TestNewFailsClearly(t *testing.T) {
 		{"no brokers", []producer.Option{producer.WithRegistry(e.reg), producer.WithSource("//s")}, "brokers is empty"},
 		{"no registry", []producer.Option{producer.WithBrokers(e.brokers), producer.WithSource("//s")}, "no schema registry"},
 		{"no source", []producer.Option{producer.WithBrokers(e.brokers), producer.WithRegistry(e.reg)}, "source is empty"},
+		{"bad topic prefix", []producer.Option{producer.WithBrokers(e.brokers), producer.WithRegistry(e.reg),
+			producer.WithSource("//s"), producer.WithTopicPrefix("acme/")}, `WithTopicPrefix: schema: invalid topic prefix: "acme/"`},
 		{"unreachable broker", []producer.Option{producer.WithBrokers("127.0.0.1:1"), producer.WithRegistry(e.reg),
 			producer.WithSource("//s"), producer.WithStartTimeout(500 * time.Millisecond)}, "no broker reachable at 127.0.0.1:1"},
 	}

@@ -19,11 +19,12 @@ import (
 
 	"github.com/slatehq/slate/enricher"
 	"github.com/slatehq/slate/internal/kafkaconf"
+	"github.com/slatehq/slate/schema"
 )
 
 // DefaultTopicPrefix is the prefix of the topics the runner names itself
 // (the default inputs and output of an enrich pipeline).
-const DefaultTopicPrefix = "studio."
+const DefaultTopicPrefix = schema.DefaultTopicPrefix
 
 // Dedupe store types of a [DedupeSpec].
 const (
@@ -368,6 +369,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Registry.validate(); err != nil {
 		return err
+	}
+	if err := schema.ValidateTopicPrefix(c.TopicPrefix); err != nil {
+		return fmt.Errorf("%w: topic_prefix: %w", ErrConfig, err)
 	}
 	if len(c.Enrich) == 0 && len(c.Sink) == 0 {
 		return bad("enrich", "no pipelines: set enrich or sink")

@@ -53,6 +53,13 @@ func TestLoadDefaults(t *testing.T) {
 	}
 }
 
+func TestLoadRefusesBadTopicPrefix(t *testing.T) {
+	_, err := runner.Load(strings.NewReader(strings.Replace(validYAML, "enrich:", "topic_prefix: \"prod/\"\nenrich:", 1)))
+	if !errors.Is(err, runner.ErrConfig) || !strings.Contains(err.Error(), `topic_prefix: schema: invalid topic prefix: "prod/"`) {
+		t.Fatalf("err = %v, want ErrConfig naming topic_prefix", err)
+	}
+}
+
 func TestApplyEnv(t *testing.T) {
 	c, err := runner.Load(strings.NewReader(validYAML))
 	if err != nil {

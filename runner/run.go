@@ -310,7 +310,8 @@ func (r *Runner) newProducer(name, source string, extra ...producer.Option) (*pr
 	k := r.cfg.Kafka
 	opts := []producer.Option{producer.WithBrokers(k.Brokers), producer.WithRegistry(r.reg),
 		producer.WithSource(source), producer.WithClientID(r.clientID(name)), producer.WithLogger(r.o.log),
-		producer.WithStartTimeout(r.o.startTimeout), producer.WithKafkaConfig(r.extra())}
+		producer.WithStartTimeout(r.o.startTimeout), producer.WithKafkaConfig(r.extra()),
+		producer.WithTopicPrefix(r.cfg.TopicPrefix)}
 	opts = append(opts, ProducerOptions(k)...)
 	p, err := producer.New(append(opts, extra...)...)
 	if err != nil {
@@ -411,7 +412,8 @@ func (r *Runner) startEnrich(ctx context.Context, i int) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", at, err)
 	}
-	eopts = append(eopts, enricher.WithLogger(log), enricher.WithSource("//slate/enricher/"+p.Name))
+	eopts = append(eopts, enricher.WithLogger(log), enricher.WithSource("//slate/enricher/"+p.Name),
+		enricher.WithTopicPrefix(r.cfg.TopicPrefix))
 	enr, err := enricher.New(p.EntityType, primary, pub, r.reg, eopts...)
 	if err != nil {
 		return fmt.Errorf("%s: %w", at, err)

@@ -124,12 +124,14 @@ func (e *Envelope) Validate() error {
 	return nil
 }
 
-// ChangesTopic is the topic of ID-only change events for an entity type.
-func ChangesTopic(entityType string) string { return "studio." + entityType + ".changes" }
+// ChangesTopic is the topic of ID-only change events for an entity type,
+// under [DefaultTopicPrefix] (see [ChangesTopicIn]).
+func ChangesTopic(entityType string) string { return ChangesTopicIn(DefaultTopicPrefix, entityType) }
 
-// MaterializedTopic is the compacted topic of full records for an entity type.
+// MaterializedTopic is the compacted topic of full records for an entity
+// type, under [DefaultTopicPrefix] (see [MaterializedTopicIn]).
 func MaterializedTopic(entityType string) string {
-	return "studio." + entityType + ".materialized"
+	return MaterializedTopicIn(DefaultTopicPrefix, entityType)
 }
 
 // DLQTopic is the dead-letter topic of a topic. A record read from a

@@ -3,7 +3,8 @@
 //
 // Each committed transaction (from its GTID event to its XID event)
 // becomes one batch of CREATE, UPDATE and DELETE events, published to
-// studio.cdc.<server>.<database>.<table> with the envelope source
+// studio.cdc.<server>.<database>.<table> (under Config.TopicPrefix when
+// set) with the envelope source
 // //mysql/<server>/<database>/<table>. The batch's position is the binlog
 // file and offset after the XID event (and the GTID set). Once the Runner
 // acknowledged it, the source stores it in the offsets table

@@ -41,6 +41,12 @@ type Config struct {
 	FlushInterval time.Duration `yaml:"flush_interval"`
 	// Outbox is the outbox table (default cdc.OutboxTable; "-" disables).
 	Outbox string `yaml:"outbox"`
+	// TopicPrefix prefixes the topics events go to:
+	// <prefix>cdc.<db>.<schema>.<table> for rows and
+	// <prefix><aggregatetype>.changes for outbox rows (default
+	// schema.DefaultTopicPrefix, "studio."). It should be the prefix of the
+	// services' producers and enrichers.
+	TopicPrefix string `yaml:"topic_prefix"`
 	// Filter selects tables (schema = the database) and columns.
 	Filter cdc.Filter `yaml:"filter"`
 	// MaxTxEvents bounds the events of one transaction held before they
@@ -82,6 +88,9 @@ func (c *Config) Validate() error {
 	if c.MaxTxEvents == 0 {
 		c.MaxTxEvents = 1000
 	}
+	if c.TopicPrefix == "" {
+		c.TopicPrefix = schema.DefaultTopicPrefix
+	}
 	switch {
 	case !dsnRE.MatchString(c.DSN):
 		return fmt.Errorf("%w: dsn %q: want user[:password]@tcp(host:port)/database", cdc.ErrConfig, c.DSN)
@@ -93,6 +102,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: flush_interval %s is negative", cdc.ErrConfig, c.FlushInterval)
 	case c.MaxTxEvents < 1:
 		return fmt.Errorf("%w: max_tx_events %d, need at least 1", cdc.ErrConfig, c.MaxTxEvents)
+	}
+	if err := schema.ValidateTopicPrefix(c.TopicPrefix); err != nil {
+		return fmt.Errorf("%w: topic_prefix: %w", cdc.ErrConfig, err)
 	}
 	return c.Filter.Validate()
 }
@@ -169,9 +181,9 @@ func New(cfg Config, opts ...Option) (*Source, error) {
 	}
 	m := dsnRE.FindStringSubmatch(cfg.DSN)
 	s := &Source{cfg: cfg, user: m[1], pass: m[2], addr: m[3], dbName: m[4], log: o.log, metrics: o.metrics}
-	s.enc = cdc.NewEncoder(o.reg, &s.cfg.Filter)
+	s.enc = cdc.NewEncoder(o.reg, &s.cfg.Filter, cdc.WithTopicPrefix(s.cfg.TopicPrefix))
 	if cfg.Outbox != "-" {
-		r, err := cdc.NewOutboxRouter(o.reg)
+		r, err := cdc.NewOutboxRouter(o.reg, cdc.WithTopicPrefix(s.cfg.TopicPrefix))
 		if err != nil {
 			return nil, err
 		}

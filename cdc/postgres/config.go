@@ -48,6 +48,12 @@ type Config struct {
 	Outbox string `yaml:"outbox"`
 	// OutboxDelete deletes outbox rows once Kafka acknowledged them.
 	OutboxDelete bool `yaml:"outbox_delete"`
+	// TopicPrefix prefixes the topics events go to:
+	// <prefix>cdc.<db>.<schema>.<table> for rows and
+	// <prefix><aggregatetype>.changes for outbox rows (default
+	// schema.DefaultTopicPrefix, "studio."). It should be the prefix of the
+	// services' producers and enrichers.
+	TopicPrefix string `yaml:"topic_prefix"`
 	// Filter selects tables and columns.
 	Filter cdc.Filter `yaml:"filter"`
 	// MaxTxEvents bounds how many events of one transaction are held
@@ -87,6 +93,9 @@ func (c *Config) defaults() {
 	if c.MaxTxEvents == 0 {
 		c.MaxTxEvents = 1000
 	}
+	if c.TopicPrefix == "" {
+		c.TopicPrefix = schema.DefaultTopicPrefix
+	}
 	if c.UnavailableValue == "" {
 		c.UnavailableValue = DefaultUnavailableValue
 	}
@@ -110,6 +119,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: heartbeat_interval needs a state_table", cdc.ErrConfig)
 	case c.MaxTxEvents < 1:
 		return fmt.Errorf("%w: max_tx_events %d, need at least 1", cdc.ErrConfig, c.MaxTxEvents)
+	}
+	if err := schema.ValidateTopicPrefix(c.TopicPrefix); err != nil {
+		return fmt.Errorf("%w: topic_prefix: %w", cdc.ErrConfig, err)
 	}
 	return c.Filter.Validate()
 }

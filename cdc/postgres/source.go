@@ -71,9 +71,9 @@ func New(cfg Config, opts ...Option) (*Source, error) {
 		o.metrics = cdc.NewMetrics(nil)
 	}
 	s := &Source{cfg: cfg, log: o.log, metrics: o.metrics}
-	s.enc = cdc.NewEncoder(o.reg, &s.cfg.Filter)
+	s.enc = cdc.NewEncoder(o.reg, &s.cfg.Filter, cdc.WithTopicPrefix(s.cfg.TopicPrefix))
 	if cfg.Outbox != "-" {
-		r, err := cdc.NewOutboxRouter(o.reg)
+		r, err := cdc.NewOutboxRouter(o.reg, cdc.WithTopicPrefix(s.cfg.TopicPrefix))
 		if err != nil {
 			return nil, err
 		}

@@ -29,6 +29,7 @@ func cdcCmd() *cobra.Command {
 		metricsHost string
 		metricsPort int
 		insecure    bool
+		topicPrefix string
 		kf          kafkaFlags
 	)
 	cmd := &cobra.Command{
@@ -36,8 +37,9 @@ func cdcCmd() *cobra.Command {
 		Short: "Stream PostgreSQL or MariaDB/MySQL changes and outbox rows to Kafka",
 		Long: `cdc captures a PostgreSQL database through a logical replication slot
 (pgoutput) and publishes every committed row change to
-studio.cdc.<db>.<schema>.<table>, keyed by primary key, and every outbox row
-(slate_outbox) as the envelope it carries to studio.<aggregatetype>.changes.
+<prefix>cdc.<db>.<schema>.<table>, keyed by primary key, and every outbox row
+(slate_outbox) as the envelope it carries to <prefix><aggregatetype>.changes;
+<prefix> is --topic-prefix, studio. by default.
 The slot advances only after Kafka acknowledged the events, so a restart
 replays and never skips. A new slot starts with a snapshot of the published
 tables unless --no-snapshot. Metrics are served on /metrics.
@@ -46,7 +48,7 @@ The database needs wal_level=logical and a user allowed to replicate.
 
 With --mysql-dsn it captures a MariaDB or MySQL database through its ROW
 binlog instead (as a replica with --server-id), publishing to
-studio.cdc.<name>.<database>.<table>; acknowledged binlog positions are
+<prefix>cdc.<name>.<database>.<table>; acknowledged binlog positions are
 stored in --offsets-table of that database, so a restart resumes there.
 The PostgreSQL flags are then ignored.
 
@@ -54,6 +56,9 @@ The PostgreSQL flags are then ignored.
 authentication, so a non-loopback --metrics-host needs --insecure-bind.`,
 		Args: cobra.NoArgs,
 		PreRunE: func(*cobra.Command, []string) error {
+			if err := schema.ValidateTopicPrefix(topicPrefix); err != nil {
+				return fmt.Errorf("--topic-prefix: %w", err)
+			}
 			if err := checkOpenBind("--metrics-host", metricsHost, insecure); err != nil {
 				return err
 			}
@@ -76,6 +81,7 @@ authentication, so a non-loopback --metrics-host needs --insecure-bind.`,
 				srcURI = "//pg"
 				attrs  []any
 			)
+			pg.TopicPrefix, my.TopicPrefix = topicPrefix, topicPrefix
 			if my.DSN != "" {
 				my.Filter = pg.Filter
 				my.Outbox = pg.Outbox
@@ -97,7 +103,8 @@ authentication, so a non-loopback --metrics-host needs --insecure-bind.`,
 				return err
 			}
 			p, err := producer.New(append([]producer.Option{producer.WithBrokers(brokers), producer.WithRegistry(reg),
-				producer.WithSource(srcURI), producer.WithClientID("slate-cdc"), producer.WithLogger(log)},
+				producer.WithSource(srcURI), producer.WithClientID("slate-cdc"), producer.WithLogger(log),
+				producer.WithTopicPrefix(topicPrefix)},
 				kf.producerOptions(brokers)...)...)
 			if err != nil {
 				return err
@@ -133,6 +140,8 @@ authentication, so a non-loopback --metrics-host needs --insecure-bind.`,
 	f.DurationVar(&pg.StatusInterval, "status-interval", 10*time.Second, "how often the acknowledged position is confirmed to the server")
 	f.DurationVar(&pg.HeartbeatInterval, "heartbeat", time.Minute, "write the state table this often so an idle slot advances (0: off)")
 	f.StringVar(&pg.Outbox, "outbox", cdc.OutboxTable, `outbox table ("-": capture it as a plain table)`)
+	f.StringVar(&topicPrefix, "topic-prefix", schema.DefaultTopicPrefix,
+		"prefix of the topics events go to (<prefix>cdc.<db>.<schema>.<table>, <prefix><aggregatetype>.changes)")
 	f.BoolVar(&pg.OutboxDelete, "outbox-delete", false, "delete outbox rows once Kafka acknowledged them")
 	f.StringSliceVar(&pg.Filter.IncludeTables, "include-tables", nil, "schema.table globs to capture (default all)")
 	f.StringSliceVar(&pg.Filter.ExcludeTables, "exclude-tables", nil, "schema.table globs not to capture")

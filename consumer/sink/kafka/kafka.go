@@ -9,6 +9,7 @@ import (
 
 	"github.com/slatehq/slate/consumer/sink"
 	"github.com/slatehq/slate/producer"
+	"github.com/slatehq/slate/publish"
 	"github.com/slatehq/slate/schema"
 )
 
@@ -20,10 +21,10 @@ var ErrConfig = errors.New("kafka sink: invalid config")
 var ErrUnavailable = sink.NewUnavailable("kafka sink: broker unavailable")
 
 // Publisher publishes envelopes to a topic and returns only after the
-// broker acknowledged all of them. *producer.Producer implements it.
-type Publisher interface {
-	Publish(ctx context.Context, topic string, envs ...schema.Envelope) error
-}
+// broker acknowledged all of them. *producer.Producer implements it. It is
+// [publish.Publisher], the contract every slate component publishes
+// through.
+type Publisher = publish.Publisher
 
 // Route returns the topic an event goes to; "" drops the event.
 type Route func(ev *sink.Event) string
@@ -32,9 +33,20 @@ type Route func(ev *sink.Event) string
 func ToTopic(topic string) Route { return func(*sink.Event) string { return topic } }
 
 // ByEntityType routes each event to the materialized topic of its entity
-// type (studio.<entitytype>.materialized).
+// type under the default prefix (studio.<entitytype>.materialized).
 func ByEntityType() Route {
 	return func(ev *sink.Event) string { return schema.MaterializedTopic(ev.EntityType) }
+}
+
+// ByEntityTypeIn routes each event to the materialized topic of its entity
+// type under prefix (<prefix><entitytype>.materialized; "" is
+// [schema.DefaultTopicPrefix]). It fails, wrapping [ErrConfig], on a
+// prefix that cannot start a topic name ([schema.ValidateTopicPrefix]).
+func ByEntityTypeIn(prefix string) (Route, error) {
+	if err := schema.ValidateTopicPrefix(prefix); err != nil {
+		return nil, fmt.Errorf("%w: ByEntityTypeIn: %w", ErrConfig, err)
+	}
+	return func(ev *sink.Event) string { return schema.MaterializedTopicIn(prefix, ev.EntityType) }, nil
 }
 
 // Option configures [New].

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -51,6 +52,10 @@ func ev(entity, subject string) sink.Event {
 
 func TestRouting(t *testing.T) {
 	a, b, c := ev("title", "1"), ev("budget", "2"), ev("title", "3")
+	acme, err := kafkasink.ByEntityTypeIn("acme.")
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name  string
 		route kafkasink.Route
@@ -59,6 +64,8 @@ func TestRouting(t *testing.T) {
 		{"one topic", kafkasink.ToTopic("out"), []call{{"out", []string{a.ID, b.ID, c.ID}}}},
 		{"by entity type", kafkasink.ByEntityType(), []call{
 			{"studio.title.materialized", []string{a.ID, c.ID}}, {"studio.budget.materialized", []string{b.ID}}}},
+		{"by entity type under a prefix", acme, []call{
+			{"acme.title.materialized", []string{a.ID, c.ID}}, {"acme.budget.materialized", []string{b.ID}}}},
 		{"drop", func(e *sink.Event) string {
 			if e.EntityType == "budget" {
 				return ""
@@ -80,6 +87,13 @@ func TestRouting(t *testing.T) {
 				t.Errorf("published %v, want %v", r.calls, tt.want)
 			}
 		})
+	}
+}
+
+func TestByEntityTypeInRefusesBadPrefix(t *testing.T) {
+	_, err := kafkasink.ByEntityTypeIn("acme*")
+	if !errors.Is(err, kafkasink.ErrConfig) || !strings.Contains(err.Error(), `ByEntityTypeIn: schema: invalid topic prefix: "acme*"`) {
+		t.Fatalf("err = %v, want ErrConfig naming ByEntityTypeIn and the prefix", err)
 	}
 }
 

@@ -1,4 +1,4 @@
-package producer_test
+package outbox_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 
 	_ "github.com/go-mysql-org/go-mysql/driver"
 
-	"github.com/slatehq/slate/producer"
+	"github.com/slatehq/slate/outbox"
 	"github.com/slatehq/slate/schema"
 )
 
@@ -71,15 +71,15 @@ func mysqlDB(t *testing.T) *sql.DB {
 }
 
 // mysqlBackend is the outbox contract's backend on db.
-func mysqlBackend(t *testing.T, db *sql.DB, o *producer.Outbox) outboxBackend {
+func mysqlBackend(t *testing.T, db *sql.DB, o *outbox.Writer) outboxBackend {
 	ctx := context.Background()
-	if err := producer.EnsureOutboxMySQL(ctx, db); err != nil {
+	if err := outbox.EnsureMySQL(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	var written []string
 	t.Cleanup(func() {
 		for _, id := range written {
-			_, _ = db.ExecContext(context.Background(), `DELETE FROM `+producer.OutboxTable+` WHERE id = ?`, id)
+			_, _ = db.ExecContext(context.Background(), `DELETE FROM `+outbox.Table+` WHERE id = ?`, id)
 		}
 	})
 	begin := func(t *testing.T) *sql.Tx {
@@ -99,7 +99,7 @@ func mysqlBackend(t *testing.T, db *sql.DB, o *producer.Outbox) outboxBackend {
 			}, tx.Commit, tx.Rollback
 		},
 		rowsFor: func(t *testing.T, aggID string) []outboxRow {
-			rs, err := db.QueryContext(ctx, `SELECT id, aggregatetype, aggregateid, type, payload FROM `+producer.OutboxTable+` WHERE aggregateid = ?`, aggID)
+			rs, err := db.QueryContext(ctx, `SELECT id, aggregatetype, aggregateid, type, payload FROM `+outbox.Table+` WHERE aggregateid = ?`, aggID)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -130,7 +130,7 @@ func mysqlBackend(t *testing.T, db *sql.DB, o *producer.Outbox) outboxBackend {
 // outbox contract runs on MySQL in TestOutbox.)
 func TestOutboxMySQLCreatedAt(t *testing.T) {
 	codec := newCodec(t)
-	o, err := producer.NewOutbox(codec, "//studio/titles")
+	o, err := outbox.New(codec, "//studio/titles")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func TestOutboxMySQLCreatedAt(t *testing.T) {
 			t.Fatal(err)
 		}
 		var got string
-		if err := db.QueryRowContext(context.Background(), `SELECT DATE_FORMAT(created_at, '%Y-%m-%d %H:%i:%s.%f') FROM `+producer.OutboxTable+` WHERE id = ?`, e.ID).Scan(&got); err != nil {
+		if err := db.QueryRowContext(context.Background(), `SELECT DATE_FORMAT(created_at, '%Y-%m-%d %H:%i:%s.%f') FROM `+outbox.Table+` WHERE id = ?`, e.ID).Scan(&got); err != nil {
 			t.Fatal(err)
 		}
 		if want := e.Time.UTC().Format("2006-01-02 15:04:05.000000"); got != want {
