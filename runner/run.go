@@ -160,14 +160,6 @@ func Start(ctx context.Context, cfg *Config, which Which, opts ...Option) (_ *Ru
 			return r, fmt.Errorf("registry.url: %w", err)
 		}
 	}
-	// The registry answers, and takes the account: a refusal is a setting
-	// to fix before any pipeline reads a record.
-	pctx, pcancel := context.WithTimeout(ctx, o.startTimeout)
-	_, err = r.reg.Client().GetSubjects(pctx)
-	pcancel()
-	if err != nil {
-		return r, fmt.Errorf("registry: %s does not answer: %w", cfg.Registry.URL, err)
-	}
 	for _, i := range enrich {
 		if err := r.startEnrich(ctx, i); err != nil {
 			return r, err
@@ -177,6 +169,16 @@ func Start(ctx context.Context, cfg *Config, which Which, opts ...Option) (_ *Ru
 		if err := r.startSink(ctx, i); err != nil {
 			return r, err
 		}
+	}
+	// The registry answers, and takes the account: a refusal is a setting
+	// to fix, found at start rather than on the first record. (Checked
+	// last, so that a resolver that does not fit its service is named
+	// first.)
+	pctx, pcancel := context.WithTimeout(ctx, o.startTimeout)
+	_, err = r.reg.Client().GetSubjects(pctx)
+	pcancel()
+	if err != nil {
+		return r, fmt.Errorf("registry: %s does not answer: %w", cfg.Registry.URL, err)
 	}
 	return r, nil
 }
