@@ -89,7 +89,13 @@ func titleEvents(n int, tag string) []schema.Envelope {
 // with the given labels, or -1 if it is not there.
 func metric(t *testing.T, name string, labels map[string]string) float64 {
 	t.Helper()
-	mfs, err := prometheus.DefaultGatherer.Gather()
+	return metricIn(t, prometheus.DefaultGatherer, name, labels)
+}
+
+// metricIn is [metric] of the registry g.
+func metricIn(t *testing.T, g prometheus.Gatherer, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
