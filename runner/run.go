@@ -14,6 +14,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/hamba/avro/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
@@ -52,6 +53,7 @@ type Option func(*options)
 type options struct {
 	log          *slog.Logger
 	startTimeout time.Duration
+	metrics      prometheus.Registerer
 }
 
 // WithLogger sets the logger; the default discards.
@@ -60,6 +62,11 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 // WithStartTimeout bounds how long the start waits for each resolver's
 // target and for the brokers (default 10s).
 func WithStartTimeout(d time.Duration) Option { return func(o *options) { o.startTimeout = d } }
+
+// WithRegisterer registers the metrics of every consumer and enricher the
+// runner starts (slate_consumer_*, slate_sink_*, slate_enricher_*) on r;
+// the default is prometheus.DefaultRegisterer.
+func WithRegisterer(r prometheus.Registerer) Option { return func(o *options) { o.metrics = r } }
 
 // Runner is a set of running pipelines.
 type Runner struct {
@@ -89,7 +96,7 @@ func Run(ctx context.Context, cfg *Config, which Which, opts ...Option) error {
 // brokers. An error about a setting names it by its YAML path. Stop the
 // pipelines by ending ctx, then call [Runner.Wait].
 func Start(ctx context.Context, cfg *Config, which Which, opts ...Option) (_ *Runner, err error) {
-	o := options{log: slog.New(slog.DiscardHandler), startTimeout: 10 * time.Second}
+	o := options{log: slog.New(slog.DiscardHandler), startTimeout: 10 * time.Second, metrics: prometheus.DefaultRegisterer}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -253,7 +260,7 @@ func (r *Runner) runConsumer(name, group string, h consumer.Handler, topics []st
 	k := r.cfg.Kafka
 	opts := []consumer.Option{consumer.WithBrokers(k.Brokers), consumer.WithGroup(group), consumer.WithTopics(topics...),
 		consumer.WithRegistry(r.reg), consumer.WithLogger(r.o.log.With("pipeline", name)),
-		consumer.WithStartTimeout(r.o.startTimeout), consumer.WithKafkaConfig(r.extra())}
+		consumer.WithStartTimeout(r.o.startTimeout), consumer.WithKafkaConfig(r.extra()), consumer.WithMetrics(r.o.metrics)}
 	opts = append(opts, ConsumerOptions(k)...)
 	if k.ClientID != "" {
 		opts = append(opts, consumer.WithKafkaConfig(kafka.ConfigMap{"client.id": k.ClientID}))
@@ -329,7 +336,7 @@ func (r *Runner) startEnrich(ctx context.Context, i int) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", at, err)
 	}
-	eopts = append(eopts, enricher.WithLogger(log), enricher.WithSource("//slate/enricher/"+p.Name))
+	eopts = append(eopts, enricher.WithLogger(log), enricher.WithSource("//slate/enricher/"+p.Name), enricher.WithMetrics(r.o.metrics))
 	enr, err := enricher.New(p.EntityType, primary, pub, r.reg, eopts...)
 	if err != nil {
 		return fmt.Errorf("%s: %w", at, err)
