@@ -20,6 +20,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
@@ -134,6 +136,7 @@ type Stack struct {
 	closers []func(context.Context) error
 	group   *errgroup.Group
 	cancel  context.CancelFunc
+	metrics *prometheus.Registry // what /metrics serves
 }
 
 // Start starts every part and returns when all of them listen. Stop it
@@ -156,7 +159,8 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		cancel()
 		return nil, err
 	}
-	s := &Stack{cfg: cfg, sec: sec, group: g, cancel: cancel, Tracker: NewTracker()}
+	s := &Stack{cfg: cfg, sec: sec, group: g, cancel: cancel, Tracker: NewTracker(), metrics: prometheus.NewRegistry()}
+	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	defer func() {
 		if err != nil {
 			_ = s.Stop(context.Background())
@@ -253,7 +257,8 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err != nil {
 		return s, err
 	}
-	enr, err := enricher.New(titles.EntityType, titles.NewResolver(s.Titles), enrichPub, s.Registry, enricher.WithLogger(log))
+	enr, err := enricher.New(titles.EntityType, titles.NewResolver(s.Titles), enrichPub, s.Registry, enricher.WithLogger(log),
+		enricher.WithMetrics(s.metrics))
 	if err != nil {
 		return s, err
 	}
@@ -308,7 +313,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.Handler())
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	ms := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, TLSConfig: sec.server}
 	if s.HTTPAddr, err = s.serveHTTP(gctx, "metrics", cfg.httpHost(), cfg.HTTPPort, ms); err != nil {
@@ -373,7 +378,7 @@ func (s *Stack) newProducer(source, clientID string, extra ...producer.Option) (
 
 func (s *Stack) runConsumer(ctx context.Context, h consumer.Handler, group, topic string, dlq consumer.DeadLetterPublisher, extra ...consumer.Option) error {
 	opts := append([]consumer.Option{consumer.WithBrokers(s.Brokers), consumer.WithGroup(group), consumer.WithTopics(topic),
-		consumer.WithRegistry(s.Registry), consumer.WithDeadLetter(dlq), consumer.WithLogger(s.cfg.Log)},
+		consumer.WithRegistry(s.Registry), consumer.WithDeadLetter(dlq), consumer.WithLogger(s.cfg.Log), consumer.WithMetrics(s.metrics)},
 		runner.ConsumerOptions(s.sec.kafka(s.Brokers, s.cfg.Brokers != ""))...)
 	opts = append(opts, extra...)
 	c, err := consumer.New(h, opts...)
