@@ -27,8 +27,11 @@ type HandlerFunc func(ctx context.Context, batch []sink.Event) error
 // Handle calls f.
 func (f HandlerFunc) Handle(ctx context.Context, batch []sink.Event) error { return f(ctx, batch) }
 
-// Named is implemented by sinks that choose the label of their metrics;
-// other sinks are labelled by their Go type ("*es.Sink").
+// Named is implemented by sinks that choose their name in [ToSinks], the
+// label of their metrics and the key of their per-sink dedupe marks; the
+// sinks of slate's sink packages are named after their package ("es",
+// "bleve", "hive", "kafka"). Other sinks are known by their Go type
+// ("*main.auditSink").
 type Named interface {
 	Name() string
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,9 @@ import (
 
 	"github.com/slatehq/slate/consumer"
 	"github.com/slatehq/slate/consumer/sink"
+	"github.com/slatehq/slate/consumer/sink/bleve"
+	"github.com/slatehq/slate/consumer/sink/hive"
+	kafkasink "github.com/slatehq/slate/consumer/sink/kafka"
 	"github.com/slatehq/slate/dedupe"
 	"github.com/slatehq/slate/internal/testenv"
 	"github.com/slatehq/slate/schema"
@@ -124,5 +128,69 @@ func TestNewRefusesConflictingMetrics(t *testing.T) {
 	taken.MustRegister(prometheus.NewGauge(prometheus.GaugeOpts{Name: "slate_consumer_records_total", Help: "Something else."}))
 	if _, err := consumer.New(&collector{}, opts(taken)...); !errors.Is(err, consumer.ErrConfig) {
 		t.Errorf("New on a registry with a conflicting collector: err = %v, want ErrConfig", err)
+	}
+}
+
+// dropPublisher is a kafka sink's publisher that keeps nothing.
+type dropPublisher struct{}
+
+func (dropPublisher) Publish(context.Context, string, ...schema.Envelope) error { return nil }
+
+// unnamedSink is a sink that does not choose its name.
+type unnamedSink struct{}
+
+func (unnamedSink) Write(context.Context, []sink.Event) error { return nil }
+func (unnamedSink) Close(context.Context) error               { return nil }
+
+// The sinks of slate's sink packages are known to ToSinks, and so to the
+// metrics and the per-sink dedupe marks, by their package's name; another
+// sink by its Go type; a repeated name gets a "#n" suffix.
+func TestToSinksNamesSlateSinks(t *testing.T) {
+	esSink := newES(t).sink
+	ix, err := bleve.New(filepath.Join(t.TempDir(), "search"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ix.Close(context.Background()) })
+	hv, err := hive.New(t.TempDir(), "titles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := kafkasink.New(dropPublisher{}, kafkasink.ToTopic("out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		sink sink.Sink
+		want string
+	}{
+		{esSink, "es"},
+		{ix, "bleve"},
+		{hv, "hive"},
+		{ks, "kafka"},
+		{unnamedSink{}, "consumer_test.unnamedSink"},
+		{esSink, "es#2"},
+	}
+	sinks := make([]sink.Sink, len(tests))
+	for i, tt := range tests {
+		sinks[i] = tt.sink
+	}
+	h := consumer.ToSinks(sinks...)
+	names := h.(consumer.SinkNamer).SinkNames()
+	for i, tt := range tests {
+		if names[i] != tt.want {
+			t.Errorf("sink %d (%T): name %q, want %q", i, tt.sink, names[i], tt.want)
+		}
+	}
+	// The names label the metrics: outside a consumer, on the default
+	// registry.
+	env := titleEvents(1, "named")[0]
+	if err := h.Handle(t.Context(), []sink.Event{{Envelope: env, Topic: "studio.title.materialized"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"es", "bleve", "hive", "kafka", "es#2"} {
+		if v := metric(t, "slate_sink_events_total", map[string]string{"sink": name}); v < 1 {
+			t.Errorf("slate_sink_events_total{sink=%q} = %v, want at least 1", name, v)
+		}
 	}
 }

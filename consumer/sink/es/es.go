@@ -81,6 +81,10 @@ type Sink struct {
 
 var _ sink.Sink = (*Sink)(nil)
 
+// Name returns "es", the sink's name in consumer.ToSinks: the label of
+// its slate_sink_* metrics and the key of its per-sink dedupe marks.
+func (s *Sink) Name() string { return "es" }
+
 // New validates the options, installs the index template (mappings for the
 // envelope fields; strings of the data as text with a keyword subfield) and
 // creates the indices of [WithEntityTypes]. It fails if the cluster cannot
