@@ -100,9 +100,11 @@ func WithBackoff(first, max time.Duration) Option {
 	return func(c *config) { c.backoff, c.maxBackoff = first, max }
 }
 
-// WithKafkaConfig passes librdkafka settings through; they override
-// slate's defaults.
-func WithKafkaConfig(cm kafka.ConfigMap) Option {
+// WithKafkaConfig passes librdkafka settings through, by their librdkafka
+// property name, each a string, a bool or a number; they override slate's
+// defaults. A setting librdkafka does not know or accept fails
+// [Consumer.Run] (and [ReadDeadLetters]).
+func WithKafkaConfig(cm map[string]any) Option {
 	return func(c *config) {
 		for k, v := range cm {
 			c.kafka[k] = v

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -245,7 +244,7 @@ func TestRetryKeepsGroupMembership(t *testing.T) {
 	})
 	c, err := consumer.New(h, consumer.WithBrokers(f.brokers), consumer.WithGroup("g-slow"), consumer.WithTopics(topic),
 		consumer.WithRegistry(f.reg), consumer.WithBackoff(200*time.Millisecond, time.Second),
-		consumer.WithKafkaConfig(kafka.ConfigMap{"max.poll.interval.ms": 6000, "session.timeout.ms": 6000}),
+		consumer.WithKafkaConfig(map[string]any{"max.poll.interval.ms": 6000, "session.timeout.ms": 6000}),
 		consumer.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	if err != nil {
 		t.Fatal(err)

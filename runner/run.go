@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/hamba/avro/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -215,9 +214,9 @@ func (c *Config) names(kind string) []string {
 	return names
 }
 
-// extra is kafka.extra as a librdkafka ConfigMap.
-func (r *Runner) extra() kafka.ConfigMap {
-	cm := kafka.ConfigMap{}
+// extra is kafka.extra as librdkafka settings.
+func (r *Runner) extra() map[string]any {
+	cm := map[string]any{}
 	for k, v := range r.cfg.Kafka.Extra {
 		cm[k] = v
 	}
@@ -263,7 +262,7 @@ func (r *Runner) runConsumer(name, group string, h consumer.Handler, topics []st
 		consumer.WithStartTimeout(r.o.startTimeout), consumer.WithKafkaConfig(r.extra()), consumer.WithMetrics(r.o.metrics)}
 	opts = append(opts, ConsumerOptions(k)...)
 	if k.ClientID != "" {
-		opts = append(opts, consumer.WithKafkaConfig(kafka.ConfigMap{"client.id": k.ClientID}))
+		opts = append(opts, consumer.WithKafkaConfig(map[string]any{"client.id": k.ClientID}))
 	}
 	c, err := consumer.New(h, append(opts, extra...)...)
 	if err != nil {
