@@ -62,9 +62,10 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 // target and for the brokers (default 10s).
 func WithStartTimeout(d time.Duration) Option { return func(o *options) { o.startTimeout = d } }
 
-// WithRegisterer registers the metrics of every consumer and enricher the
-// runner starts (slate_consumer_*, slate_sink_*, slate_enricher_*) on r;
-// the default is prometheus.DefaultRegisterer.
+// WithRegisterer registers the metrics of every consumer, enricher and
+// Elasticsearch sink the runner starts (slate_consumer_*, slate_sink_*,
+// slate_enricher_*, slate_es_*) on r; the default is
+// prometheus.DefaultRegisterer.
 func WithRegisterer(r prometheus.Registerer) Option { return func(o *options) { o.metrics = r } }
 
 // Runner is a set of running pipelines.
@@ -428,7 +429,7 @@ func (r *Runner) newSink(ctx context.Context, pipeline string, s SinkSpec, log *
 		if err != nil {
 			return nil, fmt.Errorf("url: %w", err)
 		}
-		opts := []es.Option{es.WithRegistry(r.reg), es.WithLogger(log)}
+		opts := []es.Option{es.WithRegistry(r.reg), es.WithLogger(log), es.WithMetrics(r.o.metrics)}
 		if s.IndexPrefix != "" {
 			opts = append(opts, es.WithIndexPrefix(s.IndexPrefix))
 		}
