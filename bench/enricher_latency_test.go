@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -86,7 +85,7 @@ func newLatStack(b *testing.B, enrLinger int) *latStack {
 	}
 	newProducer := func(source string, linger int) *producer.Producer {
 		p, err := producer.New(producer.WithBrokers(bk.Addr()), producer.WithRegistry(reg), producer.WithSource(source),
-			producer.WithKafkaConfig(kafka.ConfigMap{"linger.ms": linger}))
+			producer.WithKafkaConfig(map[string]any{"linger.ms": linger}))
 		if err != nil {
 			b.Fatal(err)
 		}

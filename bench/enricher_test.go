@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -82,7 +81,7 @@ func newEnrFixture(b *testing.B, linger int) *enrFixture {
 		b.Fatal(err)
 	}
 	pub, err := producer.New(producer.WithBrokers(bk.Addr()), producer.WithRegistry(reg), producer.WithSource("//bench/enricher"),
-		producer.WithKafkaConfig(kafka.ConfigMap{"linger.ms": linger}))
+		producer.WithKafkaConfig(map[string]any{"linger.ms": linger}))
 	if err != nil {
 		b.Fatal(err)
 	}

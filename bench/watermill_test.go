@@ -11,7 +11,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	wmkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/slatehq/slate/internal/broker"
@@ -100,7 +99,7 @@ func BenchmarkWatermillComparison(b *testing.B) {
 	// Sarama sends as soon as it can, so for one-at-a-time synchronous
 	// publishing this is the like-for-like setting.
 	p0, err := producer.New(producer.WithBrokers(br.Addr()), producer.WithRegistry(reg), producer.WithSource("//bench/titles"),
-		producer.WithKafkaConfig(kafka.ConfigMap{"linger.ms": 0}))
+		producer.WithKafkaConfig(map[string]any{"linger.ms": 0}))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/slatehq/slate/consumer/sink"
 	"github.com/slatehq/slate/internal/kafkaconf"
@@ -58,8 +59,9 @@ type config struct {
 
 	transactional bool // see WithTransactional
 
-	sec          kafkaconf.Security // see WithSASL, WithTLS
-	startTimeout time.Duration      // see WithStartTimeout
+	sec          kafkaconf.Security    // see WithSASL, WithTLS
+	startTimeout time.Duration         // see WithStartTimeout
+	metrics      prometheus.Registerer // see WithMetrics
 }
 
 // WithSyncCommit commits offsets synchronously after every batch. By
@@ -98,9 +100,11 @@ func WithBackoff(first, max time.Duration) Option {
 	return func(c *config) { c.backoff, c.maxBackoff = first, max }
 }
 
-// WithKafkaConfig passes librdkafka settings through; they override
-// slate's defaults.
-func WithKafkaConfig(cm kafka.ConfigMap) Option {
+// WithKafkaConfig passes librdkafka settings through, by their librdkafka
+// property name, each a string, a bool or a number; they override slate's
+// defaults. A setting librdkafka does not know or accept fails
+// [Consumer.Run] (and [ReadDeadLetters]).
+func WithKafkaConfig(cm map[string]any) Option {
 	return func(c *config) {
 		for k, v := range cm {
 			c.kafka[k] = v
@@ -176,6 +180,7 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 type Consumer struct {
 	cfg     config
 	h       Handler
+	m       *metrics
 	codec   *schema.Codec
 	pending []*kafka.Message // read while paused, handled next
 	stall   stall            // the failing batch, for the stall and lag gauges
@@ -217,6 +222,7 @@ func New(h Handler, opts ...Option) (*Consumer, error) {
 		log:        slog.New(slog.DiscardHandler),
 
 		startTimeout: defaultStartTimeout,
+		metrics:      prometheus.DefaultRegisterer,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -255,7 +261,14 @@ func New(h Handler, opts ...Option) (*Consumer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Consumer{cfg: cfg, h: h, codec: codec, gen: map[tp]uint64{}, fetched: map[*kafka.Message]uint64{},
+	if cfg.metrics == nil {
+		cfg.metrics = prometheus.DefaultRegisterer
+	}
+	m, err := newMetrics(cfg.metrics)
+	if err != nil {
+		return nil, fmt.Errorf("%w: metrics (WithMetrics): %w", ErrConfig, err)
+	}
+	return &Consumer{cfg: cfg, h: h, m: m, codec: codec, gen: map[tp]uint64{}, fetched: map[*kafka.Message]uint64{},
 		committed: map[tp]committedOffset{}, uncommitted: map[tp]committedOffset{}}, nil
 }
 
@@ -266,6 +279,7 @@ func New(h Handler, opts ...Option) (*Consumer, error) {
 // the start timeout ([ErrUnreachable], see [WithStartTimeout]) or when the
 // brokers refuse its credentials at start ([ErrAuth]).
 func (c *Consumer) Run(ctx context.Context) error {
+	ctx = withMetrics(ctx, c.m)
 	commit := kafka.ConfigMap{"enable.auto.commit": !c.cfg.commitSync, "auto.commit.interval.ms": 1000}
 	if c.cfg.transactional {
 		commit = transactionalKafka()
@@ -374,7 +388,7 @@ func (c *Consumer) poll(ctx context.Context, kc *kafka.Consumer) []*kafka.Messag
 func (c *Consumer) process(ctx context.Context, kc *kafka.Consumer, msgs []*kafka.Message) bool {
 	start := time.Now()
 	for _, m := range msgs {
-		recordsTotal.WithLabelValues(c.cfg.group, *m.TopicPartition.Topic).Inc()
+		c.m.records.WithLabelValues(c.cfg.group, *m.TopicPartition.Topic).Inc()
 	}
 	// settled[i]: record i was decoded into events, or dead-lettered; a
 	// retry after a transient failure does not repeat either.
@@ -423,13 +437,13 @@ func (c *Consumer) process(ctx context.Context, kc *kafka.Consumer, msgs []*kafk
 		if err == nil {
 			break
 		}
-		handlerRetries.WithLabelValues(c.cfg.group).Inc()
+		c.m.handlerRetries.WithLabelValues(c.cfg.group).Inc()
 		c.cfg.log.Warn("batch failed, retrying", "group", c.cfg.group, "attempt", attempt+1, "records", len(msgs), "err", err)
 		if !isPaused {
 			isPaused = true
-			pauses.WithLabelValues(c.cfg.group).Inc()
-			paused.WithLabelValues(c.cfg.group).Set(1)
-			c.stall.start(c.cfg.group)
+			c.m.pauses.WithLabelValues(c.cfg.group).Inc()
+			c.m.paused.WithLabelValues(c.cfg.group).Set(1)
+			c.stall.start(c.m.stalledSeconds.WithLabelValues(c.cfg.group))
 		}
 		if c.cfg.maxAttempts > 0 && lanes != nil {
 			if bad := lanes.exhausted(c.cfg.maxAttempts); len(bad) > 0 {
@@ -457,9 +471,9 @@ func (c *Consumer) process(ctx context.Context, kc *kafka.Consumer, msgs []*kafk
 		}
 	}
 	now := time.Now()
-	batchSeconds.WithLabelValues(c.cfg.group).Observe(now.Sub(start).Seconds())
+	c.m.batchSeconds.WithLabelValues(c.cfg.group).Observe(now.Sub(start).Seconds())
 	for i := range events {
-		freshness.WithLabelValues(c.cfg.group, events[i].Topic).Observe(now.Sub(events[i].Time).Seconds())
+		c.m.freshness.WithLabelValues(c.cfg.group, events[i].Topic).Observe(now.Sub(events[i].Time).Seconds())
 	}
 	if !c.cfg.transactional {
 		c.commit(kc, msgs)
@@ -503,8 +517,8 @@ func (c *Consumer) waitPaused(ctx context.Context, kc *kafka.Consumer, d time.Du
 }
 
 func (c *Consumer) resume(kc *kafka.Consumer) {
-	paused.WithLabelValues(c.cfg.group).Set(0)
-	c.stall.end(c.cfg.group)
+	c.m.paused.WithLabelValues(c.cfg.group).Set(0)
+	c.stall.end(c.m.stalledSeconds.WithLabelValues(c.cfg.group))
 	as, err := kc.Assignment()
 	if err == nil && len(as) > 0 {
 		err = kc.Resume(as)
@@ -522,17 +536,17 @@ func (c *Consumer) rebalance(_ *kafka.Consumer, ev kafka.Event) error {
 	case kafka.AssignedPartitions:
 		c.bumpGen(e.Partitions)
 		c.state.assign(len(e.Partitions))
-		rebalances.WithLabelValues(c.cfg.group, "assigned").Add(float64(len(e.Partitions)))
+		c.m.rebalances.WithLabelValues(c.cfg.group, "assigned").Add(float64(len(e.Partitions)))
 		c.cfg.log.Info("partitions assigned", "group", c.cfg.group, "partitions", len(e.Partitions))
 	case kafka.RevokedPartitions:
 		c.bumpGen(e.Partitions)
 		c.state.revoke(len(e.Partitions))
-		rebalances.WithLabelValues(c.cfg.group, "revoked").Add(float64(len(e.Partitions)))
+		c.m.rebalances.WithLabelValues(c.cfg.group, "revoked").Add(float64(len(e.Partitions)))
 		c.cfg.log.Info("partitions revoked", "group", c.cfg.group, "partitions", len(e.Partitions))
 		revoked := make(map[tp]bool, len(e.Partitions))
 		for _, p := range e.Partitions {
 			revoked[tp{*p.Topic, p.Partition}] = true
-			lag.DeleteLabelValues(c.cfg.group, *p.Topic, strconv.Itoa(int(p.Partition)))
+			c.m.lag.DeleteLabelValues(c.cfg.group, *p.Topic, strconv.Itoa(int(p.Partition)))
 		}
 		kept := c.pending[:0]
 		for _, m := range c.pending {
@@ -660,7 +674,7 @@ func (c *Consumer) poison(ctx context.Context, m *kafka.Message, cause error) er
 			c.poisoned = map[*kafka.Message]bool{}
 		}
 		c.poisoned[m] = true
-		decodeErrors.WithLabelValues(c.cfg.group, topic).Inc()
+		c.m.decodeErrors.WithLabelValues(c.cfg.group, topic).Inc()
 		c.cfg.log.Error("undecodable record", "group", c.cfg.group, "topic", topic,
 			"partition", m.TopicPartition.Partition, "offset", int64(m.TopicPartition.Offset), "err", cause)
 	}
@@ -784,14 +798,14 @@ func (c *Consumer) deadLetter(ctx context.Context, m *kafka.Message, stage strin
 			err = fmt.Errorf("%w; the truncated copy failed too: %w", err, terr)
 		} else {
 			err = nil
-			deadLettersTruncated.WithLabelValues(c.cfg.group, topic, stage).Inc()
+			c.m.deadLettersTruncated.WithLabelValues(c.cfg.group, topic, stage).Inc()
 		}
 	}
 	if err != nil {
 		return fmt.Errorf("consumer: dead-letter %s[%d]@%d (%d bytes) to %s: %w", topic, m.TopicPartition.Partition,
 			int64(m.TopicPartition.Offset), len(m.Value), dlq, err)
 	}
-	deadLetters.WithLabelValues(c.cfg.group, topic, stage).Inc()
+	c.m.deadLetters.WithLabelValues(c.cfg.group, topic, stage).Inc()
 	return nil
 }
 
@@ -872,7 +886,7 @@ func (c *Consumer) commit(kc *kafka.Consumer, msgs []*kafka.Message) {
 		// the records to their new owner, and dedupe and idempotent sinks
 		// absorb the replay.
 		c.cfg.log.Warn("offset commit failed, kept for a retry", "group", c.cfg.group, "partitions", len(offsets), "err", err)
-		commitFailures.WithLabelValues(c.cfg.group).Inc()
+		c.m.commitFailures.WithLabelValues(c.cfg.group).Inc()
 		for k, o := range next {
 			c.uncommitted[k] = committedOffset{gen: c.gen[k], offset: o}
 		}
@@ -885,7 +899,7 @@ func (c *Consumer) commit(kc *kafka.Consumer, msgs []*kafka.Message) {
 	}
 	for k, o := range next {
 		if _, high, err := kc.GetWatermarkOffsets(k.topic, k.part); err == nil {
-			lag.WithLabelValues(c.cfg.group, k.topic, strconv.Itoa(int(k.part))).Set(float64(high - int64(o)))
+			c.m.lag.WithLabelValues(c.cfg.group, k.topic, strconv.Itoa(int(k.part))).Set(float64(high - int64(o)))
 		}
 	}
 }

@@ -48,7 +48,8 @@
 // [WithStartTimeout] for a broker and fail with [ErrAuth] as soon as the
 // brokers refuse the credentials, or [ErrUnreachable].
 //
-// Metrics (Prometheus, default registry): records read
+// Metrics (Prometheus, on the Registerer of [WithMetrics], by default
+// prometheus.DefaultRegisterer, registered by [New]): records read
 // (slate_consumer_records_total, a rate gives records/s), duplicates
 // dropped, retries, pauses, rebalances, dead letters, batch time, lag per
 // partition (slate_consumer_lag, kept up to date while paused too), how

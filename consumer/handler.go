@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/slatehq/slate/consumer/sink"
 	"github.com/slatehq/slate/dedupe"
 )
@@ -29,8 +27,11 @@ type HandlerFunc func(ctx context.Context, batch []sink.Event) error
 // Handle calls f.
 func (f HandlerFunc) Handle(ctx context.Context, batch []sink.Event) error { return f(ctx, batch) }
 
-// Named is implemented by sinks that choose the label of their metrics;
-// other sinks are labelled by their Go type ("*es.Sink").
+// Named is implemented by sinks that choose their name in [ToSinks], the
+// label of their metrics and the key of their per-sink dedupe marks; the
+// sinks of slate's sink packages are named after their package ("es",
+// "bleve", "hive", "kafka"). Other sinks are known by their Go type
+// ("*main.auditSink").
 type Named interface {
 	Name() string
 }
@@ -68,7 +69,9 @@ type SinkNamer interface {
 // sink are serialised, as the [sink.Sink] contract requires, while
 // different lanes can be in different sinks at once. Each write is timed
 // and counted per sink (slate_sink_write_seconds, slate_sink_errors_total,
-// slate_sink_freshness_seconds).
+// slate_sink_freshness_seconds) on the Registerer of the consumer that
+// runs the handler ([WithMetrics]); called outside a consumer, it counts
+// on prometheus.DefaultRegisterer.
 func ToSinks(sinks ...sink.Sink) Handler {
 	ss := &sinkSet{sinks: sinks, names: make([]string, len(sinks)), locks: make([]sync.Mutex, len(sinks))}
 	seen := make(map[string]int, len(sinks))
@@ -100,6 +103,7 @@ func (ss *sinkSet) SinkNames() []string { return slices.Clone(ss.names) }
 func (ss *sinkSet) Handle(ctx context.Context, batch []sink.Event) error {
 	skips := slices.ContainsFunc(batch, func(ev sink.Event) bool { return len(ev.SkipSinks) > 0 })
 	var rejected []sink.Rejection
+	m := metricsOf(ctx)
 	for i, s := range ss.sinks {
 		part := batch
 		if skips {
@@ -113,15 +117,15 @@ func (ss *sinkSet) Handle(ctx context.Context, batch []sink.Event) error {
 		err := s.Write(ctx, part)
 		now := time.Now()
 		ss.locks[i].Unlock()
-		sinkSeconds.WithLabelValues(ss.names[i]).Observe(now.Sub(start).Seconds())
+		m.sinkSeconds.WithLabelValues(ss.names[i]).Observe(now.Sub(start).Seconds())
 		applied := len(part)
 		if err != nil {
-			sinkErrors.WithLabelValues(ss.names[i]).Inc()
+			m.sinkErrors.WithLabelValues(ss.names[i]).Inc()
 			rs, ok := sink.Rejections(err)
 			if !ok {
 				return fmt.Errorf("consumer: sink %d (%s): %w", i, ss.names[i], err)
 			}
-			sinkRejected.WithLabelValues(ss.names[i]).Add(float64(len(rs)))
+			m.sinkRejected.WithLabelValues(ss.names[i]).Add(float64(len(rs)))
 			for _, r := range rs {
 				r.Err = fmt.Errorf("sink %s: %w", ss.names[i], r.Err)
 				r.Sink = ss.names[i]
@@ -129,8 +133,8 @@ func (ss *sinkSet) Handle(ctx context.Context, batch []sink.Event) error {
 			}
 			applied -= len(rs)
 		}
-		sinkEvents.WithLabelValues(ss.names[i]).Add(float64(applied))
-		fresh := sinkFreshness.WithLabelValues(ss.names[i])
+		m.sinkEvents.WithLabelValues(ss.names[i]).Add(float64(applied))
+		fresh := m.sinkFreshness.WithLabelValues(ss.names[i])
 		for j := range part {
 			fresh.Observe(now.Sub(part[j].Time).Seconds())
 		}
@@ -183,6 +187,9 @@ type DedupeConfig struct {
 	FailOpen bool
 	// Group labels the dedupe metrics (slate_consumer_duplicates_total,
 	// slate_consumer_dedupe_fail_open_total); usually the consumer group.
+	// They are counted on the Registerer of the consumer that runs the
+	// handler ([WithMetrics]), or on prometheus.DefaultRegisterer outside
+	// a consumer.
 	Group string
 	// Logger receives a warning per fail-open batch; the default discards.
 	Logger *slog.Logger
@@ -241,8 +248,7 @@ func Deduplicate(store DedupeStore, cfg DedupeConfig, next Handler) Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	d := &deduper{store: store, cfg: cfg, next: next, dups: duplicatesTotal.WithLabelValues(cfg.Group),
-		pending: map[string]pendingDone{}}
+	d := &deduper{store: store, cfg: cfg, next: next, pending: map[string]pendingDone{}}
 	if sn, ok := next.(SinkNamer); ok {
 		d.names = sn.SinkNames()
 	}
@@ -255,7 +261,6 @@ type deduper struct {
 	cfg   DedupeConfig
 	next  Handler
 	names []string // next's sinks, nil when it does not name them
-	dups  prometheus.Counter
 
 	// pending holds, by event id, what the sinks wrote but the store
 	// failed to record as done: a retry records it rather than writing
@@ -293,7 +298,7 @@ func (d *deduper) handle(ctx context.Context, batch []sink.Event) error {
 		if !d.cfg.FailOpen {
 			return fmt.Errorf("%w: claim: %w", ErrDedupeUnavailable, err)
 		}
-		d.failOpen(len(batch), err)
+		d.failOpen(ctx, len(batch), err)
 		return d.next.Handle(ctx, batch)
 	}
 	keep := make([]sink.Event, 0, len(batch))
@@ -317,7 +322,7 @@ func (d *deduper) handle(ctx context.Context, batch []sink.Event) error {
 		}
 	}
 	if nHeld > 0 {
-		held.WithLabelValues(d.cfg.Group).Add(float64(nHeld))
+		metricsOf(ctx).held.WithLabelValues(d.cfg.Group).Add(float64(nHeld))
 		return errors.Join(fmt.Errorf("%w: %d of %d events, first %s", ErrClaimHeld, nHeld, len(batch), heldID),
 			d.release(ctx, claimed))
 	}
@@ -342,7 +347,7 @@ func (d *deduper) handle(ctx context.Context, batch []sink.Event) error {
 		}
 	}
 	if n := len(batch) - len(keep); n > 0 {
-		d.dups.Add(float64(n))
+		metricsOf(ctx).duplicates.WithLabelValues(d.cfg.Group).Add(float64(n))
 		if d.cfg.OnDuplicates != nil {
 			d.cfg.OnDuplicates(n)
 		}
@@ -377,8 +382,8 @@ func (d *deduper) partlyWritten(ctx context.Context, done []sink.Event) ([]sink.
 	return out, outLeases, d.release(ctx, free)
 }
 
-func (d *deduper) failOpen(events int, err error) {
-	failOpen.WithLabelValues(d.cfg.Group).Inc()
+func (d *deduper) failOpen(ctx context.Context, events int, err error) {
+	metricsOf(ctx).failOpen.WithLabelValues(d.cfg.Group).Inc()
 	d.cfg.Logger.Warn("dedupe store unavailable, writing without dedupe", "group", d.cfg.Group, "events", events, "err", err)
 }
 
@@ -462,7 +467,7 @@ func (d *deduper) claimMarks(ctx context.Context, keep []sink.Event, all bool) (
 		case !d.cfg.FailOpen:
 			return nil, fmt.Errorf("%w: claim of per-sink marks: %w", ErrDedupeUnavailable, err)
 		}
-		d.failOpen(len(keep), err)
+		d.failOpen(ctx, len(keep), err)
 		return nil, nil
 	}
 	leases := make([][]string, len(keep))

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -89,7 +88,13 @@ func titleEvents(n int, tag string) []schema.Envelope {
 // with the given labels, or -1 if it is not there.
 func metric(t *testing.T, name string, labels map[string]string) float64 {
 	t.Helper()
-	mfs, err := prometheus.DefaultGatherer.Gather()
+	return metricIn(t, prometheus.DefaultGatherer, name, labels)
+}
+
+// metricIn is [metric] of the registry g.
+func metricIn(t *testing.T, g prometheus.Gatherer, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +244,7 @@ func TestRetryKeepsGroupMembership(t *testing.T) {
 	})
 	c, err := consumer.New(h, consumer.WithBrokers(f.brokers), consumer.WithGroup("g-slow"), consumer.WithTopics(topic),
 		consumer.WithRegistry(f.reg), consumer.WithBackoff(200*time.Millisecond, time.Second),
-		consumer.WithKafkaConfig(kafka.ConfigMap{"max.poll.interval.ms": 6000, "session.timeout.ms": 6000}),
+		consumer.WithKafkaConfig(map[string]any{"max.poll.interval.ms": 6000, "session.timeout.ms": 6000}),
 		consumer.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	if err != nil {
 		t.Fatal(err)

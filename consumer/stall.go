@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // lagEvery is how often a paused consumer refreshes its lag gauges.
@@ -21,15 +22,15 @@ type stall struct {
 }
 
 // start marks the current batch as failing from now on.
-func (s *stall) start(group string) {
+func (s *stall) start(stalled prometheus.Gauge) {
 	s.since = time.Now()
-	stalledSeconds.WithLabelValues(group).Set(0)
+	stalled.Set(0)
 }
 
 // end marks the current batch as done (or given up).
-func (s *stall) end(group string) {
+func (s *stall) end(stalled prometheus.Gauge) {
 	s.since = time.Time{}
-	stalledSeconds.WithLabelValues(group).Set(0)
+	stalled.Set(0)
 }
 
 // tick updates the stall gauge and, every lagEvery, the lag gauges of the
@@ -38,7 +39,7 @@ func (s *stall) end(group string) {
 func (c *Consumer) tick(kc *kafka.Consumer, as []kafka.TopicPartition) {
 	s := &c.stall
 	if !s.since.IsZero() {
-		stalledSeconds.WithLabelValues(c.cfg.group).Set(time.Since(s.since).Seconds())
+		c.m.stalledSeconds.WithLabelValues(c.cfg.group).Set(time.Since(s.since).Seconds())
 	}
 	if s.admin == nil || len(as) == 0 || time.Since(s.lagAt) < lagEvery {
 		return
@@ -87,7 +88,7 @@ func (c *Consumer) refreshLag(kc *kafka.Consumer, as []kafka.TopicPartition) err
 		return err
 	}
 	for k, h := range high {
-		lag.WithLabelValues(c.cfg.group, k.topic, strconv.Itoa(int(k.part))).Set(float64(max(h-at[k], 0)))
+		c.m.lag.WithLabelValues(c.cfg.group, k.topic, strconv.Itoa(int(k.part))).Set(float64(max(h-at[k], 0)))
 	}
 	return nil
 }

@@ -45,6 +45,7 @@ type breaker struct {
 	threshold int
 	cooldown  time.Duration
 	now       func() time.Time
+	m         *metrics
 
 	mu       sync.Mutex
 	state    BreakerState
@@ -53,9 +54,9 @@ type breaker struct {
 	probing  bool
 }
 
-func newBreaker(name string, threshold int, cooldown time.Duration) *breaker {
-	b := &breaker{name: name, threshold: threshold, cooldown: cooldown, now: time.Now}
-	breakerState.WithLabelValues(name).Set(float64(BreakerClosed))
+func newBreaker(name string, threshold int, cooldown time.Duration, m *metrics) *breaker {
+	b := &breaker{name: name, threshold: threshold, cooldown: cooldown, now: time.Now, m: m}
+	m.breakerState.WithLabelValues(name).Set(float64(BreakerClosed))
 	return b
 }
 
@@ -114,6 +115,6 @@ func (b *breaker) State() BreakerState {
 
 func (b *breaker) set(s BreakerState) {
 	b.state = s
-	breakerState.WithLabelValues(b.name).Set(float64(s))
-	breakerTransitions.WithLabelValues(b.name, s.String()).Inc()
+	b.m.breakerState.WithLabelValues(b.name).Set(float64(s))
+	b.m.breakerTransitions.WithLabelValues(b.name, s.String()).Inc()
 }

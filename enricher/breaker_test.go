@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -31,7 +32,7 @@ func TestBreakerStates(t *testing.T) {
 		{"probe succeeds, closes", 0, nil, true, BreakerClosed},
 	}
 	now := time.Unix(0, 0)
-	b := newBreaker("test", 3, 5*time.Second)
+	b := newBreaker("test", 3, 5*time.Second, testMetrics(t))
 	b.now = func() time.Time { return now }
 	for _, s := range steps {
 		now = now.Add(s.advance)
@@ -53,7 +54,7 @@ func TestBreakerStates(t *testing.T) {
 // Half-open lets exactly one probe through at a time.
 func TestBreakerSingleProbe(t *testing.T) {
 	now := time.Unix(0, 0)
-	b := newBreaker("probe", 1, time.Second)
+	b := newBreaker("probe", 1, time.Second, testMetrics(t))
 	b.now = func() time.Time { return now }
 	if err := b.allow(); err != nil {
 		t.Fatal(err)
@@ -78,4 +79,14 @@ func TestRetryDelay(t *testing.T) {
 			}
 		}
 	}
+}
+
+// testMetrics returns enricher metrics on a registry of their own.
+func testMetrics(t *testing.T) *metrics {
+	t.Helper()
+	m, err := newMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

@@ -58,13 +58,13 @@ func (e *Enricher) deadLetter(ctx context.Context, batch []sink.Event, cause err
 				err = fmt.Errorf("%w; the truncated copy failed too: %w", err, terr)
 			} else {
 				err = nil
-				deadLettersTruncated.WithLabelValues(e.entity, ev.Topic).Inc()
+				e.m.deadLettersTruncated.WithLabelValues(e.entity, ev.Topic).Inc()
 			}
 		}
 		if err != nil {
 			return fmt.Errorf("enricher: dead-letter %s (%d bytes) to %s: %w", env.ID, len(value), topic, err)
 		}
-		deadLetters.WithLabelValues(e.entity, ev.Topic).Inc()
+		e.m.deadLetters.WithLabelValues(e.entity, ev.Topic).Inc()
 	}
 	return nil
 }

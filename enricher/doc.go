@@ -84,5 +84,7 @@
 // producer.WithTransactionalID); a crash then never emits a view twice to
 // read_committed readers.
 //
-// Metrics are Prometheus series named slate_enricher_*.
+// Metrics are Prometheus series named slate_enricher_*, on the Registerer
+// of [WithMetrics] (side inputs: [WithSideInputMetrics]), by default
+// prometheus.DefaultRegisterer.
 package enricher

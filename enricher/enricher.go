@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/hamba/avro/v2"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/slatehq/slate/consumer/sink"
 	"github.com/slatehq/slate/publish"
@@ -87,6 +88,7 @@ type config struct {
 	dlq             DeadLetterPublisher
 	dlqAfter        int
 	log             *slog.Logger
+	metrics         prometheus.Registerer
 }
 
 // Option configures [New].
@@ -175,6 +177,7 @@ type Enricher struct {
 	reg      schema.Registry
 	codec    *schema.Codec
 	cfg      config
+	m        *metrics
 	primary  *breaker
 	joinBr   []*breaker
 	fanouts  map[string]fanout
@@ -230,9 +233,16 @@ func New(entityType string, r Resolver, pub Publisher, reg schema.Registry, opts
 	if err != nil {
 		return nil, fmt.Errorf("enricher: %w", err)
 	}
+	if cfg.metrics == nil {
+		cfg.metrics = prometheus.DefaultRegisterer
+	}
+	m, err := newMetrics(cfg.metrics)
+	if err != nil {
+		return nil, fmt.Errorf("%w: metrics (WithMetrics): %w", ErrConfig, err)
+	}
 	e := &Enricher{
-		entity: entityType, r: r, pub: pub, reg: reg, codec: codec, cfg: cfg,
-		primary: newBreaker(entityType, cfg.breakerFailures, cfg.breakerCooldown),
+		entity: entityType, r: r, pub: pub, reg: reg, codec: codec, cfg: cfg, m: m,
+		primary: newBreaker(entityType, cfg.breakerFailures, cfg.breakerCooldown, m),
 		fanouts: make(map[string]fanout, len(cfg.fanouts)),
 	}
 	fields := map[string]bool{}
@@ -244,7 +254,7 @@ func New(entityType string, r Resolver, pub Publisher, reg schema.Registry, opts
 			return nil, fmt.Errorf("%w: join field %q used twice", ErrConfig, j.Field)
 		}
 		fields[j.Field] = true
-		e.joinBr = append(e.joinBr, newBreaker("join:"+j.Field, cfg.breakerFailures, cfg.breakerCooldown))
+		e.joinBr = append(e.joinBr, newBreaker("join:"+j.Field, cfg.breakerFailures, cfg.breakerCooldown, m))
 	}
 	for i, f := range cfg.fanouts {
 		switch {
@@ -256,7 +266,7 @@ func New(entityType string, r Resolver, pub Publisher, reg schema.Registry, opts
 		if _, dup := e.fanouts[f.EntityType]; dup {
 			return nil, fmt.Errorf("%w: fan-out from %q configured twice", ErrConfig, f.EntityType)
 		}
-		e.fanouts[f.EntityType] = fanout{FanOut: f, br: newBreaker("fanout:"+f.EntityType, cfg.breakerFailures, cfg.breakerCooldown)}
+		e.fanouts[f.EntityType] = fanout{FanOut: f, br: newBreaker("fanout:"+f.EntityType, cfg.breakerFailures, cfg.breakerCooldown, m)}
 	}
 	return e, nil
 }
@@ -305,7 +315,7 @@ func (e *Enricher) Handle(ctx context.Context, batch []sink.Event) error {
 		e.attempts.forget(batch)
 		return nil
 	}
-	batchFailures.WithLabelValues(e.entity).Inc()
+	e.m.batchFailures.WithLabelValues(e.entity).Inc()
 	if e.cfg.dlq == nil || ctx.Err() != nil || errors.Is(err, ErrBreakerOpen) {
 		return err
 	}
@@ -334,7 +344,7 @@ type item struct {
 }
 
 func (e *Enricher) handle(ctx context.Context, batch []sink.Event) error {
-	batchSize.WithLabelValues(e.entity).Observe(float64(len(batch)))
+	e.m.batchSize.WithLabelValues(e.entity).Observe(float64(len(batch)))
 	pos := make(map[string]int, len(batch))
 	items := make([]item, 0, len(batch))
 	var own int
@@ -372,9 +382,9 @@ func (e *Enricher) handle(ctx context.Context, batch []sink.Event) error {
 		e.cfg.log.Warn("event of another entity type skipped", "want", e.entity, "got", ev.EntityType,
 			"topic", ev.Topic, "partition", ev.Partition, "offset", ev.Offset)
 	}
-	eventsIn.WithLabelValues(e.entity).Add(float64(own))
+	e.m.eventsIn.WithLabelValues(e.entity).Add(float64(own))
 	if len(items) > 0 {
-		coalescing.WithLabelValues(e.entity).Observe(float64(own) / float64(len(items)))
+		e.m.coalescing.WithLabelValues(e.entity).Observe(float64(own) / float64(len(items)))
 	}
 	for _, f := range e.cfg.fanouts {
 		ids := sources[f.EntityType]
@@ -394,7 +404,7 @@ func (e *Enricher) handle(ctx context.Context, batch []sink.Event) error {
 				ev.EntityType, ev.Subject, ev.Type = e.entity, dep, schema.OpUpdate
 				pos[dep] = len(items)
 				items = append(items, item{id: dep, ev: &ev, fanned: true})
-				fannedOut.WithLabelValues(e.entity, f.EntityType).Inc()
+				e.m.fannedOut.WithLabelValues(e.entity, f.EntityType).Inc()
 			}
 		}
 	}
@@ -481,7 +491,7 @@ func (e *Enricher) chunk(ctx context.Context, items []item) error {
 		return fmt.Errorf("enricher: publish %d records: %w", len(out), err)
 	}
 	for i := range out {
-		materialized.WithLabelValues(e.entity, string(out[i].Type)).Inc()
+		e.m.materialized.WithLabelValues(e.entity, string(out[i].Type)).Inc()
 	}
 	e.published.Add(int64(len(out)))
 	return nil
@@ -490,8 +500,8 @@ func (e *Enricher) chunk(ctx context.Context, items []item) error {
 // resolve calls r for ids (at most maxLookup of them) with retries under
 // br.
 func (e *Enricher) resolve(ctx context.Context, br *breaker, r Resolver, entityType string, ids []string) (map[string]Record, error) {
-	lookups.WithLabelValues(e.entity, br.name).Add(float64(len(ids)))
-	lookupBatch.WithLabelValues(e.entity, br.name).Observe(float64(len(ids)))
+	e.m.lookups.WithLabelValues(e.entity, br.name).Add(float64(len(ids)))
+	e.m.lookupBatch.WithLabelValues(e.entity, br.name).Observe(float64(len(ids)))
 	return call(ctx, e, br, len(ids), func(ctx context.Context) (map[string]Record, error) {
 		return r.Resolve(ctx, entityType, ids)
 	})
@@ -591,7 +601,7 @@ func (e *Enricher) deleteSequence(it *item, tomb Record) (int64, error) {
 		seq = max(seq, tomb.Version)
 	}
 	if seq <= 0 {
-		unversionedDeletes.WithLabelValues(e.entity).Inc()
+		e.m.unversionedDeletes.WithLabelValues(e.entity).Inc()
 		e.cfg.log.Warn("delete without a version; publishing it with the tombstone sequence", "entity", e.entity,
 			"id", it.id, "sequence", TombstoneSequence)
 		return TombstoneSequence, nil

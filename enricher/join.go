@@ -87,8 +87,8 @@ func (e *Enricher) dependents(ctx context.Context, f fanout, ids []string) (map[
 	}
 	for lo := 0; lo < len(ids); lo += e.cfg.maxLookup {
 		chunk := ids[lo:min(lo+e.cfg.maxLookup, len(ids))]
-		lookups.WithLabelValues(e.entity, f.br.name).Add(float64(len(chunk)))
-		lookupBatch.WithLabelValues(e.entity, f.br.name).Observe(float64(len(chunk)))
+		e.m.lookups.WithLabelValues(e.entity, f.br.name).Add(float64(len(chunk)))
+		e.m.lookupBatch.WithLabelValues(e.entity, f.br.name).Observe(float64(len(chunk)))
 		got, err := call(ctx, e, f.br, len(chunk), func(ctx context.Context) (map[string][]string, error) {
 			return f.Dependents.Dependents(ctx, chunk)
 		})

@@ -72,14 +72,14 @@ func call[T any](ctx context.Context, e *Enricher, br *breaker, ids int, fn func
 		if errors.Is(err, context.DeadlineExceeded) {
 			code = "DeadlineExceeded"
 		}
-		lookupErrors.WithLabelValues(e.entity, br.name, code).Inc()
+		e.m.lookupErrors.WithLabelValues(e.entity, br.name, code).Inc()
 		if !IsRetryable(err) || ctx.Err() != nil {
 			return zero, &LookupError{Resolver: br.name, IDs: ids, Attempts: attempt, Err: err}
 		}
 		if attempt >= e.cfg.retry.Attempts {
 			return zero, &LookupError{Resolver: br.name, IDs: ids, Attempts: attempt, Err: errors.Join(ErrRetriesExhausted, err)}
 		}
-		retries.WithLabelValues(e.entity, br.name, code).Inc()
+		e.m.retries.WithLabelValues(e.entity, br.name, code).Inc()
 		e.cfg.log.Warn("lookup failed, retrying", "resolver", br.name, "ids", ids, "attempt", attempt, "err", err)
 		t := time.NewTimer(e.cfg.retry.delay(attempt - 1))
 		select {

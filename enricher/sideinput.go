@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // DefaultSideInputInterval is how often a [SideInput] reloads unless
@@ -19,6 +21,7 @@ type sideConfig struct {
 	interval time.Duration
 	timeout  time.Duration
 	log      *slog.Logger
+	metrics  prometheus.Registerer
 }
 
 // WithRefreshInterval sets how often the side input reloads (default
@@ -44,6 +47,7 @@ type SideInput[T any] struct {
 	name string
 	load func(context.Context) (T, error)
 	cfg  sideConfig
+	m    *sideMetrics
 
 	mu       sync.RWMutex
 	val      T
@@ -70,7 +74,14 @@ func NewSideInput[T any](name string, load func(context.Context) (T, error), opt
 	if cfg.timeout <= 0 {
 		cfg.timeout = cfg.interval
 	}
-	return &SideInput[T]{name: name, load: load, cfg: cfg, stop: make(chan struct{}), done: make(chan struct{})}, nil
+	if cfg.metrics == nil {
+		cfg.metrics = prometheus.DefaultRegisterer
+	}
+	m, err := newSideMetrics(cfg.metrics)
+	if err != nil {
+		return nil, fmt.Errorf("%w: side input %s: metrics (WithSideInputMetrics): %w", ErrConfig, name, err)
+	}
+	return &SideInput[T]{name: name, load: load, cfg: cfg, m: m, stop: make(chan struct{}), done: make(chan struct{})}, nil
 }
 
 // Start loads the value once, within ctx, and then refreshes it every
@@ -121,12 +132,12 @@ func (s *SideInput[T]) loop() {
 func (s *SideInput[T]) Refresh(ctx context.Context) error {
 	v, err := s.load(ctx)
 	if err != nil {
-		sideRefreshes.WithLabelValues(s.name, "error").Inc()
+		s.m.refreshes.WithLabelValues(s.name, "error").Inc()
 		s.mu.RLock()
 		stale := !s.loadedAt.IsZero()
 		s.mu.RUnlock()
 		if stale {
-			sideStale.WithLabelValues(s.name).Set(1)
+			s.m.stale.WithLabelValues(s.name).Set(1)
 		}
 		return err
 	}
@@ -134,9 +145,9 @@ func (s *SideInput[T]) Refresh(ctx context.Context) error {
 	s.mu.Lock()
 	s.val, s.loadedAt = v, now
 	s.mu.Unlock()
-	sideRefreshes.WithLabelValues(s.name, "ok").Inc()
-	sideStale.WithLabelValues(s.name).Set(0)
-	sideLoaded.WithLabelValues(s.name).Set(float64(now.UnixNano()) / 1e9)
+	s.m.refreshes.WithLabelValues(s.name, "ok").Inc()
+	s.m.stale.WithLabelValues(s.name).Set(0)
+	s.m.loaded.WithLabelValues(s.name).Set(float64(now.UnixNano()) / 1e9)
 	return nil
 }
 

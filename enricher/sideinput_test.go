@@ -32,7 +32,9 @@ func TestSideInputServesStaleOnFailure(t *testing.T) {
 		}
 		return map[string]int{"gen": int(n)}, nil
 	}
-	s, err := enricher.NewSideInput("rates", load, enricher.WithRefreshInterval(10*time.Millisecond), enricher.WithLoadTimeout(time.Minute))
+	reg := prometheus.NewRegistry()
+	s, err := enricher.NewSideInput("rates", load, enricher.WithRefreshInterval(10*time.Millisecond), enricher.WithLoadTimeout(time.Minute),
+		enricher.WithSideInputMetrics(reg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,18 +65,18 @@ func TestSideInputServesStaleOnFailure(t *testing.T) {
 	if after["gen"] != before["gen"] || !at2.Equal(at) {
 		t.Fatalf("value changed from %v to %v while refreshes failed", before, after)
 	}
-	if got := gauge(t, "slate_enricher_side_input_stale", "rates"); got != 1 {
+	if got := gauge(t, reg, "slate_enricher_side_input_stale", "rates"); got != 1 {
 		t.Errorf("stale gauge = %v while refreshes fail, want 1", got)
 	}
 	fail.Store(false)
 	waitUntil(t, "recovery", func() bool { v, _ := s.Value(); return v["gen"] > 3 })
-	waitUntil(t, "stale gauge reset", func() bool { return gauge(t, "slate_enricher_side_input_stale", "rates") == 0 })
+	waitUntil(t, "stale gauge reset", func() bool { return gauge(t, reg, "slate_enricher_side_input_stale", "rates") == 0 })
 }
 
-// gauge reads a gauge of the default registry by its name label.
-func gauge(t *testing.T, metric, name string) float64 {
+// gauge reads a gauge of the registry g by its name label.
+func gauge(t *testing.T, g prometheus.Gatherer, metric, name string) float64 {
 	t.Helper()
-	mfs, err := prometheus.DefaultGatherer.Gather()
+	mfs, err := g.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/slatehq/slate/consumer"
@@ -80,7 +79,7 @@ func (h *hangAfter) Publish(ctx context.Context, topic string, envs ...schema.En
 func txConsumer(t *testing.T, brokers string, reg schema.Registry, r enricher.Resolver, hang int64) *consumer.Consumer {
 	t.Helper()
 	p := testenv.Producer(t, brokers, reg, "//slate/enricher", producer.WithTransactionalID(txGroup+"-0"),
-		producer.WithKafkaConfig(kafka.ConfigMap{"linger.ms": 1}))
+		producer.WithKafkaConfig(map[string]any{"linger.ms": 1}))
 	enr, err := enricher.New("title", r, &hangAfter{p: p, n: hang}, reg, enricher.WithMaxLookup(5), enricher.WithConcurrency(1))
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -68,7 +67,7 @@ func TestPublishErrorsNameTheCause(t *testing.T) {
 
 	t.Run("record larger than the client accepts", func(t *testing.T) {
 		addr := cluster(t, kfake.AllowAutoTopicCreation())
-		p, err := producerAt(t, addr, reg, producer.WithKafkaConfig(kafka.ConfigMap{"message.max.bytes": 10000}))
+		p, err := producerAt(t, addr, reg, producer.WithKafkaConfig(map[string]any{"message.max.bytes": 10000}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,7 +77,7 @@ func TestPublishErrorsNameTheCause(t *testing.T) {
 
 	t.Run("unknown topic without auto-create", func(t *testing.T) {
 		addr := cluster(t, kfake.SeedTopics(1, "studio.title.changes"))
-		p, err := producerAt(t, addr, reg, producer.WithKafkaConfig(kafka.ConfigMap{"topic.metadata.propagation.max.ms": 1000}))
+		p, err := producerAt(t, addr, reg, producer.WithKafkaConfig(map[string]any{"topic.metadata.propagation.max.ms": 1000}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,6 +88,14 @@ func TestPublishErrorsNameTheCause(t *testing.T) {
 		defer cancel()
 		err = p.PublishChange(tctx, "budget", "b-1", schema.OpCreate, 1)
 		wantErr(t, err, producer.ErrUnknownTopic, "studio.budget.changes")
+	})
+
+	t.Run("librdkafka setting it does not accept", func(t *testing.T) {
+		for _, cm := range []map[string]any{{"no.such.setting": 1}, {"linger.ms": struct{}{}}} {
+			if _, err := producerAt(t, "127.0.0.1:1", reg, producer.WithKafkaConfig(cm)); !errors.Is(err, producer.ErrConfig) {
+				t.Errorf("WithKafkaConfig(%v): err = %v, want ErrConfig", cm, err)
+			}
+		}
 	})
 
 	t.Run("unreachable broker at start", func(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"testing"
 
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/slatehq/slate/producer"
@@ -64,7 +63,7 @@ func TestBrokerMessageLimit(t *testing.T) {
 			}
 
 			// An explicit message.max.bytes wins.
-			fixed, err := producerAt(t, addr, reg, tc.option, producer.WithKafkaConfig(kafka.ConfigMap{"message.max.bytes": 1_000_000}))
+			fixed, err := producerAt(t, addr, reg, tc.option, producer.WithKafkaConfig(map[string]any{"message.max.bytes": 1_000_000}))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -49,8 +49,10 @@ func WithTopicPrefix(prefix string) Option { return func(c *config) { c.topicPre
 func WithClientID(id string) Option { return func(c *config) { c.clientID = id } }
 
 // WithKafkaConfig passes librdkafka settings through (SASL, TLS,
-// compression, linger, batch sizes, ...). They override slate's defaults.
-func WithKafkaConfig(cm kafka.ConfigMap) Option {
+// compression, linger, batch sizes, ...), by their librdkafka property
+// name, each a string, a bool or a number. They override slate's
+// defaults; [New] fails on one that librdkafka does not know or accept.
+func WithKafkaConfig(cm map[string]any) Option {
 	return func(c *config) {
 		for k, v := range cm {
 			c.kafka[k] = v

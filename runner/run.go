@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/hamba/avro/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
@@ -56,6 +56,7 @@ type options struct {
 	startTimeout time.Duration
 	sinks        map[string][]sink.Sink
 	registry     *schema.RegistryClient
+	metrics      prometheus.Registerer
 }
 
 // WithSinks adds sinks, built by the caller, to the sink pipeline called
@@ -83,6 +84,12 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 // WithStartTimeout bounds how long the start waits for each resolver's
 // target and for the brokers (default 10s).
 func WithStartTimeout(d time.Duration) Option { return func(o *options) { o.startTimeout = d } }
+
+// WithRegisterer registers the metrics of every consumer, enricher and
+// Elasticsearch sink the runner starts (slate_consumer_*, slate_sink_*,
+// slate_enricher_*, slate_es_*) on r; the default is
+// prometheus.DefaultRegisterer.
+func WithRegisterer(r prometheus.Registerer) Option { return func(o *options) { o.metrics = r } }
 
 // Runner is a set of running pipelines.
 type Runner struct {
@@ -117,7 +124,7 @@ func Run(ctx context.Context, cfg *Config, which Which, opts ...Option) error {
 // brokers. An error about a setting names it by its YAML path. Stop the
 // pipelines by ending ctx, then call [Runner.Wait].
 func Start(ctx context.Context, cfg *Config, which Which, opts ...Option) (_ *Runner, err error) {
-	o := options{log: slog.New(slog.DiscardHandler), startTimeout: 10 * time.Second}
+	o := options{log: slog.New(slog.DiscardHandler), startTimeout: 10 * time.Second, metrics: prometheus.DefaultRegisterer}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -292,9 +299,9 @@ func (c *Config) names(kind string) []string {
 	return names
 }
 
-// extra is kafka.extra as a librdkafka ConfigMap.
-func (r *Runner) extra() kafka.ConfigMap {
-	cm := kafka.ConfigMap{}
+// extra is kafka.extra as librdkafka settings.
+func (r *Runner) extra() map[string]any {
+	cm := map[string]any{}
 	for k, v := range r.cfg.Kafka.Extra {
 		cm[k] = v
 	}
@@ -338,10 +345,10 @@ func (r *Runner) runConsumer(name, group string, h consumer.Handler, topics []st
 	k := r.cfg.Kafka
 	opts := []consumer.Option{consumer.WithBrokers(k.Brokers), consumer.WithGroup(group), consumer.WithTopics(topics...),
 		consumer.WithRegistry(r.reg), consumer.WithLogger(r.o.log.With("pipeline", name)),
-		consumer.WithStartTimeout(r.o.startTimeout), consumer.WithKafkaConfig(r.extra())}
+		consumer.WithStartTimeout(r.o.startTimeout), consumer.WithKafkaConfig(r.extra()), consumer.WithMetrics(r.o.metrics)}
 	opts = append(opts, ConsumerOptions(k)...)
 	if k.ClientID != "" {
-		opts = append(opts, consumer.WithKafkaConfig(kafka.ConfigMap{"client.id": k.ClientID}))
+		opts = append(opts, consumer.WithKafkaConfig(map[string]any{"client.id": k.ClientID}))
 	}
 	c, err := consumer.New(h, append(opts, extra...)...)
 	if err != nil {
@@ -415,7 +422,7 @@ func (r *Runner) startEnrich(ctx context.Context, i int) error {
 		return fmt.Errorf("%s: %w", at, err)
 	}
 	eopts = append(eopts, enricher.WithLogger(log), enricher.WithSource("//slate/enricher/"+p.Name),
-		enricher.WithTopicPrefix(r.cfg.TopicPrefix))
+		enricher.WithTopicPrefix(r.cfg.TopicPrefix), enricher.WithMetrics(r.o.metrics))
 	enr, err := enricher.New(p.EntityType, primary, pub, r.reg, eopts...)
 	if err != nil {
 		return fmt.Errorf("%s: %w", at, err)
@@ -524,7 +531,7 @@ func (r *Runner) newSink(ctx context.Context, pipeline string, s SinkSpec, log *
 		if err != nil {
 			return nil, fmt.Errorf("url: %w", err)
 		}
-		opts := []es.Option{es.WithRegistry(r.reg), es.WithLogger(log)}
+		opts := []es.Option{es.WithRegistry(r.reg), es.WithLogger(log), es.WithMetrics(r.o.metrics)}
 		if s.IndexPrefix != "" {
 			opts = append(opts, es.WithIndexPrefix(s.IndexPrefix))
 		}

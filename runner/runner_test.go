@@ -18,10 +18,11 @@ import (
 	"github.com/slatehq/slate/schema"
 )
 
-// sinkEvents returns slate_sink_events_total of a sink.
-func sinkEvents(t testing.TB, name string) float64 {
+// sinkEvents returns slate_sink_events_total of a sink in g, -1 if g has
+// none of it.
+func sinkEvents(t testing.TB, g prometheus.Gatherer, name string) float64 {
 	t.Helper()
-	mfs, err := prometheus.DefaultGatherer.Gather()
+	mfs, err := g.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +38,7 @@ func sinkEvents(t testing.TB, name string) float64 {
 			}
 		}
 	}
-	return 0
+	return -1
 }
 
 // TestRunEnrichAndSink runs one enrich and one sink pipeline of a YAML
@@ -126,11 +127,14 @@ sink:
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			enrich, err := runner.Start(ctx, cfg, runner.Which{Kind: runner.KindEnrich}, runner.WithStartTimeout(20*time.Second))
+			metrics := prometheus.NewRegistry()
+			enrich, err := runner.Start(ctx, cfg, runner.Which{Kind: runner.KindEnrich}, runner.WithStartTimeout(20*time.Second),
+				runner.WithRegisterer(metrics))
 			if err != nil {
 				t.Fatal(err)
 			}
-			sinks, err := runner.Start(ctx, cfg, runner.Which{Kind: runner.KindSink, Name: et + "-sink"}, runner.WithStartTimeout(20*time.Second))
+			sinks, err := runner.Start(ctx, cfg, runner.Which{Kind: runner.KindSink, Name: et + "-sink"}, runner.WithStartTimeout(20*time.Second),
+				runner.WithRegisterer(metrics))
 			if err != nil {
 				cancel()
 				_ = enrich.Wait()
@@ -145,7 +149,10 @@ sink:
 					t.Fatal(err)
 				}
 			}
-			testenv.WaitFor(t, 60*time.Second, "three events in the sink", func() bool { return sinkEvents(t, sinkName) >= 3 })
+			testenv.WaitFor(t, 60*time.Second, "three events in the sink", func() bool { return sinkEvents(t, metrics, sinkName) >= 3 })
+			if v := sinkEvents(t, prometheus.DefaultGatherer, sinkName); v != -1 {
+				t.Errorf("slate_sink_events_total{sink=%q} = %v on the default registry, want it only on the runner's", sinkName, v)
+			}
 			cancel()
 			if err := enrich.Wait(); err != nil {
 				t.Errorf("enrich pipeline stopped with %v, want nil", err)

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
@@ -82,9 +84,11 @@ YAML path (enrich[0].resolvers.titles.target).`,
 			if err != nil {
 				return fmt.Errorf("--http-addr %s: %w", f.httpAddr, err)
 			}
+			metrics := prometheus.NewRegistry()
+			metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 			var running atomic.Pointer[runner.Runner]
 			mux := http.NewServeMux()
-			mux.Handle("GET /metrics", promhttp.Handler())
+			mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 			mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 				healthz(w, func() error {
 					r := running.Load()
@@ -104,7 +108,7 @@ YAML path (enrich[0].resolvers.titles.target).`,
 				<-served
 			}()
 			log.Info("metrics listening", "addr", lis.Addr().String())
-			r, err := runner.Start(ctx, cfg, runner.Which{Kind: kind, Name: f.pipeline}, runner.WithLogger(log))
+			r, err := runner.Start(ctx, cfg, runner.Which{Kind: kind, Name: f.pipeline}, runner.WithLogger(log), runner.WithRegisterer(metrics))
 			if err != nil {
 				return fmt.Errorf("%s: %w", f.config, err)
 			}

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -100,11 +102,21 @@ sink:
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("/metrics: %v %v", resp, err)
+	// /metrics serves the pipeline's consumer, which counts the record it
+	// read, and the Go runtime's collectors.
+	if err := env.Producer.PublishRaw(t.Context(), "studio.cmdtest.materialized", []byte("k"), []byte("not an envelope"), nil); err != nil {
+		t.Fatal(err)
 	}
-	resp.Body.Close()
+	testenv.WaitFor(t, 30*time.Second, "the consumer's metrics on /metrics", func() bool {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		return err == nil && resp.StatusCode == http.StatusOK &&
+			bytes.Contains(body, []byte(`slate_consumer_records_total{group="cmd-test-sink"`)) && bytes.Contains(body, []byte("go_goroutines "))
+	})
 	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

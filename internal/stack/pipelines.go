@@ -8,7 +8,6 @@ import (
 	"os"
 	"slices"
 
-	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/slatehq/slate/consumer/sink"
@@ -126,10 +125,10 @@ func (s *Stack) startPipelines(ctx context.Context) error {
 	if sp.Dedupe.Type == runner.DedupeRedis {
 		s.DedupeAt = "redis " + sp.Dedupe.Addr
 	}
-	s.Gatherer = prometheus.DefaultGatherer
+	s.Gatherer = s.metrics
 	follow := append([]sink.Sink{s.Tracker}, s.cfg.ExtraSinks...)
 	opts := []runner.Option{runner.WithLogger(s.cfg.Log), runner.WithRegistryClient(s.Registry),
-		runner.WithSinks(sp.Name, follow...)}
+		runner.WithSinks(sp.Name, follow...), runner.WithRegisterer(s.metrics)}
 	r, err := runner.Start(ctx, rc, runner.Which{Kind: runner.KindAll}, opts...)
 	if r != nil {
 		s.onStop(func(context.Context) error { return r.Wait() })

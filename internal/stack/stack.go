@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
@@ -148,6 +149,7 @@ type Stack struct {
 	closers   []func(context.Context) error
 	group     *errgroup.Group
 	cancel    context.CancelFunc
+	metrics   *prometheus.Registry // what /metrics serves
 }
 
 // Start starts every part and returns when all of them listen. Stop it
@@ -170,7 +172,8 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		cancel()
 		return nil, err
 	}
-	s := &Stack{cfg: cfg, sec: sec, group: g, cancel: cancel, Tracker: NewTracker()}
+	s := &Stack{cfg: cfg, sec: sec, group: g, cancel: cancel, Tracker: NewTracker(), metrics: prometheus.NewRegistry()}
+	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	defer func() {
 		if err != nil {
 			_ = s.Stop(context.Background())
@@ -264,7 +267,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.Handler())
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if err := s.Runner.Ready(); err != nil {
 			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)

@@ -7,6 +7,8 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -116,6 +118,23 @@ func endToEnd(t *testing.T, transactional bool) {
 		gone.GetTitle().GetId(): {Version: del.GetVersion(), Deleted: true},
 	}
 	testenv.WaitFor(t, 30*time.Second, "every change in the sink", func() bool { return len(s.Tracker.Missing(want)) == 0 })
+	// /metrics serves the stack's own registry: its enricher, consumers
+	// and sinks, and the Go runtime.
+	resp, err := http.Get(s.MetricsURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %d %v", resp.StatusCode, err)
+	}
+	for _, series := range []string{`slate_enricher_events_total{entity="title"}`, `slate_consumer_records_total{group="slate-sink-title"`,
+		`slate_sink_events_total{`, "go_goroutines "} {
+		if !bytes.Contains(body, []byte(series)) {
+			t.Errorf("/metrics has no %s", series)
+		}
+	}
 
 	rows := readTable(t, s)
 	seen := map[string]bool{}

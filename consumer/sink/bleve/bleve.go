@@ -106,6 +106,10 @@ func (ix *index) close() error {
 
 var _ sink.Sink = (*Sink)(nil)
 
+// Name returns "bleve", the sink's name in consumer.ToSinks: the label of
+// its slate_sink_* metrics and the key of its per-sink dedupe marks.
+func (s *Sink) Name() string { return "bleve" }
+
 // New opens or creates the directory that holds the indices. Indices are
 // opened when first used and created by the first write of their entity
 // type; what a previous Sink wrote under dir is found again. One Sink at a

@@ -15,9 +15,9 @@ import (
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 	"github.com/elastic/go-elasticsearch/v8/esutil"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/slatehq/slate/consumer/sink"
+	"github.com/slatehq/slate/internal/promreg"
 	"github.com/slatehq/slate/schema"
 )
 
@@ -30,10 +30,13 @@ const DefaultIndexPrefix = "studio-"
 // dataschema) and the Kafka coordinates (topic, partition, offset).
 const EnvelopeField = "slate"
 
-var versionConflicts = promauto.NewCounterVec(prometheus.CounterOpts{
-	Name: "slate_es_version_conflicts_total",
-	Help: "Bulk items Elasticsearch refused with 409 because it holds the same or a newer version (replays, late events), by index.",
-}, []string{"index"})
+// newVersionConflicts returns slate_es_version_conflicts_total.
+func newVersionConflicts() *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "slate_es_version_conflicts_total",
+		Help: "Bulk items Elasticsearch refused with 409 because it holds the same or a newer version (replays, late events), by index.",
+	}, []string{"index"})
+}
 
 // Option configures [New].
 type Option func(*Sink)
@@ -64,6 +67,13 @@ func WithFlushBytes(n int) Option { return func(s *Sink) { s.flushBytes = n } }
 // WithLogger sets the logger; the default discards.
 func WithLogger(l *slog.Logger) Option { return func(s *Sink) { s.log = l } }
 
+// WithMetrics registers the sink's metric (slate_es_version_conflicts_total)
+// on r; the default is prometheus.DefaultRegisterer. It is registered by
+// [New], which fails if r holds a different collector under its name.
+// Sinks on one Registerer share it, each counting under its indices'
+// labels.
+func WithMetrics(r prometheus.Registerer) Option { return func(s *Sink) { s.metrics = r } }
+
 // Sink writes events to Elasticsearch. Write must not be called
 // concurrently (the consumer never does); Close may be called at any time.
 type Sink struct {
@@ -74,6 +84,8 @@ type Sink struct {
 	refresh     string
 	flushBytes  int
 	log         *slog.Logger
+	metrics     prometheus.Registerer
+	conflicts   *prometheus.CounterVec
 
 	mu     sync.Mutex
 	closed bool
@@ -81,14 +93,26 @@ type Sink struct {
 
 var _ sink.Sink = (*Sink)(nil)
 
+// Name returns "es", the sink's name in consumer.ToSinks: the label of
+// its slate_sink_* metrics and the key of its per-sink dedupe marks.
+func (s *Sink) Name() string { return "es" }
+
 // New validates the options, installs the index template (mappings for the
 // envelope fields; strings of the data as text with a keyword subfield) and
 // creates the indices of [WithEntityTypes]. It fails if the cluster cannot
 // be reached within ctx.
 func New(ctx context.Context, client *elasticsearch.Client, opts ...Option) (*Sink, error) {
-	s := &Sink{client: client, prefix: DefaultIndexPrefix, flushBytes: 5 << 20, log: slog.New(slog.DiscardHandler)}
+	s := &Sink{client: client, prefix: DefaultIndexPrefix, flushBytes: 5 << 20, log: slog.New(slog.DiscardHandler),
+		metrics: prometheus.DefaultRegisterer}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.metrics == nil {
+		s.metrics = prometheus.DefaultRegisterer
+	}
+	var err error
+	if s.conflicts, err = promreg.Register(s.metrics, newVersionConflicts()); err != nil {
+		return nil, fmt.Errorf("%w: metrics (WithMetrics): register slate_es_version_conflicts_total: %w", ErrConfig, err)
 	}
 	switch {
 	case client == nil:
@@ -333,7 +357,7 @@ func (s *Sink) bulk(ctx context.Context, items []bulkItem, body []byte, results 
 func (s *Sink) classify(it bulkItem, r esutil.BulkIndexerResponseItem) error {
 	switch {
 	case r.Status == 409 && (r.Error.Type == "" || r.Error.Type == "version_conflict_engine_exception"):
-		versionConflicts.WithLabelValues(it.index).Inc()
+		s.conflicts.WithLabelValues(it.index).Inc()
 		s.log.Debug("older or replayed event ignored", "index", it.index, "id", it.id, "version", it.version)
 		return nil
 	case it.action == "delete" && r.Status == 404 && r.Error.Type == "":

@@ -53,6 +53,10 @@ type Sink struct {
 	parts map[partition]bool // partitions listed in _hive.sql
 }
 
+// Name returns "hive", the sink's name in consumer.ToSinks: the label of
+// its slate_sink_* metrics and the key of its per-sink dedupe marks.
+func (s *Sink) Name() string { return "hive" }
+
 // Option configures a [Sink].
 type Option func(*Sink)
 

@@ -68,6 +68,10 @@ type Sink struct {
 
 var _ sink.Sink = (*Sink)(nil)
 
+// Name returns "kafka", the sink's name in consumer.ToSinks: the label of
+// its slate_sink_* metrics and the key of its per-sink dedupe marks.
+func (s *Sink) Name() string { return "kafka" }
+
 // New returns a sink that publishes each event to route(event) through pub.
 func New(pub Publisher, route Route, opts ...Option) (*Sink, error) {
 	if pub == nil {
