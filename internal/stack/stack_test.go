@@ -129,7 +129,7 @@ func endToEnd(t *testing.T, transactional bool) {
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("/metrics: %d %v", resp.StatusCode, err)
 	}
-	for _, series := range []string{`slate_enricher_events_total{entity="title"}`, `slate_consumer_records_total{group="slate-sink-title"`,
+	for _, series := range []string{`slate_enricher_events_total{entity="title"}`, `slate_consumer_records_total{group="title-sink"`,
 		`slate_sink_events_total{`, "go_goroutines "} {
 		if !bytes.Contains(body, []byte(series)) {
 			t.Errorf("/metrics has no %s", series)
