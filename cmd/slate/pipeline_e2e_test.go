@@ -183,7 +183,7 @@ sink:
 				t.Errorf("index: sh3 (deleted at 2) found %v at version %d, doc %v, err %v; want deleted at 2", found, v, doc, err)
 			}
 
-			checkAvro(t, env,  "studio."+et+".materialized")
+			checkAvro(t, env, "studio."+et+".materialized")
 		})
 	}
 }
