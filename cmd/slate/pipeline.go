@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -55,7 +56,8 @@ func pipelineCmd(kind, defaultAddr, short, long string) *cobra.Command {
 		Short: short,
 		Long: long + `
 
-It serves /metrics (Prometheus) and /healthz on --http-addr and runs until
+It serves /metrics (Prometheus) and /healthz on --http-addr (503 until the
+pipelines have started, then 200) and runs until
 SIGINT or SIGTERM: then in-flight batches finish, offsets are committed, the
 consumers leave their groups and it exits 0.
 
@@ -81,7 +83,14 @@ YAML path (enrich[0].resolvers.titles.target).`,
 			}
 			mux := http.NewServeMux()
 			mux.Handle("GET /metrics", promhttp.Handler())
-			mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+			var started atomic.Bool // /healthz answers 503 until the pipelines run
+			mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+				if !started.Load() {
+					http.Error(w, "starting", http.StatusServiceUnavailable)
+					return
+				}
+				_, _ = w.Write([]byte("ok\n"))
+			})
 			srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 			served := make(chan error, 1)
 			go func() { served <- srv.Serve(lis) }()
@@ -96,6 +105,7 @@ YAML path (enrich[0].resolvers.titles.target).`,
 			if err != nil {
 				return fmt.Errorf("%s: %w", f.config, err)
 			}
+			started.Store(true)
 			log.Info("slate "+kind+" is running", "pipelines", r.Pipelines(), "config", f.config)
 			return r.Wait()
 		},
