@@ -10,6 +10,8 @@ import (
 // test binary (os.Args[0]) with it set to 1.
 const envRunMain = "SLATE_TEST_RUN_MAIN"
 
+//go:generate bash testdata/generate.sh
+
 func TestMain(m *testing.M) {
 	if os.Getenv(envRunMain) == "1" {
 		os.Exit(run(os.Args[1:]))

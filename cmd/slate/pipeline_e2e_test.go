@@ -58,8 +58,9 @@ func readHive(t testing.TB, dir string) []hiveRow {
 
 // TestPipelineE2E runs `slate enrich` and `slate sink` as child processes
 // from one slate.yaml against a schedules service slate has no code for:
-// ID-only change events become full shoots in a Hive table (every event)
-// and a bleve index (the current state), tombstones delete, and the Avro
+// ID-only change events become full shoots in a Hive table and a Kafka
+// topic (every event) and a bleve index (the current state), tombstones
+// delete, and the Avro
 // schema the enricher registered decodes a materialized record, field
 // types included. Once with server reflection, once with a descriptor set.
 func TestPipelineE2E(t *testing.T) {
@@ -106,6 +107,7 @@ sink:
     sinks:
       - {type: hive, root: %[6]s, table: shoots}
       - {type: bleve, path: %[7]s}
+      - {type: kafka, topic: studio.%[3]s.feed}
 `, env.Brokers, env.RegistryURL, et, srv.srv.Addr(), descriptors, hiveRoot, index))
 			enrich := startSlate(t, "slate enrich", "enrich", "--config", cfg)
 			sinks := startSlate(t, "slate sink", "sink", "--config", cfg)
@@ -162,6 +164,15 @@ sink:
 				if rows[1].Data == nil || json.Unmarshal([]byte(*rows[1].Data), &doc) != nil || doc["title"] != "Day 1 (moved)" {
 					t.Errorf("hive row of sh1@2 has data %v, want the shoot titled \"Day 1 (moved)\"", rows[1].Data)
 				}
+			}
+
+			got = nil
+			for _, r := range readTopic(t, env.Brokers, env.Registry, "studio."+et+".feed") {
+				got = append(got, fmt.Sprintf("%s@%d %s", r.key, r.env.Sequence, r.env.Type))
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				t.Errorf("kafka sink topic holds %v, want %v", got, want)
 			}
 
 			ix, err := bleve.New(index, bleve.WithRegistry(env.Registry))
