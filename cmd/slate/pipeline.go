@@ -103,6 +103,12 @@ YAML path (enrich[0].resolvers.titles.target).`,
 			log.Info("metrics listening", "addr", lis.Addr().String())
 			r, err := runner.Start(ctx, cfg, runner.Which{Kind: kind, Name: f.pipeline}, runner.WithLogger(log))
 			if err != nil {
+				if ctx.Err() != nil {
+					// Stopped (SIGINT, SIGTERM) before the pipelines ran:
+					// as clean a stop as one after the start.
+					log.Info("slate "+kind+" stopped during its start", "config", f.config)
+					return nil
+				}
 				return fmt.Errorf("%s: %w", f.config, err)
 			}
 			started.Store(true)
