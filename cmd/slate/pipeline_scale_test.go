@@ -91,10 +91,24 @@ func committedLag(t testing.TB, brokers, group, topic string) int64 {
 // Every change is materialized: each shoot's last output has its final
 // version, the group committed every change, and per shoot the sequence of
 // the outputs never goes down.
+//
+// It runs at least once, then with transactional: true (outputs and input
+// offsets committed together; the outputs read back read_committed).
 func TestEnrichScaleOut(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a broker, a registry and three slate processes")
+	for _, tt := range []struct {
+		name          string
+		transactional bool
+	}{{"at_least_once", false}, {"transactional", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			if testing.Short() {
+				t.Skip("runs a broker, a registry and three slate processes")
+			}
+			scaleOut(t, tt.transactional)
+		})
 	}
+}
+
+func scaleOut(t *testing.T, transactional bool) {
 	const (
 		shoots     = 200
 		rounds     = 20
@@ -119,7 +133,8 @@ enrich:
         rpc: studio.schedules.v1.Schedules/BatchGetShoots
         records_field: shoots
         version_field: version
-`, env.Brokers, env.RegistryURL, group, et, srv.srv.Addr()))
+    transactional: %[6]t
+`, env.Brokers, env.RegistryURL, group, et, srv.srv.Addr(), transactional))
 	createTopic(t, env.Brokers, schema.ChangesTopic(et), 12)
 	enrich := func(n int) *slateProc {
 		return startSlate(t, fmt.Sprintf("slate enrich #%d", n), "enrich", "--config", cfg)
