@@ -86,8 +86,9 @@ func committedLag(t testing.TB, brokers, group, topic string) int64 {
 // TestEnrichScaleOut runs three `slate enrich` processes of one pipeline
 // (one consumer group) over a 12-partition changes topic under a steady
 // load: 200 shoots changed once a round, each until its own last round,
-// the service answering the version the test stored before publishing. Mid-stream one process is
-// SIGKILLed and another SIGTERMed (it must exit 0); both are restarted.
+// the service answering the version the test stored before publishing.
+// Mid-stream one process is SIGKILLed and another SIGTERMed (it must exit
+// 0); both are restarted.
 // Every change is materialized: each shoot's last output has its final
 // version, the group committed every change, and per shoot the sequence of
 // the outputs never goes down.
