@@ -60,7 +60,8 @@ func pipelineCmd(kind, defaultAddr, short, long string) *cobra.Command {
 
 It serves /metrics (Prometheus) and /healthz on --http-addr. /healthz answers
 200 once every pipeline joined its consumer group (its input topics must
-exist) and every resolver's service answers, 503 with the reason before and while not. It runs until
+exist) and every resolver's service answers, 503 with the reason before
+and while not. It runs until
 SIGINT or SIGTERM: then in-flight batches finish, offsets are committed, the
 consumers leave their groups and it exits 0.
 
@@ -110,6 +111,12 @@ YAML path (enrich[0].resolvers.titles.target).`,
 			log.Info("metrics listening", "addr", lis.Addr().String())
 			r, err := runner.Start(ctx, cfg, runner.Which{Kind: kind, Name: f.pipeline}, runner.WithLogger(log), runner.WithRegisterer(metrics))
 			if err != nil {
+				if ctx.Err() != nil {
+					// Stopped (SIGINT, SIGTERM) before the pipelines ran:
+					// as clean a stop as one after the start.
+					log.Info("slate "+kind+" stopped during its start", "config", f.config)
+					return nil
+				}
 				return fmt.Errorf("%s: %w", f.config, err)
 			}
 			running.Store(r)

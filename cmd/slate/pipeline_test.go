@@ -129,3 +129,70 @@ sink:
 		t.Fatal("slate sink did not stop within 30s of SIGTERM")
 	}
 }
+
+// silentConfig writes an enrich config whose resolver target accepts
+// connections and never answers, so that the start of the pipeline waits
+// (up to its start timeout, 10s).
+func silentConfig(t *testing.T) string {
+	t.Helper()
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { silent.Close() })
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	return writeConfig(t, strings.Replace(badEnrichYAML, "{rpc:", "{target: "+silent.Addr().String()+", rpc:", 1))
+}
+
+// slate enrich answers /healthz with 503 while its pipelines start (here a
+// resolver target that accepts connections and never answers), and 200
+// only once they run: a probe must not route to a process that may still
+// fail its start.
+func TestHealthzWaitsForStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs slate enrich in a child process")
+	}
+	p := startSlate(t, "slate enrich", "enrich", "--config", silentConfig(t))
+	var code int
+	testenv.WaitFor(t, 30*time.Second, "/healthz to answer", func() bool {
+		p.running(t)
+		resp, err := http.Get("http://" + p.httpAddr + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		code = resp.StatusCode
+		return true
+	})
+	if code != http.StatusServiceUnavailable {
+		t.Errorf("/healthz answers %d while the resolver has not answered, want 503", code)
+	}
+}
+
+// A SIGTERM while the pipelines start (a rollout stopping a process that
+// is not ready yet) stops slate enrich with exit status 0, as one after
+// the start does.
+func TestSIGTERMDuringStartExitsZero(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs slate enrich in a child process")
+	}
+	p := startSlate(t, "slate enrich", "enrich", "--config", silentConfig(t))
+	testenv.WaitFor(t, 30*time.Second, "/healthz to answer 503", func() bool {
+		p.running(t)
+		resp, err := http.Get("http://" + p.httpAddr + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusServiceUnavailable
+	})
+	p.stop(t)
+}

@@ -2,25 +2,19 @@ package grpcresolver_test
 
 import (
 	"context"
-	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/reflection"
-	rpbv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
-	rpbv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
-	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/slatehq/slate/internal/dynserve"
 )
 
 const descriptorSet = "testdata/assets.pb"
@@ -28,15 +22,7 @@ const descriptorSet = "testdata/assets.pb"
 // testFiles loads the test descriptor set.
 func testFiles(t testing.TB) *protoregistry.Files {
 	t.Helper()
-	b, err := os.ReadFile(descriptorSet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var set descriptorpb.FileDescriptorSet
-	if err := proto.Unmarshal(b, &set); err != nil {
-		t.Fatal(err)
-	}
-	files, err := protodesc.NewFiles(&set)
+	files, err := dynserve.ReadDescriptorSet(descriptorSet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,9 +49,9 @@ var testAssets = []string{
 	`{"id": "big", "revision": "18446744073709551615"}`,
 }
 
-// assetServer serves studio.test.v1.Assets from a grpc.ServiceDesc built
-// by hand: its handlers decode into dynamic messages of the descriptor
-// set, so no generated code is involved.
+// assetServer serves studio.test.v1.Assets through internal/dynserve: its
+// handlers take and answer dynamic messages of the descriptor set, so no
+// generated code is involved.
 type assetServer struct {
 	files  *protoregistry.Files
 	assets map[string]*dynamicpb.Message
@@ -180,42 +166,6 @@ func (s *assetServer) handlers() map[string]func(ctx context.Context, req *dynam
 	}
 }
 
-// serviceDesc builds the grpc.ServiceDesc of studio.test.v1.Assets from
-// its descriptor.
-func (s *assetServer) serviceDesc() *grpc.ServiceDesc {
-	d, err := s.files.FindDescriptorByName("studio.test.v1.Assets")
-	if err != nil {
-		panic(err)
-	}
-	sd := d.(protoreflect.ServiceDescriptor)
-	desc := &grpc.ServiceDesc{ServiceName: string(sd.FullName()), HandlerType: (*any)(nil), Metadata: "assets.proto"}
-	handlers := s.handlers()
-	for i := range sd.Methods().Len() {
-		md := sd.Methods().Get(i)
-		if md.IsStreamingServer() {
-			desc.Streams = append(desc.Streams, grpc.StreamDesc{StreamName: string(md.Name()), ServerStreams: true,
-				Handler: func(any, grpc.ServerStream) error { return status.Error(codes.Unimplemented, "not in the test") }})
-			continue
-		}
-		h := handlers[string(md.Name())]
-		desc.Methods = append(desc.Methods, grpc.MethodDesc{
-			MethodName: string(md.Name()),
-			Handler: func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
-				s.calls.Add(1)
-				req := dynamicpb.NewMessage(md.Input())
-				if err := dec(req); err != nil {
-					return nil, err
-				}
-				if c := codes.Code(s.fail.Load()); c != codes.OK {
-					return nil, status.Errorf(c, "injected %s", c)
-				}
-				return h(ctx, req)
-			},
-		})
-	}
-	return desc
-}
-
 // startServer serves the assets on a loopback port with server
 // reflection of api ("v1", "v1alpha" or "" for none) and returns its
 // address.
@@ -230,20 +180,21 @@ func startServer(t testing.TB, api string) (string, *assetServer) {
 		}
 		s.assets[a.Get(s.field(a, "id")).String()] = a
 	}
-	gs := grpc.NewServer()
-	gs.RegisterService(s.serviceDesc(), nil)
-	opts := reflection.ServerOptions{Services: gs, DescriptorResolver: s.files}
-	switch api {
-	case "v1":
-		rpbv1.RegisterServerReflectionServer(gs, reflection.NewServerV1(opts))
-	case "v1alpha":
-		rpbv1alpha.RegisterServerReflectionServer(gs, reflection.NewServer(opts))
+	handlers := map[string]dynserve.Handler{}
+	for name, h := range s.handlers() {
+		handlers["studio.test.v1.Assets/"+name] = func(ctx context.Context, req *dynamicpb.Message) (proto.Message, error) {
+			s.calls.Add(1)
+			if c := codes.Code(s.fail.Load()); c != codes.OK {
+				return nil, status.Errorf(c, "injected %s", c)
+			}
+			return h(ctx, req)
+		}
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	refl := map[string]dynserve.Reflection{"": dynserve.NoReflection, "v1": dynserve.ReflectionV1, "v1alpha": dynserve.ReflectionV1Alpha}[api]
+	srv, err := dynserve.Start(s.files, handlers, dynserve.WithReflection(refl))
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
-	return lis.Addr().String(), s
+	t.Cleanup(srv.Stop)
+	return srv.Addr(), s
 }
