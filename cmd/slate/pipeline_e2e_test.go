@@ -109,6 +109,9 @@ sink:
       - {type: bleve, path: %[7]s}
       - {type: kafka, topic: studio.%[3]s.feed}
 `, env.Brokers, env.RegistryURL, et, srv.srv.Addr(), descriptors, hiveRoot, index))
+			// Topics first, as a deployment creates them: a pipeline is
+			// ready once it joined its group, which takes its inputs to exist.
+			testenv.CreateTopics(t, env.Brokers, 1, "studio."+et+".changes", "studio."+et+".materialized")
 			enrich := startSlate(t, "slate enrich", "enrich", "--config", cfg)
 			sinks := startSlate(t, "slate sink", "sink", "--config", cfg)
 			enrich.waitReady(t, "enrich")

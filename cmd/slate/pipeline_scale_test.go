@@ -32,25 +32,6 @@ func (s *shootServer) setVersion(id string, v int64) error {
 	return nil
 }
 
-// createTopic creates topic with partitions partitions.
-func createTopic(t testing.TB, brokers, topic string, partitions int) {
-	t.Helper()
-	ac, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": brokers, "enable.metrics.push": false})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ac.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	res, err := ac.CreateTopics(ctx, []kafka.TopicSpecification{{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}})
-	if err == nil && res[0].Error.Code() != kafka.ErrNoError {
-		err = res[0].Error
-	}
-	if err != nil {
-		t.Fatalf("create %s: %v", topic, err)
-	}
-}
-
 // committedLag returns how many records of topic the group has not
 // committed yet.
 func committedLag(t testing.TB, brokers, group, topic string) int64 {
@@ -136,7 +117,7 @@ enrich:
         version_field: version
     transactional: %[6]t
 `, env.Brokers, env.RegistryURL, group, et, srv.srv.Addr(), transactional))
-	createTopic(t, env.Brokers, schema.ChangesTopic(et), 12)
+	testenv.CreateTopics(t, env.Brokers, 12, schema.ChangesTopic(et))
 	enrich := func(n int) *slateProc {
 		return startSlate(t, fmt.Sprintf("slate enrich #%d", n), "enrich", "--config", cfg)
 	}
