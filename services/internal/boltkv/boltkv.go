@@ -69,19 +69,20 @@ type Table struct {
 }
 
 // Put stores the value encode returns for the new version under id and
-// returns that version. With expectedVersion not 0, it puts only over a
+// returns that version, and whether id had no record before (a create).
+// With expectedVersion not 0, it puts only over a
 // stored record at that version: [service.ErrNotFound] if there is none,
 // [service.ErrVersionMismatch] if it is at another. An error of encode is
 // returned as it is, and nothing is stored.
-func (t *Table) Put(ctx context.Context, id string, expectedVersion int64, encode func(version int64) ([]byte, error)) (int64, error) {
+func (t *Table) Put(ctx context.Context, id string, expectedVersion int64, encode func(version int64) ([]byte, error)) (version int64, created bool, err error) {
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	var version int64
-	err := t.db.Update(func(tx *bbolt.Tx) error {
+	err = t.db.Update(func(tx *bbolt.Tx) error {
 		recs, tombs := tx.Bucket(t.records), tx.Bucket(t.tombstones)
 		key := []byte(id)
 		cur, ok := decode(recs.Get(key))
+		created = !ok
 		switch {
 		case ok:
 			if expectedVersion != 0 && expectedVersion != cur {
@@ -104,9 +105,9 @@ func (t *Table) Put(ctx context.Context, id string, expectedVersion int64, encod
 		return recs.Put(key, encodeRecord(version, value))
 	})
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	return version, nil
+	return version, created, nil
 }
 
 // Delete removes the record with id and returns the version the delete was

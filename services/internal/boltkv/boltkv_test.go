@@ -12,9 +12,16 @@ import (
 
 func put(t *testing.T, tab *boltkv.Table, id string, expected int64, value string) int64 {
 	t.Helper()
-	v, err := tab.Put(context.Background(), id, expected, func(int64) ([]byte, error) { return []byte(value), nil })
+	before, err := tab.Get(context.Background(), []string{id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, created, err := tab.Put(context.Background(), id, expected, func(int64) ([]byte, error) { return []byte(value), nil })
 	if err != nil {
 		t.Fatalf("Put(%s, %d) = %v", id, expected, err)
+	}
+	if _, existed := before[id]; created == existed {
+		t.Fatalf("Put(%s) created = %v, but the id existed before: %v", id, created, existed)
 	}
 	return v
 }
@@ -77,11 +84,11 @@ func TestTableChecks(t *testing.T) {
 		t.Fatal(err)
 	}
 	noop := func(int64) ([]byte, error) { return nil, nil }
-	if _, err := tab.Put(ctx, "a", 1, noop); !errors.Is(err, service.ErrNotFound) {
+	if _, _, err := tab.Put(ctx, "a", 1, noop); !errors.Is(err, service.ErrNotFound) {
 		t.Fatalf("Put with expected version of a missing id = %v, want ErrNotFound", err)
 	}
 	put(t, tab, "a", 0, "one")
-	if _, err := tab.Put(ctx, "a", 5, noop); !errors.Is(err, service.ErrVersionMismatch) {
+	if _, _, err := tab.Put(ctx, "a", 5, noop); !errors.Is(err, service.ErrVersionMismatch) {
 		t.Fatalf("stale Put = %v, want ErrVersionMismatch", err)
 	}
 	if _, err := tab.Delete(ctx, "a", 5); !errors.Is(err, service.ErrVersionMismatch) {
@@ -91,7 +98,7 @@ func TestTableChecks(t *testing.T) {
 		t.Fatalf("Delete of a missing id = %v, want ErrNotFound", err)
 	}
 	bad := errors.New("cannot encode")
-	if _, err := tab.Put(ctx, "a", 0, func(int64) ([]byte, error) { return nil, bad }); !errors.Is(err, bad) {
+	if _, _, err := tab.Put(ctx, "a", 0, func(int64) ([]byte, error) { return nil, bad }); !errors.Is(err, bad) {
 		t.Fatalf("Put with a failing encode = %v, want its error", err)
 	}
 	got, _ := tab.Get(ctx, []string{"a"})
