@@ -14,6 +14,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
@@ -77,10 +78,9 @@ func (r *Recorder) WantChanges(t *testing.T, want ...Change) {
 	}
 }
 
-// Serve runs serve on a listener on 127.0.0.1:0 until the end of the test,
-// checks that it returns nil, and returns a plaintext client connection to
-// it.
-func Serve(t *testing.T, serve func(ctx context.Context, lis net.Listener) error) *grpc.ClientConn {
+// Run runs serve on a listener on 127.0.0.1:0 until the end of the test,
+// checks that it then returns nil, and returns the listener's address.
+func Run(t *testing.T, serve func(ctx context.Context, lis net.Listener) error) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -89,19 +89,19 @@ func Serve(t *testing.T, serve func(ctx context.Context, lis net.Listener) error
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, lis) }()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		cancel()
-		t.Fatalf("dial: %v", err)
-	}
 	t.Cleanup(func() {
-		conn.Close()
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Serve returned %v", err)
 		}
 	})
-	return conn
+	return lis.Addr().String()
+}
+
+// Serve is [Run] with a plaintext client connection to the server.
+func Serve(t *testing.T, serve func(ctx context.Context, lis net.Listener) error) *grpc.ClientConn {
+	t.Helper()
+	return Dial(t, Run(t, serve), insecure.NewCredentials())
 }
 
 // Ctx returns a context that ends after 10 seconds or with the test.
@@ -157,4 +157,16 @@ func (rawCodec) Name() string { return "proto" }
 func InvokeRaw(ctx context.Context, conn *grpc.ClientConn, method string, req []byte) error {
 	var resp []byte
 	return conn.Invoke(ctx, method, &req, &resp, grpc.ForceCodecV2(rawCodec{}))
+}
+
+// Dial returns a client connection to addr with creds, closed at the end
+// of the test.
+func Dial(t *testing.T, addr string, creds credentials.TransportCredentials) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }
