@@ -3,6 +3,11 @@
 // registry. Logic lives in the packages; this is flags and wiring.
 package main
 
-import "os"
+import (
+	"os"
+
+	// The studio's derivers, which pipelines name: studio.cashflow.
+	_ "github.com/slatehq/slate/services/finance"
+)
 
 func main() { os.Exit(run(os.Args[1:])) }
