@@ -59,7 +59,7 @@ func TestBadFlagsStartNothing(t *testing.T) {
 		t.Run(strings.Join(tt.args, "="), func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "data")
 			args := append([]string{"up", "--data-dir", dir, "--kafka-port", "0", "--registry-port", "0",
-				"--titles-port", "0", "--http-port", "0", "--log-level", "error"}, tt.args...)
+				"--titles-port", "0", "--schedules-port", "0", "--finance-port", "0", "--http-port", "0", "--log-level", "error"}, tt.args...)
 			err := execute(context.Background(), args)
 			if err == nil || !strings.Contains(err.Error(), tt.flag) {
 				t.Fatalf("slate %v = %v, want an error naming %s", args, err, tt.flag)

@@ -103,7 +103,7 @@ throwaway CA and random accounts, for a local demo (see SECURITY.md).`,
 				wctx, cancel = context.WithTimeout(ctx, duration)
 				defer cancel()
 			}
-			w := stack.NewWorkload(s.Titles, rate)
+			w := stack.NewWorkload(s.Titles, rate).WithStudio(s.Schedules, s.Finance)
 			g, gctx := errgroup.WithContext(wctx)
 			g.Go(func() error { return w.Run(gctx) })
 			g.Go(func() error { progress(gctx, s, w, log.Info); return nil })
@@ -125,6 +125,8 @@ throwaway CA and random accounts, for a local demo (see SECURITY.md).`,
 	f.StringVar(&cfg.RegistryURL, "registry-url", "", "an external schema registry; empty runs slate's own")
 	f.IntVar(&cfg.RegistryPort, "registry-port", 8081, "schema registry port")
 	f.IntVar(&cfg.TitlesPort, "titles-port", 50051, "titles gRPC service port")
+	f.IntVar(&cfg.SchedulesPort, "schedules-port", 50052, "schedules gRPC service port")
+	f.IntVar(&cfg.FinancePort, "finance-port", 50053, "finance gRPC service port")
 	f.IntVar(&cfg.HTTPPort, "http-port", 9464, "port of /metrics and /healthz")
 	f.StringVar(&cfg.HTTPHost, "http-host", "127.0.0.1", "address of /metrics and /healthz; a non-loopback one needs --tls-client-ca or --insecure-bind")
 	f.BoolVar(&cfg.InsecureBind, "insecure-bind", false, "allow a non-loopback --http-host without mutual TLS")
@@ -183,19 +185,29 @@ func progress(ctx context.Context, s *stack.Stack, w *stack.Workload, info func(
 // summarize waits for the pipeline to catch up with the workload and
 // prints the summary; it fails if some change never reached the sink.
 func summarize(ctx context.Context, s *stack.Stack, w *stack.Workload, settle time.Duration, out interface{ Write([]byte) (int, error) }) error {
-	want := w.Expected()
+	want, budgets := w.Expected(), w.Budgets()
 	deadline := time.Now().Add(settle)
 	missing := s.Tracker.Missing(want)
-	for len(missing) > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+	var late map[string]stack.Expectation // cashflows behind their budget
+	if s.Cashflows != nil {
+		late = s.Cashflows.Missing(budgets)
+	}
+	for (len(missing) > 0 || len(late) > 0) && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(100 * time.Millisecond)
 		missing = s.Tracker.Missing(want)
+		if s.Cashflows != nil {
+			late = s.Cashflows.Missing(budgets)
+		}
 	}
 	fmt.Fprintf(out, "slate up summary\n")
 	fmt.Fprintf(out, "  changes published      %d\n", w.Writes())
 	fmt.Fprintf(out, "  events materialized    %d\n", materialized(s))
 	fmt.Fprintf(out, "  events written (sink)  %d\n", s.Tracker.Written())
 	fmt.Fprintf(out, "  duplicates dropped     %d (dedupe store: %s)\n", duplicates(s), s.DedupeAt)
-	fmt.Fprintf(out, "  titles in step         %d/%d\n", len(want)-len(missing), len(want))
+	fmt.Fprintf(out, "  titles in step         %d/%d (title view)\n", len(want)-len(missing), len(want))
+	if s.Cashflows != nil {
+		fmt.Fprintf(out, "  cash flows in step     %d/%d (cashflow view, by budget version)\n", len(budgets)-len(late), len(budgets))
+	}
 	fmt.Fprintf(out, "  hive table             %s/%s\n", s.HiveRoot, s.HiveTable)
 	if s.Search != nil {
 		if n, err := s.Search.Count(ctx, "title"); err == nil {
@@ -210,6 +222,12 @@ func summarize(ctx context.Context, s *stack.Stack, w *stack.Workload, settle ti
 			fmt.Fprintf(out, "  not in step: title %s: want %+v, sink has %+v\n", id, want[id], got)
 		}
 		return fmt.Errorf("%d of %d titles did not reach the sink within %s", len(missing), len(want), settle)
+	}
+	if len(late) > 0 {
+		for id, got := range late {
+			fmt.Fprintf(out, "  not in step: cashflow %s: want budget %+v, sink has %+v\n", id, budgets[id], got)
+		}
+		return fmt.Errorf("%d of %d cash flows did not reach the sink within %s", len(late), len(budgets), settle)
 	}
 	return nil
 }

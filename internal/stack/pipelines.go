@@ -43,7 +43,8 @@ func (c *Config) pipelines() ([]byte, error) {
 		}
 	}
 	vars := map[string]string{"SLATE_UP_BROKERS": "127.0.0.1:1", "SLATE_UP_REGISTRY_URL": "http://127.0.0.1:1",
-		"SLATE_UP_TITLES_ADDR": "127.0.0.1:1", "SLATE_UP_DATA_DIR": c.DataDir}
+		"SLATE_UP_TITLES_ADDR": "127.0.0.1:1", "SLATE_UP_SCHEDULES_ADDR": "127.0.0.1:1", "SLATE_UP_FINANCE_ADDR": "127.0.0.1:1",
+		"SLATE_UP_DATA_DIR": c.DataDir}
 	if _, err := c.decode(text, vars); err != nil {
 		return nil, err
 	}
@@ -100,7 +101,8 @@ func titleSink(rc *runner.Config) int {
 // follows the sink pipeline of the materialized titles with the Tracker.
 func (s *Stack) startPipelines(ctx context.Context) error {
 	rc, err := s.cfg.decode(s.pipelines, map[string]string{"SLATE_UP_BROKERS": s.Brokers,
-		"SLATE_UP_REGISTRY_URL": s.RegistryURL, "SLATE_UP_TITLES_ADDR": s.TitlesAddr, "SLATE_UP_DATA_DIR": s.cfg.DataDir})
+		"SLATE_UP_REGISTRY_URL": s.RegistryURL, "SLATE_UP_TITLES_ADDR": s.TitlesAddr, "SLATE_UP_SCHEDULES_ADDR": s.SchedulesAddr,
+		"SLATE_UP_FINANCE_ADDR": s.FinanceAddr, "SLATE_UP_DATA_DIR": s.cfg.DataDir})
 	if err != nil {
 		return err
 	}
@@ -119,6 +121,17 @@ func (s *Stack) startPipelines(ctx context.Context) error {
 		}
 	}
 	s.Pipelines = rc
+	for i := range rc.Enrich {
+		p := &rc.Enrich[i]
+		if p.Output == materializedTitles(rc) && len(p.Joins) > 0 {
+			s.Tracker.Joined = true
+		}
+		if s.sec.server != nil && p.Derive.Settings["rates_target"] != "" && p.Derive.Settings["tls_ca_file"] == "" {
+			// The stack's finance service speaks TLS.
+			p.Derive.Settings["tls_ca_file"] = s.sec.CAFile
+			p.Derive.Settings["tls_cert_file"], p.Derive.Settings["tls_key_file"] = s.sec.ClientCertFile, s.sec.ClientKeyFile
+		}
+	}
 	sp := rc.Sink[titleSink(rc)]
 	s.TitleSink, s.TitleGroup = sp.Name, sp.Group
 	s.DedupeAt = sp.Dedupe.Type
@@ -129,6 +142,14 @@ func (s *Stack) startPipelines(ctx context.Context) error {
 	follow := append([]sink.Sink{s.Tracker}, s.cfg.ExtraSinks...)
 	opts := []runner.Option{runner.WithLogger(s.cfg.Log), runner.WithRegistryClient(s.Registry),
 		runner.WithSinks(sp.Name, follow...), runner.WithRegisterer(s.metrics)}
+	// The cashflow view, when a sink pipeline other than the titles' reads
+	// it, is followed too: its sequence's high half is the budget's version.
+	cashflows := rc.TopicPrefix + "cashflow.materialized"
+	if at := slices.IndexFunc(rc.Sink, func(p runner.SinkPipeline) bool { return slices.Contains(p.Inputs, cashflows) }); at >= 0 && rc.Sink[at].Name != sp.Name {
+		s.Cashflows = NewTracker()
+		s.Cashflows.Joined = true
+		opts = append(opts, runner.WithSinks(rc.Sink[at].Name, s.Cashflows))
+	}
 	r, err := runner.Start(ctx, rc, runner.Which{Kind: runner.KindAll}, opts...)
 	if r != nil {
 		s.onStop(func(context.Context) error { return r.Wait() })

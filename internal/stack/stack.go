@@ -31,6 +31,8 @@ import (
 	"github.com/slatehq/slate/consumer/sink/bleve"
 	"github.com/slatehq/slate/internal/broker"
 	"github.com/slatehq/slate/producer"
+	financev1 "github.com/slatehq/slate/proto/finance/v1"
+	schedulesv1 "github.com/slatehq/slate/proto/schedules/v1"
 	titlesv1 "github.com/slatehq/slate/proto/titles/v1"
 	"github.com/slatehq/slate/runner"
 	"github.com/slatehq/slate/schema"
@@ -47,7 +49,11 @@ type Config struct {
 	RegistryURL  string // an external registry; empty starts slate's own
 	RegistryPort int
 	TitlesPort   int
-	HTTPPort     int // /metrics and /healthz
+	// SchedulesPort and FinancePort are the ports of the schedules and
+	// finance services.
+	SchedulesPort int
+	FinancePort   int
+	HTTPPort      int // /metrics and /healthz
 	// HTTPHost is the address /metrics and /healthz listen on (default
 	// 127.0.0.1). A non-loopback one needs Security.ClientCAFile (mutual
 	// TLS), or InsecureBind to serve them to anyone.
@@ -88,7 +94,7 @@ func (c *Config) Validate() error {
 	switch {
 	case c.DataDir == "":
 		return errors.New("stack: data dir is empty")
-	case c.KafkaPort < 0 || c.RegistryPort < 0 || c.TitlesPort < 0 || c.HTTPPort < 0:
+	case c.KafkaPort < 0 || c.RegistryPort < 0 || c.TitlesPort < 0 || c.HTTPPort < 0 || c.SchedulesPort < 0 || c.FinancePort < 0:
 		return errors.New("stack: ports must not be negative")
 	}
 	if err := c.Security.Validate(); err != nil {
@@ -120,6 +126,12 @@ type Stack struct {
 	HiveTable   string
 
 	Titles titlesv1.TitlesClient
+	// SchedulesAddr and FinanceAddr are where the studio's other services
+	// listen; Schedules and Finance are clients of them.
+	SchedulesAddr string
+	FinanceAddr   string
+	Schedules     schedulesv1.SchedulesClient
+	Finance       financev1.FinanceClient
 	// Runner runs the pipelines.
 	Runner *runner.Runner
 	// Pipelines is the configuration they run from.
@@ -136,10 +148,13 @@ type Stack struct {
 	DedupeAt string
 	// Search is its embedded Elasticsearch-compatible index of titles, if
 	// it has a bleve sink.
-	Search   *bleve.Sink
-	Tracker  *Tracker
-	Registry *schema.RegistryClient
-	Producer *producer.Producer // the titles service's
+	Search  *bleve.Sink
+	Tracker *Tracker
+	// Cashflows follows the cashflow view, when slate.yaml has one (nil
+	// otherwise).
+	Cashflows *Tracker
+	Registry  *schema.RegistryClient
+	Producer  *producer.Producer // the titles service's
 	// Gatherer reads the metrics of the stack's parts.
 	Gatherer prometheus.Gatherer
 
@@ -260,6 +275,11 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	s.onStop(func(context.Context) error { return conn.Close() })
 	s.Titles = titlesv1.NewTitlesClient(conn)
+
+	// The studio's other services: schedules and finance.
+	if err := s.startStudio(gctx); err != nil {
+		return s, err
+	}
 
 	// The pipelines, from slate.yaml (the embedded one or --config).
 	if err := s.startPipelines(ctx); err != nil {

@@ -11,6 +11,10 @@ import (
 // Tracker is a sink that remembers the newest state per subject it was
 // given, so `slate up` can tell when every change reached the sinks.
 type Tracker struct {
+	// Joined says the titles are a joined view: an event's sequence is
+	// the view version (enricher.ViewVersion), the title's version times
+	// 2^32 plus the joined records' versions.
+	Joined  bool
 	mu      sync.Mutex
 	written int
 	state   map[string]Expectation
@@ -26,10 +30,14 @@ func (t *Tracker) Write(_ context.Context, batch []sink.Event) error {
 	for i := range batch {
 		e := &batch[i]
 		t.written++
-		if cur, ok := t.state[e.Subject]; ok && cur.Version > e.Sequence {
+		v := e.Sequence
+		if t.Joined {
+			v >>= 32
+		}
+		if cur, ok := t.state[e.Subject]; ok && cur.Version > v {
 			continue
 		}
-		t.state[e.Subject] = Expectation{Version: e.Sequence, Deleted: e.Type == schema.OpDelete}
+		t.state[e.Subject] = Expectation{Version: v, Deleted: e.Type == schema.OpDelete}
 	}
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	financev1 "github.com/slatehq/slate/proto/finance/v1"
+	schedulesv1 "github.com/slatehq/slate/proto/schedules/v1"
 	titlesv1 "github.com/slatehq/slate/proto/titles/v1"
 )
 
@@ -24,18 +26,29 @@ type Expectation struct {
 // titles, moves their release dates and statuses, and deletes some. It
 // remembers the last version of every title it touched.
 type Workload struct {
-	client titlesv1.TitlesClient
-	rate   float64
+	client    titlesv1.TitlesClient
+	schedules schedulesv1.SchedulesClient
+	finance   financev1.FinanceClient
+	rate      float64
 
-	mu     sync.Mutex
-	writes int
-	expect map[string]Expectation
-	live   []string
+	mu      sync.Mutex
+	writes  int
+	expect  map[string]Expectation
+	budgets map[string]Expectation // by title id, with schedules and finance
+	live    []string
 }
 
 // NewWorkload returns a workload issuing about rate writes per second.
 func NewWorkload(client titlesv1.TitlesClient, rate float64) *Workload {
-	return &Workload{client: client, rate: rate, expect: make(map[string]Expectation)}
+	return &Workload{client: client, rate: rate, expect: make(map[string]Expectation), budgets: make(map[string]Expectation)}
+}
+
+// WithStudio makes the workload a studio's year: every new title gets a
+// production schedule and a budget, and updates also slip schedules
+// (release dates move by a month, back and forth) and revise budgets.
+func (w *Workload) WithStudio(schedules schedulesv1.SchedulesClient, finance financev1.FinanceClient) *Workload {
+	w.schedules, w.finance = schedules, finance
+	return w
 }
 
 var (
@@ -74,6 +87,10 @@ func (w *Workload) step(ctx context.Context) error {
 	switch {
 	case n < 5 || r < 30:
 		return w.Create(ctx, fmt.Sprintf("Title %d", rand.IntN(1_000_000)))
+	case w.finance != nil && r < 50:
+		return w.Slip(ctx, w.pick())
+	case w.finance != nil && r < 65:
+		return w.Revise(ctx, w.pick())
 	case r < 90:
 		return w.Update(ctx, w.pick())
 	default:
@@ -95,8 +112,82 @@ func (w *Workload) Create(ctx context.Context, name string) error {
 	if err != nil {
 		return transient(err)
 	}
-	w.record(resp.GetTitle().GetId(), resp.GetTitle().GetVersion(), false)
+	id := resp.GetTitle().GetId()
+	w.record(id, resp.GetTitle().GetVersion(), false)
+	if w.finance == nil {
+		return nil
+	}
+	release, _ := time.Parse(time.DateOnly, resp.GetTitle().GetReleaseDate())
+	start := release.AddDate(0, -12-rand.IntN(6), 0)
+	if _, err := w.schedules.PutSchedule(ctx, &schedulesv1.PutScheduleRequest{Schedule: &schedulesv1.Schedule{
+		TitleId: id, ProductionStart: start.Format(time.DateOnly), ProductionEnd: start.AddDate(0, 3+rand.IntN(6), 0).Format(time.DateOnly),
+		Releases: []*schedulesv1.Release{{Territory: "US", Date: release.Format(time.DateOnly)},
+			{Territory: "GB", Date: release.AddDate(0, 0, 14).Format(time.DateOnly)}},
+	}}); err != nil {
+		return transient(err)
+	}
+	w.count()
+	return w.Revise(ctx, id)
+}
+
+// Slip moves a title's production and release dates a month later or
+// earlier.
+func (w *Workload) Slip(ctx context.Context, id string) error {
+	got, err := w.schedules.GetSchedule(ctx, &schedulesv1.GetScheduleRequest{TitleId: id})
+	if err != nil {
+		return transient(err)
+	}
+	s := got.GetSchedule()
+	months := []int{-1, 1}[rand.IntN(2)]
+	move := func(d string) string {
+		t, _ := time.Parse(time.DateOnly, d)
+		return t.AddDate(0, months, 0).Format(time.DateOnly)
+	}
+	s.ProductionStart, s.ProductionEnd = move(s.ProductionStart), move(s.ProductionEnd)
+	for _, r := range s.Releases {
+		r.Date = move(r.Date)
+	}
+	if _, err := w.schedules.PutSchedule(ctx, &schedulesv1.PutScheduleRequest{Schedule: s, ExpectedVersion: &s.Version}); err != nil {
+		return transient(err)
+	}
+	w.count()
 	return nil
+}
+
+// Revise puts a new budget for a title: crew over production, prints and
+// advertising in the months before release, in three currencies.
+func (w *Workload) Revise(ctx context.Context, id string) error {
+	resp, err := w.finance.PutBudget(ctx, &financev1.PutBudgetRequest{Budget: &financev1.Budget{TitleId: id, LineItems: []*financev1.LineItem{
+		{Category: "crew", Amount: 1_000_000_00 + rand.Int64N(5_000_000_00), Currency: "USD", Profile: "production"},
+		{Category: "vfx", Amount: 500_000_00 + rand.Int64N(1_000_000_00), Currency: "GBP", Profile: "production"},
+		{Category: "p&a", Amount: 200_000_00 + rand.Int64N(800_000_00), Currency: "EUR", Profile: "before_release:3"},
+	}}})
+	if err != nil {
+		return transient(err)
+	}
+	w.mu.Lock()
+	w.writes++
+	w.budgets[id] = Expectation{Version: resp.GetBudget().GetVersion()}
+	w.mu.Unlock()
+	return nil
+}
+
+func (w *Workload) count() {
+	w.mu.Lock()
+	w.writes++
+	w.mu.Unlock()
+}
+
+// Budgets returns a copy of the budget version every budgeted title's
+// cashflow view must reach.
+func (w *Workload) Budgets() map[string]Expectation {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make(map[string]Expectation, len(w.budgets))
+	for k, v := range w.budgets {
+		out[k] = v
+	}
+	return out
 }
 
 // Update moves a title's release date and status.
