@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	dto "github.com/prometheus/client_model/go"
 
@@ -150,6 +153,9 @@ func (s *Stack) startPipelines(ctx context.Context) error {
 		s.Cashflows.Joined = true
 		opts = append(opts, runner.WithSinks(rc.Sink[at].Name, s.Cashflows))
 	}
+	if err := s.createTopics(ctx, rc); err != nil {
+		return err
+	}
 	r, err := runner.Start(ctx, rc, runner.Which{Kind: runner.KindAll}, opts...)
 	if r != nil {
 		s.onStop(func(context.Context) error { return r.Wait() })
@@ -197,4 +203,53 @@ func (s *Stack) Counter(name string, match map[string]string) float64 {
 		}
 	}
 	return sum
+}
+
+// createTopics creates the topics the pipelines read and write, with the
+// stack's partitions, as a deployment does before it starts them: the
+// pipelines then join their groups at once (and /healthz says ready)
+// instead of waiting for the first change to create them.
+func (s *Stack) createTopics(ctx context.Context, rc *runner.Config) error {
+	seen := map[string]bool{}
+	var specs []kafka.TopicSpecification
+	add := func(t string) {
+		if !seen[t] {
+			seen[t] = true
+			specs = append(specs, kafka.TopicSpecification{Topic: t, NumPartitions: s.cfg.Partitions, ReplicationFactor: 1})
+		}
+	}
+	for _, p := range rc.Enrich {
+		for _, t := range p.Inputs {
+			add(t)
+		}
+		add(p.Output)
+	}
+	for _, p := range rc.Sink {
+		for _, t := range p.Inputs {
+			add(t)
+		}
+	}
+	cm, err := rc.Kafka.ConfigMap()
+	if err != nil {
+		return fmt.Errorf("stack: topics: %w", err)
+	}
+	ad, err := kafka.NewAdminClient(&cm)
+	if err != nil {
+		return fmt.Errorf("stack: topics: %w", err)
+	}
+	defer ad.Close()
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	res, err := ad.CreateTopics(cctx, specs)
+	if err != nil {
+		return fmt.Errorf("stack: create topics: %w", err)
+	}
+	for _, r := range res {
+		if c := r.Error.Code(); c != kafka.ErrNoError && c != kafka.ErrTopicAlreadyExists {
+			// A cluster that refuses (no rights, auto-creation only) is
+			// not fatal: the topics appear with the first change.
+			s.cfg.Log.Warn("topic not created", "topic", r.Topic, "err", r.Error)
+		}
+	}
+	return nil
 }
