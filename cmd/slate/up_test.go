@@ -96,20 +96,28 @@ func TestUpPrintConfig(t *testing.T) {
 	}
 }
 
-// slate up --config runs a user's pipelines instead of the embedded ones.
+// slate up --config runs a user's pipelines instead of the embedded ones,
+// and its services publish under the file's topic prefix.
 func TestUpWithConfig(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the whole system for a few seconds")
 	}
-	dir := t.TempDir()
-	code := run([]string{"up", "--config", writeConfig(t, goodUpYAML), "--duration", "3s", "--settle", "20s", "--rate", "100",
-		"--data-dir", dir, "--kafka-port", "0", "--registry-port", "0", "--titles-port", "0", "--schedules-port", "0", "--finance-port", "0", "--http-port", "0",
-		"--log-level", "warn"})
-	if code != 0 {
-		t.Fatalf("slate up --config exited %d", code)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "audit", "titles")); err != nil {
-		t.Errorf("the file's hive sink wrote nothing: %v", err)
+	for name, yml := range map[string]string{
+		"default prefix": goodUpYAML,
+		"acme prefix":    "topic_prefix: acme.\n" + strings.ReplaceAll(goodUpYAML, "studio.title.materialized", "acme.title.materialized"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			code := run([]string{"up", "--config", writeConfig(t, yml), "--duration", "3s", "--settle", "20s", "--rate", "100",
+				"--data-dir", dir, "--kafka-port", "0", "--registry-port", "0", "--titles-port", "0", "--schedules-port", "0", "--finance-port", "0", "--http-port", "0",
+				"--log-level", "warn"})
+			if code != 0 {
+				t.Fatalf("slate up --config exited %d", code)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "audit", "titles")); err != nil {
+				t.Errorf("the file's hive sink wrote nothing: %v", err)
+			}
+		})
 	}
 }
 

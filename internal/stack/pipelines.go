@@ -35,23 +35,25 @@ func (c *Config) pipelinesName() string {
 	return "--config " + c.Pipelines
 }
 
-// pipelines returns the text of the pipelines' file, checked as far as it
-// can be before anything runs.
-func (c *Config) pipelines() ([]byte, error) {
+// pipelines returns the text of the pipelines' file, and its settings as
+// far as they can be known before anything runs (the addresses of the
+// stack's parts are placeholders), checked.
+func (c *Config) pipelines() ([]byte, *runner.Config, error) {
 	text := DefaultPipelines
 	if c.Pipelines != "" {
 		var err error
 		if text, err = os.ReadFile(c.Pipelines); err != nil {
-			return nil, fmt.Errorf("stack: --config: %w", err)
+			return nil, nil, fmt.Errorf("stack: --config: %w", err)
 		}
 	}
 	vars := map[string]string{"SLATE_UP_BROKERS": "127.0.0.1:1", "SLATE_UP_REGISTRY_URL": "http://127.0.0.1:1",
 		"SLATE_UP_TITLES_ADDR": "127.0.0.1:1", "SLATE_UP_SCHEDULES_ADDR": "127.0.0.1:1", "SLATE_UP_FINANCE_ADDR": "127.0.0.1:1",
 		"SLATE_UP_DATA_DIR": c.DataDir}
-	if _, err := c.decode(text, vars); err != nil {
-		return nil, err
+	rc, err := c.decode(text, vars)
+	if err != nil {
+		return nil, nil, err
 	}
-	return text, nil
+	return text, rc, nil
 }
 
 // decode reads the pipelines with the SLATE_UP_* variables set to vars,

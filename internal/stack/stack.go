@@ -100,7 +100,7 @@ func (c *Config) Validate() error {
 	if err := c.Security.Validate(); err != nil {
 		return err
 	}
-	if _, err := c.pipelines(); err != nil {
+	if _, _, err := c.pipelines(); err != nil {
 		return err
 	}
 	if h := c.httpHost(); !isLoopback(h) && c.Security.ClientCAFile == "" && !c.InsecureBind {
@@ -197,7 +197,8 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	external := cfg.Brokers != ""
 
 	// First, so that a bad pipelines file fails the start at once.
-	if s.pipelines, err = cfg.pipelines(); err != nil {
+	var early *runner.Config
+	if s.pipelines, early, err = cfg.pipelines(); err != nil {
 		return s, err
 	}
 
@@ -252,7 +253,8 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 
 	// The titles service and its producer.
-	if s.Producer, err = s.newProducer("//studio/titles", "slate-titles"); err != nil {
+	// The services publish under the pipelines' topic prefix.
+	if s.Producer, err = s.newProducer("//studio/titles", "slate-titles", producer.WithTopicPrefix(early.TopicPrefix)); err != nil {
 		return s, err
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(cfg.TitlesPort))
