@@ -103,7 +103,7 @@ throwaway CA and random accounts, for a local demo (see SECURITY.md).`,
 				wctx, cancel = context.WithTimeout(ctx, duration)
 				defer cancel()
 			}
-			w := stack.NewWorkload(s.Titles, rate).WithStudio(s.Schedules, s.Finance)
+			w := stack.NewWorkload(s.Titles, rate).WithStudio(s.Schedules, s.Finance).WithReplays(s.Producer)
 			g, gctx := errgroup.WithContext(wctx)
 			g.Go(func() error { return w.Run(gctx) })
 			g.Go(func() error { progress(gctx, s, w, log.Info); return nil })
@@ -237,8 +237,8 @@ func materialized(s *stack.Stack) int64 {
 	return int64(s.Counter("slate_enricher_materialized_total", nil))
 }
 
-// duplicates is the number of events the title sink's dedupe store
+// duplicates is the number of events the sink pipelines' dedupe stores
 // dropped.
 func duplicates(s *stack.Stack) int64 {
-	return int64(s.Counter("slate_consumer_duplicates_total", map[string]string{"group": s.TitleGroup}))
+	return int64(s.Counter("slate_consumer_duplicates_total", nil))
 }
