@@ -32,7 +32,7 @@ type pipelineFlags struct {
 
 // enrichCmd and sinkCmd run the pipelines of one kind from slate.yaml.
 func enrichCmd() *cobra.Command {
-	return pipelineCmd(runner.KindEnrich, "127.0.0.1:9465", "Run enrich pipelines from a YAML file",
+	return pipelineCmd(runner.KindEnrich, "127.0.0.1:9467", "Run enrich pipelines from a YAML file",
 		`enrich runs the enrich pipelines of --config (all of them, or the one named by
 --pipeline): each consumes ID-only change events as a member of the consumer
 group named after it, asks its gRPC services for the records (any unary
