@@ -78,9 +78,13 @@ func TestCDCPublishesTheFinanceOutbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sep := "&"
-	if !strings.Contains(dsn, "?") {
+	// The service's sessions have its schema as their search path.
+	sep := " "
+	if strings.Contains(dsn, "://") {
 		sep = "?"
+		if strings.Contains(dsn, "?") {
+			sep = "&"
+		}
 	}
 	store, err := finance.OpenPostgresStore(ctx, dsn+sep+"search_path="+name, outbox)
 	if err != nil {
