@@ -44,9 +44,12 @@ type Config struct {
 	// moves forward and the server can recycle WAL.
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
 	// Outbox is the outbox table (default cdc.OutboxTable; "-" disables
-	// routing, and the table is then captured like any other).
+	// routing, and the table is then captured like any other). A bare
+	// name matches a table of that name in every schema, schema.table
+	// only that one.
 	Outbox string `yaml:"outbox"`
-	// OutboxDelete deletes outbox rows once Kafka acknowledged them.
+	// OutboxDelete deletes outbox rows once Kafka acknowledged them, from
+	// the table each was read from.
 	OutboxDelete bool `yaml:"outbox_delete"`
 	// TopicPrefix prefixes the topics events go to:
 	// <prefix>cdc.<db>.<schema>.<table> for rows and

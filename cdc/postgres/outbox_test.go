@@ -113,3 +113,65 @@ func TestOutboxPublishesExactlyTheCommitted(t *testing.T) {
 	}
 	t.Logf("%d transactions, %d rolled back, topic holds exactly the %d committed", txs, len(rolledBack), txs-len(rolledBack))
 }
+
+// A bare outbox name matches the table in any schema, and a published row
+// is deleted from the table it was read from: a service keeping its
+// outbox in a schema of its own gets its rows deleted there, and a table
+// of the same name in the connection's search path keeps its rows.
+func TestOutboxDeleteFromTheRowsSchema(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	outbox := h.table("outbox")
+	svc := h.name + "_svc"
+	exec(t, h.db, "CREATE SCHEMA "+svc)
+	t.Cleanup(func() { exec(t, h.db, "DROP SCHEMA IF EXISTS "+svc+" CASCADE") })
+	for _, s := range []string{svc, "public"} {
+		exec(t, h.db, strings.Replace(cdc.OutboxDDL, cdc.OutboxTable, s+"."+outbox, 1))
+	}
+	t.Cleanup(func() { exec(t, h.db, "DROP TABLE IF EXISTS public."+outbox) })
+	codec, err := schema.NewCodec(h.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic := schema.ChangesTopic("title")
+	col := h.collect(topic)
+	cfg := h.config(svc + "." + outbox)
+	cfg.Outbox = outbox
+	cfg.OutboxDelete = true
+	run := h.start(cfg)
+	defer run.stop(t)
+	h.waitActive()
+
+	env := schema.NewEnvelope("//studio/titles", schema.OpUpdate, "title", "t-1")
+	env.Sequence = 1
+	payload, err := codec.Encode(ctx, nil, topic, &env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same row in both tables; only the service's is published.
+	for _, s := range []string{"public", svc} {
+		exec(t, h.db, "INSERT INTO "+s+"."+outbox+" (id, aggregatetype, aggregateid, type, payload) VALUES ($1, 'title', 't-1', 'UPDATE', $2)",
+			env.ID, payload)
+	}
+	recs := col.waitFor(t, 20*time.Second, "the outbox event", func(rs []record) bool { return len(rs) >= 1 })
+	if recs[0].env.ID != env.ID || recs[0].key != "t-1" {
+		t.Fatalf("published %s keyed %q, want %s keyed t-1", recs[0].env.ID, recs[0].key, env.ID)
+	}
+	count := func(table string) int {
+		var n int
+		if err := h.db.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for count(svc+"."+outbox) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the published row is still in %s.%s", svc, outbox)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := count("public." + outbox); n != 1 {
+		t.Fatalf("public.%s holds %d rows, want its unpublished one", outbox, n)
+	}
+}

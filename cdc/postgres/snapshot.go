@@ -162,7 +162,7 @@ func (st *stream) snapshotTable(ctx context.Context, tx pgx.Tx, t snapTable, cp 
 	for {
 		rr := tx.Conn().PgConn().ExecParams(ctx, fmt.Sprintf("FETCH %d FROM slate_snap", snapshotFetch), nil, nil, nil, nil)
 		var evs []cdc.Event
-		var ids []string
+		var ids []outboxRow
 		for rr.NextRow() {
 			raw := rr.Values()
 			vals := make([]any, len(raw))
@@ -179,7 +179,7 @@ func (st *stream) snapshotTable(ctx context.Context, tx pgx.Tx, t snapTable, cp 
 					return n, err
 				}
 				evs = append(evs, ev)
-				ids = append(ids, id)
+				ids = append(ids, newOutboxRow(table, id))
 				continue
 			}
 			ch := &cdc.Change{

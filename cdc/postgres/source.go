@@ -34,7 +34,17 @@ type Position struct {
 	LSN pglogrepl.LSN
 
 	snapshotDone bool
-	outboxIDs    []string
+	outboxIDs    []outboxRow
+}
+
+// outboxRow is a published outbox row: the table it was read from (quoted
+// schema.table, since a bare Config.Outbox matches in every schema) and
+// its id.
+type outboxRow struct{ table, id string }
+
+// newOutboxRow names the row id of the outbox table t.
+func newOutboxRow(t *cdc.Table, id string) outboxRow {
+	return outboxRow{table: pgx.Identifier{t.Schema, t.Name}.Sanitize(), id: id}
 }
 
 // String returns the LSN as PostgreSQL prints it (16/B374D848).
@@ -52,7 +62,7 @@ type Source struct {
 	mu            sync.Mutex
 	acked         pglogrepl.LSN // acknowledged by Kafka, confirmable
 	snapshotAcked bool
-	deletable     []string // outbox ids acknowledged, not yet deleted
+	deletable     []outboxRow // outbox rows acknowledged, not yet deleted
 }
 
 // New returns a source for cfg. It does not connect; Run does.
@@ -142,15 +152,15 @@ type stream struct {
 	txSeq      int64 // sequence base of the open transaction (sequence.go)
 	carried    bool  // the open transaction's sequences continue the last one's
 	buf        []pending
-	outboxIDs  []string
+	outboxIDs  []outboxRow
 
 	lastSeq int64 // the last envelope sequence handed out
 
 	pipe *pipeline // decoded units to the encoders, in order to emit
 
 	emitted        pglogrepl.LSN // position of the last emitted batch
-	undeleted      []string      // acknowledged outbox ids not found yet
-	undeletedTries int           // ticks the undeleted ids were looked for
+	undeleted      []outboxRow   // acknowledged outbox rows not found yet
+	undeletedTries int           // ticks the undeleted rows were looked for
 	snapshotMarked bool
 	snapshotActive bool // a snapshot was taken in this run and is not marked done yet
 }
@@ -389,49 +399,61 @@ func (st *stream) housekeeping(ctx context.Context) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	q := fmt.Sprintf("DELETE FROM %s WHERE id = ANY($1::uuid[]) RETURNING id::text", outboxIdent(cfg.Outbox))
-	rows, err := st.meta.Query(ctx, q, ids)
-	if err != nil {
-		return fmt.Errorf("postgres: delete published outbox rows: %w", err)
-	}
-	deleted := make(map[string]bool, len(ids))
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return fmt.Errorf("postgres: delete published outbox rows: %w", err)
+	byTable := map[string][]string{}
+	var tables []string
+	for _, r := range ids {
+		if _, ok := byTable[r.table]; !ok {
+			tables = append(tables, r.table)
 		}
-		deleted[id] = true
+		byTable[r.table] = append(byTable[r.table], r.id)
 	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("postgres: delete published outbox rows: %w", err)
-	}
-	// A commit is decoded from the WAL a moment before the committing
-	// backend makes it visible to other sessions, so a fast ack can try
-	// to delete a row this session cannot see yet. Such ids are tried
-	// again at the next ticks, a bounded number of times (an id deleted by
-	// someone else meanwhile is never found).
-	st.undeletedTries++
-	if len(deleted) < len(ids) && st.undeletedTries <= outboxDeleteTries {
-		for _, id := range ids {
+	missing := false
+	for _, table := range tables {
+		deleted, err := st.deleteOutboxRows(ctx, table, byTable[table])
+		if err != nil {
+			return err
+		}
+		// A commit is decoded from the WAL a moment before the committing
+		// backend makes it visible to other sessions, so a fast ack can
+		// try to delete a row this session cannot see yet. Such ids are
+		// tried again at the next ticks, a bounded number of times (an id
+		// deleted by someone else meanwhile is never found).
+		for _, id := range byTable[table] {
 			if !deleted[strings.ToLower(id)] {
-				st.undeleted = append(st.undeleted, id)
+				missing = true
+				st.undeleted = append(st.undeleted, outboxRow{table: table, id: id})
 			}
 		}
 	}
-	if len(st.undeleted) == 0 {
+	st.undeletedTries++
+	if !missing || st.undeletedTries > outboxDeleteTries {
+		st.undeleted = nil
 		st.undeletedTries = 0
 	}
 	return nil
 }
 
+// deleteOutboxRows deletes the rows ids from the outbox table (quoted
+// schema.table) and returns the ids it found, in lower case.
+func (st *stream) deleteOutboxRows(ctx context.Context, table string, ids []string) (map[string]bool, error) {
+	rows, err := st.meta.Query(ctx, "DELETE FROM "+table+" WHERE id = ANY($1::uuid[]) RETURNING id::text", ids)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: delete published outbox rows of %s: %w", table, err)
+	}
+	deleted, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("postgres: delete published outbox rows of %s: %w", table, err)
+	}
+	found := make(map[string]bool, len(deleted))
+	for _, id := range deleted {
+		found[id] = true
+	}
+	return found, nil
+}
+
 // outboxDeleteTries bounds how many status ticks an acknowledged outbox id
 // that was not found is looked for again.
 const outboxDeleteTries = 50
-
-func outboxIdent(name string) string {
-	return pgx.Identifier(strings.SplitN(name, ".", 2)).Sanitize()
-}
 
 func (st *stream) heartbeat(ctx context.Context) error {
 	cfg := &st.s.cfg
@@ -731,7 +753,7 @@ func (st *stream) change(ctx context.Context, lsn pglogrepl.LSN, relID uint32, o
 			return err
 		}
 		st.buf = append(st.buf, pending{ev: ev})
-		st.outboxIDs = append(st.outboxIDs, id)
+		st.outboxIDs = append(st.outboxIDs, newOutboxRow(r.table, id))
 		return st.flushLarge(ctx)
 	}
 	ch := &cdc.Change{

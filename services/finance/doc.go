@@ -32,7 +32,10 @@
 //   - [PostgresStore] writes each change and its event, a row of the outbox
 //     table that the CDC sidecar publishes, in one transaction: a rolled
 //     back write leaves no event and a committed one always has its event,
-//     so nothing is lost.
+//     so nothing is lost. `slate cdc` on the store's database publishes the
+//     events; with --tables <schema>.slate_outbox the publication it
+//     creates holds the outbox alone, so the store's tables are not also
+//     streamed as row events.
 //
 // [Serve] runs a [Server] on a listener together with the standard gRPC
 // health service and server reflection, with the limits and TLS rules of

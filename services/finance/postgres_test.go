@@ -18,14 +18,26 @@ import (
 	"github.com/slatehq/slate/services/finance"
 )
 
+// pgDSN is the test database: SLATE_PG_DSN, or the local server.
+func pgDSN() string {
+	if dsn := os.Getenv("SLATE_PG_DSN"); dsn != "" {
+		return dsn
+	}
+	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+}
+
 // pgPool returns a pool whose search path is a schema of its own, dropped
 // at the end of the test, so tests see only their own tables.
 func pgPool(t *testing.T) *pgxpool.Pool {
 	t.Helper()
-	dsn := os.Getenv("SLATE_PG_DSN")
-	if dsn == "" {
-		dsn = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-	}
+	pool, _ := pgSchema(t)
+	return pool
+}
+
+// pgSchema is [pgPool] that also returns the name of the schema.
+func pgSchema(t *testing.T) (*pgxpool.Pool, string) {
+	t.Helper()
+	dsn := pgDSN()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	admin, err := pgx.Connect(ctx, dsn)
@@ -50,7 +62,7 @@ func pgPool(t *testing.T) *pgxpool.Pool {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	return pool
+	return pool, name
 }
 
 func newCodec(t *testing.T) *schema.Codec {
