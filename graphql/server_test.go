@@ -156,3 +156,29 @@ func TestEmptyTitles(t *testing.T) {
 		t.Errorf("titles of an empty view: %v", conn)
 	}
 }
+
+// GraphiQL's schema introspection, deeper than MaxDepth in its nested
+// type references, is let through with the default limits.
+func TestIntrospectionWithinLimits(t *testing.T) {
+	hs, _ := newServer(t, graphql.Config{})
+	typeRef := "kind name"
+	for range 8 {
+		typeRef = "kind name ofType { " + typeRef + " }"
+	}
+	q := "{ __schema { queryType { name } types { kind name description fields(includeDeprecated: true) { name args { name type { " +
+		typeRef + " } } type { " + typeRef + " } } inputFields { name type { " + typeRef + " } } enumValues { name } } } }"
+	r := query(t, hs.URL, q, nil)
+	if len(r.Errors) > 0 {
+		t.Fatalf("introspection: %+v", r.Errors)
+	}
+	types := r.Data["__schema"].(map[string]any)["types"].([]any)
+	found := false
+	for _, ty := range types {
+		if ty.(map[string]any)["name"] == "CashFlow" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("introspection has no CashFlow among %d types", len(types))
+	}
+}
