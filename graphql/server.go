@@ -51,6 +51,8 @@ const (
 	DefaultPageSize       = 10
 	DefaultMaxWindow      = 10000
 	DefaultMinVersionWait = 5 * time.Second
+	// MaxRequestBytes is the largest request body /query reads.
+	MaxRequestBytes = 1 << 20
 	// DefaultTitleView and DefaultCashFlowView are the entity types of
 	// the two views in their stores.
 	DefaultTitleView    = "title"
@@ -181,7 +183,10 @@ func New(cfg Config) (*Server, error) {
 
 	s.mux = http.NewServeMux()
 	s.mux.Handle("GET /{$}", playground.Handler("slate", "/query"))
-	s.mux.Handle("/query", promhttp.InstrumentHandlerCounter(s.reqs, gql))
+	s.mux.Handle("/query", promhttp.InstrumentHandlerCounter(s.reqs, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, MaxRequestBytes)
+		gql.ServeHTTP(w, r)
+	})))
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if cfg.Ready != nil {
@@ -199,11 +204,13 @@ func New(cfg Config) (*Server, error) {
 // and the complexity of a page of titles.
 func schemaConfig(cfg Config) gen.Config {
 	c := gen.Config{Resolvers: &resolver{cfg: cfg}}
-	// A page of titles costs its size times what each edge selects.
+	// A page of titles costs its size times what each edge selects. A
+	// first past MaxPageSize costs as much as MaxPageSize does, so that
+	// the answer names the page size limit rather than the complexity.
 	c.Complexity.Query.Titles = func(child int, _ *string, _ *string, first *int, _ *string) int {
 		n := DefaultPageSize
 		if first != nil && *first > 0 {
-			n = *first
+			n = min(*first, cfg.MaxPageSize)
 		}
 		return 1 + n*child
 	}

@@ -82,6 +82,10 @@ func TestLimits(t *testing.T) {
 		{"page too large", `{"query":"{ titles(first: 21) { edges { cursor } } }"}`, http.StatusOK, "first 21 exceeds the page size limit of 20 (MaxPageSize)"},
 		{"unknown field", `{"query":"{ title(id: \"t-1\") { nope } }"}`, http.StatusUnprocessableEntity, `Cannot query field "nope" on type "Title"`},
 		{"malformed JSON", `{"query": "{ title(id: \"t-1\") { id }"`, http.StatusBadRequest, "json request body could not be decoded"},
+		{"body too large", `{"query":"{ title(id: \"` + strings.Repeat("x", graphql.MaxRequestBytes) + `\") { id } }"}`,
+			http.StatusOK, "request body too large"},
+		{"page far too large", `{"query":"{ titles(first: 5000) { edges { cursor node { id name } } } }"}`,
+			http.StatusOK, "first 5000 exceeds the page size limit of 20 (MaxPageSize)"},
 		{"not a month", `{"query":"{ cashFlow(titleId: \"t-1\", from: \"2027-13\") { total } }"}`, http.StatusOK, `from "2027-13" is not a month (YYYY-MM)`},
 		{"bad cursor", `{"query":"{ titles(after: \"x\") { edges { cursor } } }"}`, http.StatusOK, `after "x" is not a cursor of titles`},
 		{"version never reached", `{"query":"{ title(id: \"t-1\", minVersion: \"7\") { id } }"}`, http.StatusOK,
@@ -117,7 +121,7 @@ func TestLimits(t *testing.T) {
 			errs[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
 		}
 	}
-	if errs["titles"] != 4 || errs["title"] != 1 || errs["cashFlow"] != 1 || errs["invalid"] != 2 {
+	if errs["titles"] != 5 || errs["title"] != 1 || errs["cashFlow"] != 1 || errs["invalid"] != 3 {
 		t.Errorf("errors by operation: %v", errs)
 	}
 }
