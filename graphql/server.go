@@ -98,6 +98,25 @@ type Config struct {
 	Log   *slog.Logger
 }
 
+// ValidateLimits reports the first limit that is negative (it wraps
+// [ErrConfig]).
+func (c *Config) ValidateLimits() error {
+	for _, l := range []struct {
+		name string
+		v    int
+	}{
+		{"MaxDepth", c.MaxDepth}, {"MaxComplexity", c.MaxComplexity}, {"MaxPageSize", c.MaxPageSize}, {"MaxWindow", c.MaxWindow},
+	} {
+		if l.v < 0 {
+			return fmt.Errorf("%w: %s %d is negative", ErrConfig, l.name, l.v)
+		}
+	}
+	if c.MinVersionWait < 0 {
+		return fmt.Errorf("%w: MinVersionWait %s is negative", ErrConfig, c.MinVersionWait)
+	}
+	return nil
+}
+
 // Server is the GraphQL API of the views, an http.Handler.
 type Server struct {
 	cfg     Config
@@ -113,23 +132,19 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Titles == nil || cfg.CashFlows == nil {
 		return nil, fmt.Errorf("%w: Titles and CashFlows stores are required", ErrConfig)
 	}
+	if err := cfg.ValidateLimits(); err != nil {
+		return nil, err
+	}
 	for _, l := range []struct {
-		name string
-		v    *int
-		def  int
+		v   *int
+		def int
 	}{
-		{"MaxDepth", &cfg.MaxDepth, DefaultMaxDepth}, {"MaxComplexity", &cfg.MaxComplexity, DefaultMaxComplexity},
-		{"MaxPageSize", &cfg.MaxPageSize, DefaultMaxPageSize}, {"MaxWindow", &cfg.MaxWindow, DefaultMaxWindow},
+		{&cfg.MaxDepth, DefaultMaxDepth}, {&cfg.MaxComplexity, DefaultMaxComplexity},
+		{&cfg.MaxPageSize, DefaultMaxPageSize}, {&cfg.MaxWindow, DefaultMaxWindow},
 	} {
-		if *l.v < 0 {
-			return nil, fmt.Errorf("%w: %s %d is negative", ErrConfig, l.name, *l.v)
-		}
 		if *l.v == 0 {
 			*l.v = l.def
 		}
-	}
-	if cfg.MinVersionWait < 0 {
-		return nil, fmt.Errorf("%w: MinVersionWait %s is negative", ErrConfig, cfg.MinVersionWait)
 	}
 	if cfg.MinVersionWait == 0 {
 		cfg.MinVersionWait = DefaultMinVersionWait

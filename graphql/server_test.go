@@ -3,6 +3,7 @@ package graphql_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -186,3 +187,35 @@ func TestIntrospectionWithinLimits(t *testing.T) {
 		t.Errorf("introspection has no CashFlow among %d types", len(types))
 	}
 }
+
+// A setting that cannot work is refused, naming it.
+func TestNewRefusesBadConfig(t *testing.T) {
+	sk, err := bleve.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sk.Close(t.Context())
+	st := graphql.Bleve(sk)
+	for _, tc := range []struct {
+		name string
+		cfg  graphql.Config
+		want string
+	}{
+		{"no stores", graphql.Config{}, "Titles and CashFlows stores are required"},
+		{"negative depth", graphql.Config{Titles: st, CashFlows: st, MaxDepth: -1}, "MaxDepth -1 is negative"},
+		{"negative complexity", graphql.Config{Titles: st, CashFlows: st, MaxComplexity: -5}, "MaxComplexity -5 is negative"},
+		{"negative page size", graphql.Config{Titles: st, CashFlows: st, MaxPageSize: -1}, "MaxPageSize -1 is negative"},
+		{"negative wait", graphql.Config{Titles: st, CashFlows: st, MinVersionWait: -time.Second}, "MinVersionWait -1s is negative"},
+		{"registerer without gatherer", graphql.Config{Titles: st, CashFlows: st, Registerer: registerer{}}, "is no Gatherer"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := graphql.New(tc.cfg)
+			if !errors.Is(err, graphql.ErrConfig) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("New = %v, want ErrConfig with %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// registerer is a prometheus.Registerer that cannot be gathered.
+type registerer struct{ prometheus.Registerer }

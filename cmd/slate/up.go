@@ -128,7 +128,7 @@ throwaway CA and random accounts, for a local demo (see SECURITY.md).`,
 	f.IntVar(&cfg.SchedulesPort, "schedules-port", 50052, "schedules gRPC service port")
 	f.IntVar(&cfg.FinancePort, "finance-port", 50053, "finance gRPC service port")
 	f.IntVar(&cfg.HTTPPort, "http-port", 9464, "port of /metrics and /healthz")
-	f.IntVar(&cfg.GraphQLPort, "graphql-port", 8080, "port of the GraphQL API of the title and cashflow views (GraphiQL at /)")
+	graphqlFlags(f, &cfg)
 	f.StringVar(&cfg.HTTPHost, "http-host", "127.0.0.1", "address of /metrics and /healthz; a non-loopback one needs --tls-client-ca or --insecure-bind")
 	f.BoolVar(&cfg.InsecureBind, "insecure-bind", false, "allow a non-loopback --http-host without mutual TLS")
 	sec := &cfg.Security

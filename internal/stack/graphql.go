@@ -32,8 +32,10 @@ func (s *Stack) startGraphQL(ctx context.Context) error {
 		s.cfg.Log.Info("graphql off: the pipelines have no bleve sinks of both views", "title", titleViewSink, "cashflow", cashflowViewSink)
 		return nil
 	}
-	srv, err := graphql.New(graphql.Config{Titles: graphql.Bleve(ts), CashFlows: graphql.Bleve(cs),
-		Registerer: s.metrics, Gatherer: s.metrics, Ready: s.Runner.Ready, Log: s.cfg.Log})
+	gc := s.cfg.GraphQL
+	gc.Titles, gc.CashFlows = graphql.Bleve(ts), graphql.Bleve(cs)
+	gc.Registerer, gc.Gatherer, gc.Ready, gc.Log = s.metrics, s.metrics, s.Runner.Ready, s.cfg.Log
+	srv, err := graphql.New(gc)
 	if err != nil {
 		return fmt.Errorf("stack: graphql: %w", err)
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/slatehq/slate/consumer"
 	"github.com/slatehq/slate/consumer/sink"
 	"github.com/slatehq/slate/consumer/sink/bleve"
+	"github.com/slatehq/slate/graphql"
 	"github.com/slatehq/slate/internal/broker"
 	"github.com/slatehq/slate/producer"
 	financev1 "github.com/slatehq/slate/proto/finance/v1"
@@ -56,6 +57,10 @@ type Config struct {
 	HTTPPort      int // /metrics and /healthz
 	// GraphQLPort is the port of the GraphQL API of the views.
 	GraphQLPort int
+	// GraphQL holds the API's limits (depth, complexity, page size,
+	// minVersion wait); zero ones take their defaults. Its stores, metrics
+	// and readiness are the stack's.
+	GraphQL graphql.Config
 	// HTTPHost is the address /metrics and /healthz listen on (default
 	// 127.0.0.1). A non-loopback one needs Security.ClientCAFile (mutual
 	// TLS), or InsecureBind to serve them to anyone.
@@ -100,6 +105,9 @@ func (c *Config) Validate() error {
 		return errors.New("stack: ports must not be negative")
 	}
 	if err := c.Security.Validate(); err != nil {
+		return err
+	}
+	if err := c.GraphQL.ValidateLimits(); err != nil {
 		return err
 	}
 	if _, _, err := c.pipelines(); err != nil {
