@@ -139,10 +139,13 @@ func queryString(search, status string) string {
 		terms = append(terms, t)
 	}
 	if status != "" {
-		terms = append(terms, "+status:"+strconv.Quote(status))
+		terms = append(terms, `+status:"`+phraseEscaper.Replace(status)+`"`)
 	}
 	return strings.Join(terms, " ")
 }
+
+// phraseEscaper escapes a phrase of a query string.
+var phraseEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
 
 // splitTerms splits a query string at spaces outside quoted phrases.
 func splitTerms(s string) []string {
