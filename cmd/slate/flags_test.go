@@ -47,6 +47,7 @@ func TestBadFlagsStartNothing(t *testing.T) {
 		{"--rate", []string{"--rate", "1e-300"}},
 		{"--titles-port", []string{"--titles-port", "70000"}},
 		{"--http-port", []string{"--http-port", "-1"}},
+		{"--graphql-port", []string{"--graphql-port", "-1"}},
 		{"--kafka-port", []string{"--kafka-port", "65536"}},
 		{"--registry-port", []string{"--registry-port", "99999"}},
 		{"--duration", []string{"--duration", "-1s"}},
@@ -59,7 +60,7 @@ func TestBadFlagsStartNothing(t *testing.T) {
 		t.Run(strings.Join(tt.args, "="), func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "data")
 			args := append([]string{"up", "--data-dir", dir, "--kafka-port", "0", "--registry-port", "0",
-				"--titles-port", "0", "--schedules-port", "0", "--finance-port", "0", "--http-port", "0", "--log-level", "error"}, tt.args...)
+				"--titles-port", "0", "--schedules-port", "0", "--finance-port", "0", "--http-port", "0", "--graphql-port", "0", "--log-level", "error"}, tt.args...)
 			err := execute(context.Background(), args)
 			if err == nil || !strings.Contains(err.Error(), tt.flag) {
 				t.Fatalf("slate %v = %v, want an error naming %s", args, err, tt.flag)

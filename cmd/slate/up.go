@@ -95,7 +95,7 @@ throwaway CA and random accounts, for a local demo (see SECURITY.md).`,
 				}
 			}()
 			log.Info("slate is up", "kafka", s.Brokers, "registry", s.RegistryURL, "titles", s.TitlesAddr,
-				"metrics", s.MetricsURL(), "hive", s.HiveRoot)
+				"metrics", s.MetricsURL(), "graphql", s.GraphQLURL, "hive", s.HiveRoot)
 
 			wctx := ctx
 			if duration > 0 {
@@ -128,6 +128,7 @@ throwaway CA and random accounts, for a local demo (see SECURITY.md).`,
 	f.IntVar(&cfg.SchedulesPort, "schedules-port", 50052, "schedules gRPC service port")
 	f.IntVar(&cfg.FinancePort, "finance-port", 50053, "finance gRPC service port")
 	f.IntVar(&cfg.HTTPPort, "http-port", 9464, "port of /metrics and /healthz")
+	graphqlFlags(f, &cfg)
 	f.StringVar(&cfg.HTTPHost, "http-host", "127.0.0.1", "address of /metrics and /healthz; a non-loopback one needs --tls-client-ca or --insecure-bind")
 	f.BoolVar(&cfg.InsecureBind, "insecure-bind", false, "allow a non-loopback --http-host without mutual TLS")
 	sec := &cfg.Security

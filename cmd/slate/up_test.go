@@ -23,7 +23,7 @@ func TestUpWithDuration(t *testing.T) {
 		t.Skip("runs the whole system for a few seconds")
 	}
 	code := run([]string{"up", "--duration", "3s", "--settle", "20s", "--rate", "100",
-		"--data-dir", t.TempDir(), "--kafka-port", "0", "--registry-port", "0", "--titles-port", "0", "--schedules-port", "0", "--finance-port", "0", "--http-port", "0",
+		"--data-dir", t.TempDir(), "--kafka-port", "0", "--registry-port", "0", "--titles-port", "0", "--schedules-port", "0", "--finance-port", "0", "--http-port", "0", "--graphql-port", "0",
 		"--log-level", "warn"})
 	if code != 0 {
 		t.Fatalf("slate up exited %d", code)
@@ -47,7 +47,7 @@ func TestUpWithRedis(t *testing.T) {
 		}
 	})
 	code := run([]string{"up", "--duration", "3s", "--settle", "20s", "--rate", "100", "--redis", addr, "--redis-key-prefix", prefix,
-		"--data-dir", t.TempDir(), "--kafka-port", "0", "--registry-port", "0", "--titles-port", "0", "--schedules-port", "0", "--finance-port", "0", "--http-port", "0",
+		"--data-dir", t.TempDir(), "--kafka-port", "0", "--registry-port", "0", "--titles-port", "0", "--schedules-port", "0", "--finance-port", "0", "--http-port", "0", "--graphql-port", "0",
 		"--log-level", "warn"})
 	if code != 0 {
 		t.Fatalf("slate up --redis %s exited %d", addr, code)
@@ -109,7 +109,7 @@ func TestUpWithConfig(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			code := run([]string{"up", "--config", writeConfig(t, yml), "--duration", "3s", "--settle", "20s", "--rate", "100",
-				"--data-dir", dir, "--kafka-port", "0", "--registry-port", "0", "--titles-port", "0", "--schedules-port", "0", "--finance-port", "0", "--http-port", "0",
+				"--data-dir", dir, "--kafka-port", "0", "--registry-port", "0", "--titles-port", "0", "--schedules-port", "0", "--finance-port", "0", "--http-port", "0", "--graphql-port", "0",
 				"--log-level", "warn"})
 			if code != 0 {
 				t.Fatalf("slate up --config exited %d", code)
@@ -124,7 +124,7 @@ func TestUpWithConfig(t *testing.T) {
 func TestUpRejectsBadConfig(t *testing.T) {
 	for _, args := range [][]string{
 		{"up", "--redis", "127.0.0.1:1", "--data-dir", t.TempDir(), "--kafka-port", "0", "--registry-port", "0",
-			"--titles-port", "0", "--schedules-port", "0", "--finance-port", "0", "--http-port", "0"},
+			"--titles-port", "0", "--schedules-port", "0", "--finance-port", "0", "--http-port", "0", "--graphql-port", "0"},
 		{"up", "--rate", "0", "--data-dir", t.TempDir()},
 		{"up", "--data-dir", ""},
 		{"up", "--log-level", "loud"},
@@ -144,7 +144,7 @@ func TestUpSecure(t *testing.T) {
 	}
 	dir := t.TempDir()
 	code := run([]string{"up", "--secure", "--duration", "2s", "--settle", "20s", "--rate", "50",
-		"--data-dir", dir, "--kafka-port", "0", "--registry-port", "0", "--titles-port", "0", "--schedules-port", "0", "--finance-port", "0", "--http-port", "0",
+		"--data-dir", dir, "--kafka-port", "0", "--registry-port", "0", "--titles-port", "0", "--schedules-port", "0", "--finance-port", "0", "--http-port", "0", "--graphql-port", "0",
 		"--log-level", "warn"})
 	if code != 0 {
 		t.Fatalf("slate up --secure exited %d", code)
@@ -195,7 +195,7 @@ func TestBadSecurityFlagsStartNothing(t *testing.T) {
 		t.Run(strings.Join(tt.args, "="), func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "data")
 			args := append([]string{"up", "--data-dir", dir, "--kafka-port", "0", "--registry-port", "0",
-				"--titles-port", "0", "--schedules-port", "0", "--finance-port", "0", "--http-port", "0", "--log-level", "error"}, tt.args...)
+				"--titles-port", "0", "--schedules-port", "0", "--finance-port", "0", "--http-port", "0", "--graphql-port", "0", "--log-level", "error"}, tt.args...)
 			err := execute(context.Background(), args)
 			if err == nil || !strings.Contains(err.Error(), tt.flag) {
 				t.Fatalf("slate %v = %v, want an error naming %s", args, err, tt.flag)

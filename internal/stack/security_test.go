@@ -110,6 +110,27 @@ func TestSecureStack(t *testing.T) {
 		}
 	})
 
+	t.Run("graphql", func(t *testing.T) {
+		if !strings.HasPrefix(s.GraphQLURL, "https://") {
+			t.Fatalf("graphql URL %s, want https", s.GraphQLURL)
+		}
+		post := func(tc *tls.Config) (int, error) {
+			c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
+			resp, err := c.Post(s.GraphQLURL+"/query", "application/json", strings.NewReader(`{"query":"{ title(id: \"t-1\") { id } }"}`))
+			if err != nil {
+				return 0, err
+			}
+			resp.Body.Close()
+			return resp.StatusCode, nil
+		}
+		if _, err := post(trusted); err == nil {
+			t.Error("a client without a certificate was served (mutual TLS)")
+		}
+		if code, err := post(full); err != nil || code != http.StatusOK {
+			t.Errorf("with a client certificate: %d, %v; want 200", code, err)
+		}
+	})
+
 	t.Run("broker", func(t *testing.T) {
 		ping := func(opts ...kgo.Opt) error {
 			cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(s.Brokers), kgo.RequestRetries(0)}, opts...)...)

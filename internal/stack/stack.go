@@ -29,6 +29,7 @@ import (
 	"github.com/slatehq/slate/consumer"
 	"github.com/slatehq/slate/consumer/sink"
 	"github.com/slatehq/slate/consumer/sink/bleve"
+	"github.com/slatehq/slate/graphql"
 	"github.com/slatehq/slate/internal/broker"
 	"github.com/slatehq/slate/producer"
 	financev1 "github.com/slatehq/slate/proto/finance/v1"
@@ -54,6 +55,12 @@ type Config struct {
 	SchedulesPort int
 	FinancePort   int
 	HTTPPort      int // /metrics and /healthz
+	// GraphQLPort is the port of the GraphQL API of the views.
+	GraphQLPort int
+	// GraphQL holds the API's limits (depth, complexity, page size,
+	// minVersion wait); zero ones take their defaults. Its stores, metrics
+	// and readiness are the stack's.
+	GraphQL graphql.Config
 	// HTTPHost is the address /metrics and /healthz listen on (default
 	// 127.0.0.1). A non-loopback one needs Security.ClientCAFile (mutual
 	// TLS), or InsecureBind to serve them to anyone.
@@ -94,10 +101,13 @@ func (c *Config) Validate() error {
 	switch {
 	case c.DataDir == "":
 		return errors.New("stack: data dir is empty")
-	case c.KafkaPort < 0 || c.RegistryPort < 0 || c.TitlesPort < 0 || c.HTTPPort < 0 || c.SchedulesPort < 0 || c.FinancePort < 0:
+	case c.KafkaPort < 0 || c.RegistryPort < 0 || c.TitlesPort < 0 || c.HTTPPort < 0 || c.SchedulesPort < 0 || c.FinancePort < 0 || c.GraphQLPort < 0:
 		return errors.New("stack: ports must not be negative")
 	}
 	if err := c.Security.Validate(); err != nil {
+		return err
+	}
+	if err := c.GraphQL.ValidateLimits(); err != nil {
 		return err
 	}
 	if _, _, err := c.pipelines(); err != nil {
@@ -132,6 +142,9 @@ type Stack struct {
 	FinanceAddr   string
 	Schedules     schedulesv1.SchedulesClient
 	Finance       financev1.FinanceClient
+	// GraphQLURL is where the GraphQL API of the views is served (GraphiQL
+	// at /, the API at /query); empty when the pipelines lack the views.
+	GraphQLURL string
 	// Runner runs the pipelines.
 	Runner *runner.Runner
 	// Pipelines is the configuration they run from.
@@ -285,6 +298,9 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 
 	// The pipelines, from slate.yaml (the embedded one or --config).
 	if err := s.startPipelines(ctx); err != nil {
+		return s, err
+	}
+	if err := s.startGraphQL(gctx); err != nil {
 		return s, err
 	}
 

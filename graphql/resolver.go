@@ -1,0 +1,313 @@
+package graphql
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/slatehq/slate/consumer/sink/bleve"
+	"github.com/slatehq/slate/graphql/gen"
+)
+
+// pollInterval is how often a query with minVersion reads the view again.
+const pollInterval = 25 * time.Millisecond
+
+type resolver struct{ cfg Config }
+
+func (r *resolver) Query() gen.QueryResolver { return r }
+
+// Title is Query.title.
+func (r *resolver) Title(ctx context.Context, id string, minVersion *gen.Int64) (*gen.Title, error) {
+	doc, v, found, err := r.read(ctx, r.cfg.Titles, r.cfg.TitleView, id, minVersion)
+	if err != nil || !found {
+		return nil, err
+	}
+	return title(doc, v, time.Now()), nil
+}
+
+// CashFlow is Query.cashFlow.
+func (r *resolver) CashFlow(ctx context.Context, titleID string, from, to *string, minVersion *gen.Int64) (*gen.CashFlow, error) {
+	lo, hi := "", "9999-12"
+	for _, m := range []struct {
+		arg string
+		v   *string
+		set *string
+	}{{"from", from, &lo}, {"to", to, &hi}} {
+		if m.v == nil {
+			continue
+		}
+		if _, err := time.Parse("2006-01", *m.v); err != nil || len(*m.v) != 7 {
+			return nil, gqlerror.Errorf("cashFlow: %s %q is not a month (YYYY-MM)", m.arg, *m.v)
+		}
+		*m.set = *m.v
+	}
+	if lo > hi {
+		return nil, gqlerror.Errorf("cashFlow: from %s is after to %s", lo, hi)
+	}
+	doc, v, found, err := r.read(ctx, r.cfg.CashFlows, r.cfg.CashFlowView, titleID, minVersion)
+	if err != nil || !found {
+		return nil, err
+	}
+	return cashFlow(doc, v, lo, hi, time.Now()), nil
+}
+
+// Titles is Query.titles.
+func (r *resolver) Titles(ctx context.Context, search, status *string, first *int, after *string) (*gen.TitleConnection, error) {
+	n := DefaultPageSize
+	if first != nil {
+		n = *first
+	}
+	switch {
+	case n < 0:
+		return nil, gqlerror.Errorf("titles: first %d is negative", n)
+	case n > r.cfg.MaxPageSize:
+		return nil, gqlerror.Errorf("titles: first %d exceeds the page size limit of %d (MaxPageSize)", n, r.cfg.MaxPageSize)
+	}
+	offset := 0
+	if after != nil {
+		var err error
+		if offset, err = decodeCursor(*after); err != nil {
+			return nil, gqlerror.Errorf("titles: after %q is not a cursor of titles", *after)
+		}
+	}
+	if offset+n > r.cfg.MaxWindow {
+		return nil, gqlerror.Errorf("titles: after plus first reach %d, past the limit of %d results (MaxWindow); narrow the search", offset+n, r.cfg.MaxWindow)
+	}
+	q := queryString(deref(search), deref(status))
+	conn := &gen.TitleConnection{PageInfo: &gen.PageInfo{}, Edges: []*gen.TitleEdge{}}
+	if n == 0 {
+		return conn, nil
+	}
+	// One more than the page, to know whether another follows.
+	hits, err := r.cfg.Titles.Search(ctx, r.cfg.TitleView, q, offset+n+1)
+	if err != nil {
+		return nil, fmt.Errorf("titles: search %q: %w", q, err)
+	}
+	now := time.Now()
+	for i := offset; i < len(hits) && i < offset+n; i++ {
+		c := encodeCursor(i + 1)
+		conn.Edges = append(conn.Edges, &gen.TitleEdge{Cursor: c, Node: title(hits[i].Doc, hits[i].Version, now)})
+		conn.PageInfo.EndCursor = &c
+	}
+	conn.PageInfo.HasNextPage = len(hits) > offset+n
+	return conn, nil
+}
+
+// read gets id from a view; with minVersion it reads again until the
+// view has at least that version or MinVersionWait has passed.
+func (r *resolver) read(ctx context.Context, s Store, view, id string, minVersion *gen.Int64) (map[string]any, int64, bool, error) {
+	deadline := time.Now().Add(r.cfg.MinVersionWait)
+	for {
+		doc, v, found, err := s.Get(ctx, view, id)
+		if err != nil {
+			return nil, 0, false, fmt.Errorf("%s view: get %s: %w", view, id, err)
+		}
+		if minVersion == nil || v >= int64(*minVersion) {
+			return doc, v, found, nil
+		}
+		if !time.Now().Before(deadline) {
+			return nil, 0, false, gqlerror.Errorf("minVersion %d: the %s view of %s is at version %d after waiting %s (MinVersionWait)",
+				*minVersion, view, id, v, r.cfg.MinVersionWait)
+		}
+		t := time.NewTimer(min(pollInterval, time.Until(deadline)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, 0, false, fmt.Errorf("minVersion %d: the %s view of %s is at version %d: %w", *minVersion, view, id, v, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// queryString is the store query of a search and a status: every term of
+// the search is required, as is the status.
+func queryString(search, status string) string {
+	var terms []string
+	for _, t := range splitTerms(search) {
+		if t == "*" {
+			continue
+		}
+		if !strings.HasPrefix(t, "+") && !strings.HasPrefix(t, "-") {
+			t = "+" + t
+		}
+		terms = append(terms, t)
+	}
+	if status != "" {
+		terms = append(terms, `+status:"`+phraseEscaper.Replace(status)+`"`)
+	}
+	return strings.Join(terms, " ")
+}
+
+// phraseEscaper escapes a phrase of a query string.
+var phraseEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+
+// splitTerms splits a query string at spaces outside quoted phrases.
+func splitTerms(s string) []string {
+	var out []string
+	var cur strings.Builder
+	quoted, escaped := false, false
+	for _, c := range s {
+		switch {
+		case escaped:
+			escaped = false
+		case c == '\\':
+			escaped = true
+		case c == '"':
+			quoted = !quoted
+		case !quoted && (c == ' ' || c == '\t' || c == '\n'):
+			if cur.Len() > 0 {
+				out = append(out, cur.String())
+				cur.Reset()
+			}
+			continue
+		}
+		cur.WriteRune(c)
+	}
+	if cur.Len() > 0 {
+		out = append(out, cur.String())
+	}
+	return out
+}
+
+func encodeCursor(offset int) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("titles:" + strconv.Itoa(offset)))
+}
+
+func decodeCursor(c string) (int, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return 0, err
+	}
+	rest, ok := strings.CutPrefix(string(b), "titles:")
+	if !ok {
+		return 0, fmt.Errorf("cursor %q: no titles prefix", c)
+	}
+	n, err := strconv.Atoi(rest)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("cursor %q: bad offset", c)
+	}
+	return n, nil
+}
+
+// title is the Title of a title view document written at version v.
+func title(doc map[string]any, v int64, now time.Time) *gen.Title {
+	t := &gen.Title{ID: str(doc["id"]), Name: str(doc["name"]), Kind: str(doc["kind"]), Status: str(doc["status"]),
+		ReleaseDate: optStr(doc["release_date"]), TitleVersion: gen.Int64(num(doc["version"])), Version: gen.Int64(v),
+		UpdatedAt: optStr(doc["updated_at"]), Freshness: freshness(doc, now),
+		Schedule: []*gen.Schedule{}, Budget: []*gen.Budget{}}
+	for _, m := range maps(doc["schedule"]) {
+		s := &gen.Schedule{TitleID: str(m["title_id"]), ProductionStart: optStr(m["production_start"]),
+			ProductionEnd: optStr(m["production_end"]), Version: gen.Int64(num(m["version"])), Releases: []*gen.Release{}}
+		for _, r := range maps(m["releases"]) {
+			s.Releases = append(s.Releases, &gen.Release{Territory: str(r["territory"]), Date: str(r["date"])})
+		}
+		t.Schedule = append(t.Schedule, s)
+	}
+	for _, m := range maps(doc["budget"]) {
+		b := &gen.Budget{TitleID: str(m["title_id"]), Version: gen.Int64(num(m["version"])), LineItems: []*gen.LineItem{}}
+		for _, li := range maps(m["line_items"]) {
+			b.LineItems = append(b.LineItems, &gen.LineItem{Category: str(li["category"]), Amount: gen.Int64(num(li["amount"])),
+				Currency: str(li["currency"]), Profile: str(li["profile"])})
+		}
+		t.Budget = append(t.Budget, b)
+	}
+	return t
+}
+
+// cashFlow is the CashFlow of a cashflow view document written at version
+// v, with its months from lo to hi (YYYY-MM, inclusive).
+func cashFlow(doc map[string]any, v int64, lo, hi string, now time.Time) *gen.CashFlow {
+	c := &gen.CashFlow{TitleID: str(doc["title_id"]), Currency: str(doc["currency"]), Total: gen.Int64(num(doc["total"])),
+		Scheduled: doc["scheduled"] == true, ProductionStart: optStr(doc["production_start"]),
+		ProductionEnd: optStr(doc["production_end"]), ReleaseDate: optStr(doc["release_date"]),
+		BudgetVersion: gen.Int64(num(doc["budget_version"])), ScheduleVersion: gen.Int64(num(doc["schedule_version"])),
+		RatesAsOf: optStr(doc["rates_as_of"]), Version: gen.Int64(v), UpdatedAt: optStr(envelope(doc)["time"]),
+		Freshness: freshness(doc, now), Months: []*gen.Month{}}
+	for _, m := range maps(doc["months"]) {
+		month := str(m["month"])
+		if month < lo || month > hi {
+			continue
+		}
+		c.Months = append(c.Months, &gen.Month{Month: month, Amount: gen.Int64(num(m["amount"]))})
+	}
+	return c
+}
+
+func envelope(doc map[string]any) map[string]any {
+	env, _ := doc[bleve.EnvelopeField].(map[string]any)
+	return env
+}
+
+// freshness is the seconds from the envelope time of the change a
+// document reflects to now; nil if the document has none.
+func freshness(doc map[string]any, now time.Time) *float64 {
+	s, _ := envelope(doc)["time"].(string)
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return nil
+	}
+	f := now.Sub(t).Seconds()
+	return &f
+}
+
+func maps(v any) []map[string]any {
+	list, _ := v.([]any)
+	out := make([]map[string]any, 0, len(list))
+	for _, e := range list {
+		if m, ok := e.(map[string]any); ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func str(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case nil:
+		return ""
+	default:
+		return fmt.Sprint(v)
+	}
+}
+
+func optStr(v any) *string {
+	s := str(v)
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// num reads an integer of a decoded JSON document.
+func num(v any) int64 {
+	switch v := v.(type) {
+	case float64:
+		return int64(v)
+	case int64:
+		return v
+	case int:
+		return int64(v)
+	case json.Number:
+		n, _ := v.Int64()
+		return n
+	case string:
+		n, _ := strconv.ParseInt(v, 10, 64)
+		return n
+	}
+	return 0
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
