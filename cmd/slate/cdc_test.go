@@ -111,7 +111,7 @@ func TestCDCPublishesTheFinanceOutbox(t *testing.T) {
 			t.Error("slate cdc did not stop")
 		}
 	}()
-	testenv.WaitFor(t, 20*time.Second, "slate cdc streaming from its slot", func() bool {
+	testenv.WaitFor(t, 60*time.Second, "slate cdc streaming from its slot", func() bool {
 		var active bool
 		err := admin.QueryRow(ctx, `SELECT active FROM pg_replication_slots WHERE slot_name = $1`, name).Scan(&active)
 		return err == nil && active
