@@ -108,7 +108,9 @@ func WithOutputTopic(t string) Option { return func(c *config) { c.topic = t } }
 // change of a budget re-materializes the cash flow of the same id, and a
 // budget gone at the source deletes it. Default: the enricher's entity
 // type.
-func WithPrimaryEntity(entityType string) Option { return func(c *config) { c.primaryEntity = entityType } }
+func WithPrimaryEntity(entityType string) Option {
+	return func(c *config) { c.primaryEntity = entityType }
+}
 
 // WithTopicPrefix sets the prefix of the default output topic,
 // <prefix><entity>.materialized (default [schema.DefaultTopicPrefix],
