@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -255,12 +256,23 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if s.Producer, err = s.newProducer("//studio/titles", "slate-titles"); err != nil {
 		return s, err
 	}
+	// Titles are kept under the data directory, beside the stores of the
+	// studio's other services, so that a restart serves them again.
+	studioDir := filepath.Join(cfg.DataDir, "studio")
+	if err := os.MkdirAll(studioDir, 0o755); err != nil {
+		return s, fmt.Errorf("stack: studio data: %w", err)
+	}
+	ts, err := titles.OpenBoltStore(filepath.Join(studioDir, "titles.db"))
+	if err != nil {
+		return s, fmt.Errorf("stack: titles store: %w", err)
+	}
+	s.onStop(func(context.Context) error { return ts.Close() })
 	lis, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(cfg.TitlesPort))
 	if err != nil {
 		return s, fmt.Errorf("stack: titles listen: %w", err)
 	}
 	s.TitlesAddr = lis.Addr().String()
-	srv := titles.NewServer(s.Producer)
+	srv := titles.NewServer(s.Producer, titles.WithStore(ts))
 	var sopts []titles.ServeOption
 	creds := insecure.NewCredentials()
 	if sec.server != nil {
