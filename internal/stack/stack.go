@@ -242,11 +242,14 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		if err != nil {
 			return s, err
 		}
+		// The scheme first: a plaintext http.Server gets a TLS
+		// configuration of its own (for HTTP/2) once it serves.
+		url := scheme(hs)
 		addr, err := s.serveHTTP(gctx, "registry", "127.0.0.1", cfg.RegistryPort, hs)
 		if err != nil {
 			return s, err
 		}
-		s.RegistryURL = scheme(hs) + addr
+		s.RegistryURL = url + addr
 	}
 	if s.Registry, err = schema.NewRegistryClient(s.RegistryURL, sec.registryClientOptions()...); err != nil {
 		return s, err
@@ -352,6 +355,7 @@ func (s *Stack) serveHTTP(ctx context.Context, name, host string, port int, srv 
 	if err != nil {
 		return "", fmt.Errorf("stack: %s listen: %w", name, err)
 	}
+	secure := srv.TLSConfig != nil // before Serve sets one for HTTP/2
 	s.group.Go(func() error {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -364,7 +368,7 @@ func (s *Stack) serveHTTP(ctx context.Context, name, host string, port int, srv 
 		}
 		return nil
 	})
-	s.cfg.Log.Info(name+" listening", "addr", lis.Addr().String(), "tls", srv.TLSConfig != nil)
+	s.cfg.Log.Info(name+" listening", "addr", lis.Addr().String(), "tls", secure)
 	return lis.Addr().String(), nil
 }
 
