@@ -140,8 +140,18 @@ func freeAddr(t testing.TB) string {
 // of the test if it still runs.
 func startSlate(t testing.TB, name string, args ...string) *slateProc {
 	t.Helper()
-	p := &slateProc{name: name, httpAddr: freeAddr(t), exited: make(chan struct{})}
-	p.cmd = exec.Command(os.Args[0], append(args, "--http-addr", p.httpAddr, "--log-level", "info")...)
+	addr := freeAddr(t)
+	p := startProc(t, name, append(args, "--http-addr", addr, "--log-level", "info")...)
+	p.httpAddr = addr
+	return p
+}
+
+// startProc runs `slate args...` in a child process, killed at the end of
+// the test if it still runs.
+func startProc(t testing.TB, name string, args ...string) *slateProc {
+	t.Helper()
+	p := &slateProc{name: name, exited: make(chan struct{})}
+	p.cmd = exec.Command(os.Args[0], args...)
 	p.cmd.Env = append(os.Environ(), envRunMain+"=1")
 	p.cmd.Stdout = &p.out
 	p.cmd.Stderr = &p.out

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -255,11 +256,14 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		if err != nil {
 			return s, err
 		}
+		// The scheme first: a plaintext http.Server gets a TLS
+		// configuration of its own (for HTTP/2) once it serves.
+		url := scheme(hs)
 		addr, err := s.serveHTTP(gctx, "registry", "127.0.0.1", cfg.RegistryPort, hs)
 		if err != nil {
 			return s, err
 		}
-		s.RegistryURL = scheme(hs) + addr
+		s.RegistryURL = url + addr
 	}
 	if s.Registry, err = schema.NewRegistryClient(s.RegistryURL, sec.registryClientOptions()...); err != nil {
 		return s, err
@@ -270,12 +274,23 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if s.Producer, err = s.newProducer("//studio/titles", "slate-titles", producer.WithTopicPrefix(early.TopicPrefix)); err != nil {
 		return s, err
 	}
+	// Titles are kept under the data directory, beside the stores of the
+	// studio's other services, so that a restart serves them again.
+	studioDir := filepath.Join(cfg.DataDir, "studio")
+	if err := os.MkdirAll(studioDir, 0o755); err != nil {
+		return s, fmt.Errorf("stack: studio data: %w", err)
+	}
+	ts, err := titles.OpenBoltStore(filepath.Join(studioDir, "titles.db"))
+	if err != nil {
+		return s, fmt.Errorf("stack: titles store: %w", err)
+	}
+	s.onStop(func(context.Context) error { return ts.Close() })
 	lis, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(cfg.TitlesPort))
 	if err != nil {
 		return s, fmt.Errorf("stack: titles listen: %w", err)
 	}
 	s.TitlesAddr = lis.Addr().String()
-	srv := titles.NewServer(s.Producer)
+	srv := titles.NewServer(s.Producer, titles.WithStore(ts))
 	var sopts []titles.ServeOption
 	creds := insecure.NewCredentials()
 	if sec.server != nil {
@@ -358,6 +373,7 @@ func (s *Stack) serveHTTP(ctx context.Context, name, host string, port int, srv 
 	if err != nil {
 		return "", fmt.Errorf("stack: %s listen: %w", name, err)
 	}
+	secure := srv.TLSConfig != nil // before Serve sets one for HTTP/2
 	s.group.Go(func() error {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -370,7 +386,7 @@ func (s *Stack) serveHTTP(ctx context.Context, name, host string, port int, srv 
 		}
 		return nil
 	})
-	s.cfg.Log.Info(name+" listening", "addr", lis.Addr().String(), "tls", srv.TLSConfig != nil)
+	s.cfg.Log.Info(name+" listening", "addr", lis.Addr().String(), "tls", secure)
 	return lis.Addr().String(), nil
 }
 

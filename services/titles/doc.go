@@ -9,7 +9,8 @@
 // so the order in which the events arrive does not decide the result.
 //
 // Storage sits behind the small [Store] interface; [MemoryStore] is the
-// in-memory default. Versions start at 1 and grow by one on every write,
+// in-memory default, and [BoltStore] keeps titles in a bbolt file across
+// restarts. Versions start at 1 and grow by one on every write,
 // deletes included, and a title created again after a delete continues
 // after the delete's version, so sequences stay monotonic per id.
 //

@@ -3,19 +3,13 @@ package titles
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"net"
-	"os"
 	"time"
 
 	titlesv1 "github.com/slatehq/slate/proto/titles/v1"
+	"github.com/slatehq/slate/services/internal/service"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/reflection"
 )
 
 // Limits [Serve] sets on the gRPC server before the options of
@@ -24,54 +18,39 @@ const (
 	// DefaultMaxRecvMsgSize is the largest request, in bytes, the server
 	// reads: a BatchGetTitles of [MaxBatchGet] ids of [MaxIDLen] bytes
 	// fits several times over.
-	DefaultMaxRecvMsgSize = 1 << 20
+	DefaultMaxRecvMsgSize = service.DefaultMaxRecvMsgSize
 	// DefaultMaxConcurrentStreams is the most calls one connection may
 	// have in flight.
-	DefaultMaxConcurrentStreams = 64
+	DefaultMaxConcurrentStreams = service.DefaultMaxConcurrentStreams
 )
 
 // DefaultGracePeriod is how long [Serve] waits for in-flight calls to end
 // after its context is done, unless [WithGracePeriod] says otherwise.
-const DefaultGracePeriod = 10 * time.Second
+const DefaultGracePeriod = service.DefaultGracePeriod
 
 // ServeOption configures [Serve].
-type ServeOption func(*serveConfig)
-
-type serveConfig struct {
-	grpcOpts []grpc.ServerOption
-	grace    time.Duration
-	tls      *tls.Config
-	insecure bool
-}
+type ServeOption = service.ServeOption
 
 // ErrInsecureListen is returned by [Serve] for a listener beyond the
 // loopback interface without [WithTLS] or [WithInsecure].
-var ErrInsecureListen = errors.New("titles: refusing to serve plaintext on a non-loopback address")
+var ErrInsecureListen = service.ErrInsecureListen
 
 // WithTLS serves over TLS with c (see [ServerTLS]); with c.ClientCAs set and
 // c.ClientAuth = tls.RequireAndVerifyClientCert, clients must present a
 // certificate (mTLS). Plaintext clients are refused.
-func WithTLS(c *tls.Config) ServeOption { return func(cfg *serveConfig) { cfg.tls = c } }
+func WithTLS(c *tls.Config) ServeOption { return service.WithTLS(c) }
 
 // WithInsecure lets Serve accept plaintext connections on a non-loopback
 // listener: anyone who reaches the port may call the service.
-func WithInsecure() ServeOption { return func(cfg *serveConfig) { cfg.insecure = true } }
+func WithInsecure() ServeOption { return service.WithInsecure() }
 
 // ServerTLS loads a server certificate and key (PEM files). With a
 // non-empty clientCAFile it requires and verifies client certificates
 // signed by those CAs (mTLS).
 func ServerTLS(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	c, err := service.ServerTLS(certFile, keyFile, clientCAFile)
 	if err != nil {
-		return nil, fmt.Errorf("titles: tls cert %s, key %s: %w", certFile, keyFile, err)
-	}
-	c := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if clientCAFile != "" {
-		pool, err := loadPool(clientCAFile)
-		if err != nil {
-			return nil, err
-		}
-		c.ClientCAs, c.ClientAuth = pool, tls.RequireAndVerifyClientCert
+		return nil, fmt.Errorf("titles: %w", err)
 	}
 	return c, nil
 }
@@ -81,63 +60,24 @@ func ServerTLS(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
 // and keyFile set, presents that certificate (mTLS). Pass it to
 // grpc.WithTransportCredentials(credentials.NewTLS(c)).
 func ClientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
-	c := &tls.Config{MinVersion: tls.VersionTLS12}
-	if caFile != "" {
-		pool, err := loadPool(caFile)
-		if err != nil {
-			return nil, err
-		}
-		c.RootCAs = pool
-	}
-	if certFile != "" || keyFile != "" {
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("titles: tls client cert %s, key %s: %w", certFile, keyFile, err)
-		}
-		c.Certificates = []tls.Certificate{cert}
+	c, err := service.ClientTLS(caFile, certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("titles: %w", err)
 	}
 	return c, nil
-}
-
-func loadPool(file string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("titles: tls CA: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("titles: tls CA %s: no PEM certificate", file)
-	}
-	return pool, nil
-}
-
-// isLoopback reports whether a listens on the loopback interface only.
-func isLoopback(a net.Addr) bool {
-	tcp, ok := a.(*net.TCPAddr)
-	if !ok {
-		// Unix sockets and in-memory listeners are not on a network.
-		return true
-	}
-	return tcp.IP.IsLoopback()
 }
 
 // WithServerOptions passes options (credentials, interceptors, limits) to
 // grpc.NewServer. Repeated uses add up. A codec among them is overridden:
 // the server decodes requests with its own (see [Serve]).
 func WithServerOptions(opts ...grpc.ServerOption) ServeOption {
-	return func(c *serveConfig) { c.grpcOpts = append(c.grpcOpts, opts...) }
+	return service.WithServerOptions(opts...)
 }
 
 // WithGracePeriod sets how long Serve lets in-flight calls finish after its
 // context is done before it closes their connections. Default:
 // [DefaultGracePeriod]; a non-positive d keeps the default.
-func WithGracePeriod(d time.Duration) ServeOption {
-	return func(c *serveConfig) {
-		if d > 0 {
-			c.grace = d
-		}
-	}
-}
+func WithGracePeriod(d time.Duration) ServeOption { return service.WithGracePeriod(d) }
 
 // Serve runs srv as slate.titles.v1.Titles on lis, with the gRPC health
 // service (reporting SERVING for "" and for slate.titles.v1.Titles) and
@@ -150,63 +90,9 @@ func WithGracePeriod(d time.Duration) ServeOption {
 // rest; it then returns nil. It returns an error if serving fails before
 // that. Serve closes lis.
 func Serve(ctx context.Context, lis net.Listener, srv *Server, opts ...ServeOption) error {
-	if lis == nil || srv == nil {
-		return errors.New("titles: Serve needs a listener and a server")
+	svc := service.Service{Name: "titles", Desc: &titlesv1.Titles_ServiceDesc}
+	if srv != nil {
+		svc.Impl, svc.Log = srv, srv.log
 	}
-	cfg := serveConfig{grace: DefaultGracePeriod}
-	for _, o := range opts {
-		o(&cfg)
-	}
-
-	if cfg.tls == nil && !cfg.insecure && !isLoopback(lis.Addr()) {
-		lis.Close()
-		return fmt.Errorf("%w: %s (use WithTLS, or WithInsecure to accept anyone)", ErrInsecureListen, lis.Addr())
-	}
-	base := []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(DefaultMaxRecvMsgSize),
-		grpc.MaxConcurrentStreams(DefaultMaxConcurrentStreams),
-	}
-	if cfg.tls != nil {
-		base = append(base, grpc.Creds(credentials.NewTLS(cfg.tls)))
-	}
-	// The codec comes last: the methods' strict decoding needs it.
-	gs := grpc.NewServer(append(append(base, cfg.grpcOpts...), grpc.ForceServerCodecV2(newRequestCodec()))...)
-	gs.RegisterService(strictDecoding(&titlesv1.Titles_ServiceDesc), srv)
-	hs := health.NewServer()
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	hs.SetServingStatus(titlesv1.Titles_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
-	gs.RegisterService(strictDecoding(&healthpb.Health_ServiceDesc), hs)
-	reflection.Register(gs)
-
-	served := make(chan error, 1)
-	go func() { served <- gs.Serve(lis) }()
-	srv.log.InfoContext(ctx, "titles service serving", "addr", lis.Addr().String())
-
-	select {
-	case err := <-served:
-		gs.Stop()
-		return fmt.Errorf("titles: serve: %w", err)
-	case <-ctx.Done():
-	}
-
-	hs.Shutdown()
-	stopped := make(chan struct{})
-	go func() {
-		gs.GracefulStop()
-		close(stopped)
-	}()
-	timer := time.NewTimer(cfg.grace)
-	defer timer.Stop()
-	select {
-	case <-stopped:
-	case <-timer.C:
-		srv.log.WarnContext(ctx, "grace period over; closing remaining calls", "grace", cfg.grace)
-		gs.Stop()
-		<-stopped
-	}
-	if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-		return fmt.Errorf("titles: serve: %w", err)
-	}
-	srv.log.InfoContext(ctx, "titles service stopped")
-	return nil
+	return service.Serve(ctx, lis, svc, opts...)
 }

@@ -4,35 +4,25 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	titlesv1 "github.com/slatehq/slate/proto/titles/v1"
 	"github.com/slatehq/slate/schema"
+	"github.com/slatehq/slate/services/internal/service"
 )
 
 // Publisher publishes an ID-only change event: entity type, id, operation
 // and the entity's new version as the event's sequence. It returns only when
 // the event is durably accepted (for Kafka: acknowledged by the broker), or
 // with an error. The producer SDK satisfies it; so does a [PublisherFunc].
-type Publisher interface {
-	PublishChange(ctx context.Context, entityType, id string, op schema.Op, seq int64) error
-}
+type Publisher = service.Publisher
 
 // PublisherFunc adapts a function to [Publisher].
-type PublisherFunc func(ctx context.Context, entityType, id string, op schema.Op, seq int64) error
-
-// PublishChange calls f.
-func (f PublisherFunc) PublishChange(ctx context.Context, entityType, id string, op schema.Op, seq int64) error {
-	return f(ctx, entityType, id, op, seq)
-}
+type PublisherFunc = service.PublisherFunc
 
 // DefaultPublishTimeout bounds one PublishChange call unless
 // [WithPublishTimeout] says otherwise.
-const DefaultPublishTimeout = 10 * time.Second
+const DefaultPublishTimeout = service.DefaultPublishTimeout
 
 // Option configures a [Server].
 type Option func(*Server)
@@ -135,10 +125,10 @@ func (s *Server) UpdateTitle(ctx context.Context, req *titlesv1.UpdateTitleReque
 		return nil, toStatus(&FieldError{Field: "title", Reason: "is required"})
 	}
 	t := fromProto(req.GetTitle())
-	if err := validateID("title.id", t.ID); err != nil {
+	if err := service.ValidateID("title.id", t.ID); err != nil {
 		return nil, toStatus(err)
 	}
-	expected, err := expectedVersion(req.ExpectedVersion)
+	expected, err := service.ExpectedVersion(req.ExpectedVersion)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -159,10 +149,10 @@ func (s *Server) UpdateTitle(ctx context.Context, req *titlesv1.UpdateTitleReque
 // DeleteTitle removes a title and publishes a DELETE event whose sequence
 // is the title's last version plus one.
 func (s *Server) DeleteTitle(ctx context.Context, req *titlesv1.DeleteTitleRequest) (*titlesv1.DeleteTitleResponse, error) {
-	if err := validateID("id", req.GetId()); err != nil {
+	if err := service.ValidateID("id", req.GetId()); err != nil {
 		return nil, toStatus(err)
 	}
-	expected, err := expectedVersion(req.ExpectedVersion)
+	expected, err := service.ExpectedVersion(req.ExpectedVersion)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -179,7 +169,7 @@ func (s *Server) DeleteTitle(ctx context.Context, req *titlesv1.DeleteTitleReque
 // GetTitle returns one title.
 func (s *Server) GetTitle(ctx context.Context, req *titlesv1.GetTitleRequest) (*titlesv1.GetTitleResponse, error) {
 	id := req.GetId()
-	if err := validateID("id", id); err != nil {
+	if err := service.ValidateID("id", id); err != nil {
 		return nil, toStatus(err)
 	}
 	found, err := s.store.Get(ctx, []string{id})
@@ -196,21 +186,9 @@ func (s *Server) GetTitle(ctx context.Context, req *titlesv1.GetTitleRequest) (*
 // BatchGetTitles returns the titles among ids and the ids that have none,
 // both in request order with repeated ids answered once.
 func (s *Server) BatchGetTitles(ctx context.Context, req *titlesv1.BatchGetTitlesRequest) (*titlesv1.BatchGetTitlesResponse, error) {
-	ids := req.GetIds()
-	if len(ids) > MaxBatchGet {
-		return nil, toStatus(&FieldError{Field: "ids", Reason: strconv.Itoa(len(ids)) + " ids, at most " + strconv.Itoa(MaxBatchGet) + " allowed"})
-	}
-	unique := make([]string, 0, len(ids))
-	seen := make(map[string]struct{}, len(ids))
-	for i, id := range ids {
-		if err := validateID("ids["+strconv.Itoa(i)+"]", id); err != nil {
-			return nil, toStatus(err)
-		}
-		if _, dup := seen[id]; dup {
-			continue
-		}
-		seen[id] = struct{}{}
-		unique = append(unique, id)
+	unique, err := service.BatchIDs(req.GetIds())
+	if err != nil {
+		return nil, toStatus(err)
 	}
 	resp := &titlesv1.BatchGetTitlesResponse{}
 	if len(unique) == 0 {
@@ -230,58 +208,13 @@ func (s *Server) BatchGetTitles(ctx context.Context, req *titlesv1.BatchGetTitle
 	return resp, nil
 }
 
-// publish sends the change event of an applied write. It is detached from
-// the caller's cancellation (but bounded by the publish timeout): once the
-// write is stored, a client that gives up must not also cost the event.
+// publish sends the change event of an applied write; see
+// [service.Publish].
 func (s *Server) publish(ctx context.Context, id string, op schema.Op, seq int64) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.publishTimeout)
-	defer cancel()
-	if err := s.pub.PublishChange(ctx, EntityType, id, op, seq); err != nil {
-		s.log.ErrorContext(ctx, "change event not published; write stays applied",
-			"entitytype", EntityType, "id", id, "op", string(op), "seq", seq, "err", err)
-		return fmt.Errorf("%w: %s title %s at version %d is applied: %w", ErrPublish, op, id, seq, err)
-	}
-	s.log.DebugContext(ctx, "change published",
-		"entitytype", EntityType, "id", id, "op", string(op), "seq", seq)
-	return nil
-}
-
-// validateID checks an id a request names. No stored title has an id
-// longer than [MaxIDLen], so a longer one is refused before it reaches the
-// store; the error quotes at most the id's first 64 bytes.
-func validateID(field, id string) error {
-	switch {
-	case id == "":
-		return &FieldError{Field: field, Reason: "must not be empty"}
-	case len(id) > MaxIDLen:
-		return &FieldError{Field: field, Reason: strconv.Itoa(len(id)) + " bytes, at most " + strconv.Itoa(MaxIDLen) + " allowed: " + quote(id)}
-	case !utf8.ValidString(id):
-		return &FieldError{Field: field, Reason: "not valid UTF-8: " + quote(id)}
-	case strings.IndexFunc(id, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }) >= 0:
-		return &FieldError{Field: field, Reason: "contains a space or a control character: " + quote(id)}
-	}
-	return nil
+	return service.Publish(ctx, s.pub, s.log, s.publishTimeout, EntityType, id, op, seq)
 }
 
 // validateTitle validates t and reports fields by their request path.
-func validateTitle(t *Title) error {
-	err := t.Validate()
-	if fe, ok := err.(*FieldError); ok {
-		fe.Field = "title." + fe.Field
-	}
-	return err
-}
-
-// expectedVersion turns the optional expected_version into the store's
-// form, where 0 means no check.
-func expectedVersion(v *int64) (int64, error) {
-	if v == nil {
-		return 0, nil
-	}
-	if *v <= 0 {
-		return 0, &FieldError{Field: "expected_version", Reason: "must be positive when set"}
-	}
-	return *v, nil
-}
+func validateTitle(t *Title) error { return service.Prefix("title.", t.Validate()) }
 
 func now() time.Time { return time.Now().UTC() }

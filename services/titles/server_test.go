@@ -12,6 +12,7 @@ import (
 
 	titlesv1 "github.com/slatehq/slate/proto/titles/v1"
 	"github.com/slatehq/slate/schema"
+	"github.com/slatehq/slate/services/internal/servicetest"
 	"github.com/slatehq/slate/services/titles"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -22,45 +23,11 @@ import (
 )
 
 // change is one PublishChange call.
-type change struct {
-	EntityType string
-	ID         string
-	Op         schema.Op
-	Seq        int64
-}
+type change = servicetest.Change
 
-// recorder is a Publisher that records every call and fails while err is
-// set.
-type recorder struct {
-	mu      sync.Mutex
-	changes []change
-	err     error
-}
-
-func (r *recorder) PublishChange(ctx context.Context, entityType, id string, op schema.Op, seq int64) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.err != nil {
-		return r.err
-	}
-	r.changes = append(r.changes, change{entityType, id, op, seq})
-	return nil
-}
-
-func (r *recorder) failWith(err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.err = err
-}
-
-// take returns the recorded changes and forgets them.
-func (r *recorder) take() []change {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	c := r.changes
-	r.changes = nil
-	return c
-}
+// recorder is a Publisher that records every call and fails while an
+// error is set with FailWith.
+type recorder = servicetest.Recorder
 
 // serve runs a Server over gRPC on 127.0.0.1:0 for the test's lifetime and
 // returns a client connected to it.
@@ -175,14 +142,14 @@ func TestCRUD(t *testing.T) {
 	wantCode(t, err, codes.NotFound)
 
 	want := []change{
-		{"title", id, schema.OpCreate, 1},
-		{"title", id, schema.OpUpdate, 2},
-		{"title", id, schema.OpUpdate, 3},
-		{"title", id, schema.OpUpdate, 4},
-		{"title", id, schema.OpUpdate, 5},
-		{"title", id, schema.OpDelete, 6},
+		{EntityType: "title", ID: id, Op: schema.OpCreate, Seq: 1},
+		{EntityType: "title", ID: id, Op: schema.OpUpdate, Seq: 2},
+		{EntityType: "title", ID: id, Op: schema.OpUpdate, Seq: 3},
+		{EntityType: "title", ID: id, Op: schema.OpUpdate, Seq: 4},
+		{EntityType: "title", ID: id, Op: schema.OpUpdate, Seq: 5},
+		{EntityType: "title", ID: id, Op: schema.OpDelete, Seq: 6},
 	}
-	if got := pub.take(); !slices.Equal(got, want) {
+	if got := pub.Take(); !slices.Equal(got, want) {
 		t.Errorf("published\n%v\nwant\n%v", got, want)
 	}
 }
@@ -234,11 +201,11 @@ func TestCreateIDs(t *testing.T) {
 	if again.GetTitle().GetVersion() != 3 {
 		t.Errorf("re-created at version %d, want 3", again.GetTitle().GetVersion())
 	}
-	changes := pub.take()
+	changes := pub.Take()
 	want := []change{
-		{"title", "tt-0042", schema.OpCreate, 1},
-		{"title", "tt-0042", schema.OpDelete, 2},
-		{"title", "tt-0042", schema.OpCreate, 3},
+		{EntityType: "title", ID: "tt-0042", Op: schema.OpCreate, Seq: 1},
+		{EntityType: "title", ID: "tt-0042", Op: schema.OpDelete, Seq: 2},
+		{EntityType: "title", ID: "tt-0042", Op: schema.OpCreate, Seq: 3},
 	}
 	if len(changes) != 5 || !slices.Equal(changes[2:], want) {
 		t.Errorf("published %v, want 2 creates then %v", changes, want)
@@ -254,7 +221,7 @@ func TestValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := existing.GetTitle().GetId()
-	pub.take()
+	pub.Take()
 
 	with := func(f func(*titlesv1.Title)) *titlesv1.Title {
 		tl := feature("Name")
@@ -368,7 +335,7 @@ func TestValidation(t *testing.T) {
 			}
 		})
 	}
-	if got := pub.take(); len(got) != 0 {
+	if got := pub.Take(); len(got) != 0 {
 		t.Errorf("rejected calls published %v", got)
 	}
 	got, err := c.GetTitle(ctx, &titlesv1.GetTitleRequest{Id: id})
@@ -407,7 +374,7 @@ func TestNotFound(t *testing.T) {
 			}
 		})
 	}
-	if got := pub.take(); len(got) != 0 {
+	if got := pub.Take(); len(got) != 0 {
 		t.Errorf("failed calls published %v", got)
 	}
 }
@@ -501,12 +468,12 @@ func TestOptimisticConcurrency(t *testing.T) {
 		t.Fatalf("delete at expected version: %v, %v", r, err)
 	}
 	want := []change{
-		{"title", id, schema.OpCreate, 1},
-		{"title", id, schema.OpUpdate, 2},
-		{"title", id, schema.OpUpdate, 3},
-		{"title", id, schema.OpDelete, 4},
+		{EntityType: "title", ID: id, Op: schema.OpCreate, Seq: 1},
+		{EntityType: "title", ID: id, Op: schema.OpUpdate, Seq: 2},
+		{EntityType: "title", ID: id, Op: schema.OpUpdate, Seq: 3},
+		{EntityType: "title", ID: id, Op: schema.OpDelete, Seq: 4},
 	}
-	if got := pub.take(); !slices.Equal(got, want) {
+	if got := pub.Take(); !slices.Equal(got, want) {
 		t.Errorf("published %v, want %v", got, want)
 	}
 }
@@ -523,7 +490,7 @@ func TestConcurrentWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := created.GetTitle().GetId()
-	pub.take()
+	pub.Take()
 
 	const n = 40
 	run := func(expected *int64) (ok, conflicts int) {
@@ -555,7 +522,7 @@ func TestConcurrentWrites(t *testing.T) {
 		t.Fatalf("unconditional: %d ok, %d conflicts; want %d, 0", ok, conflicts, n)
 	}
 	var seqs []int64
-	for _, ch := range pub.take() {
+	for _, ch := range pub.Take() {
 		seqs = append(seqs, ch.Seq)
 	}
 	slices.Sort(seqs)
@@ -569,7 +536,7 @@ func TestConcurrentWrites(t *testing.T) {
 	if ok, conflicts := run(&expected); ok != 1 || conflicts != n-1 {
 		t.Fatalf("conditional: %d ok, %d conflicts; want 1, %d", ok, conflicts, n-1)
 	}
-	if got := pub.take(); len(got) != 1 || got[0].Seq != n+2 {
+	if got := pub.Take(); len(got) != 1 || got[0].Seq != n+2 {
 		t.Errorf("published %v, want one update at %d", got, n+2)
 	}
 }
@@ -583,7 +550,7 @@ func TestPublishFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := created.GetTitle().GetId()
-	pub.failWith(errors.New("broker down"))
+	pub.FailWith(errors.New("broker down"))
 
 	_, err = c.UpdateTitle(ctx, &titlesv1.UpdateTitleRequest{Title: &titlesv1.Title{Id: id, Name: "Renamed", Kind: titles.KindFeature, Status: titles.StatusPost}})
 	wantCode(t, err, codes.Unavailable)
@@ -603,8 +570,8 @@ func TestPublishFailure(t *testing.T) {
 	_, err = c.GetTitle(ctx, &titlesv1.GetTitleRequest{Id: id})
 	wantCode(t, err, codes.NotFound)
 
-	pub.failWith(nil)
-	if got := pub.take(); len(got) != 1 || got[0].Op != schema.OpCreate {
+	pub.FailWith(nil)
+	if got := pub.Take(); len(got) != 1 || got[0].Op != schema.OpCreate {
 		t.Errorf("published %v, want only the first create", got)
 	}
 }

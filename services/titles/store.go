@@ -2,8 +2,12 @@ package titles
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
+	"time"
+
+	"github.com/slatehq/slate/services/internal/boltkv"
 )
 
 // Store keeps titles and their versions. Each method is one atomic step:
@@ -33,8 +37,9 @@ type Store interface {
 
 // MemoryStore is a [Store] in process memory, guarded by a mutex. It keeps
 // the last version of every deleted id, so it grows with the number of ids
-// ever used; it is meant for tests, demos and `slate up`. The zero value is
-// not usable: call [NewMemoryStore].
+// ever used, and forgets everything when the process ends; it is meant for
+// tests and demos ([BoltStore] keeps titles on disk). The zero value is not
+// usable: call [NewMemoryStore].
 type MemoryStore struct {
 	mu         sync.RWMutex
 	titles     map[string]Title
@@ -121,6 +126,91 @@ func (s *MemoryStore) Get(ctx context.Context, ids []string) (map[string]Title, 
 		if t, ok := s.titles[id]; ok {
 			found[id] = t
 		}
+	}
+	return found, nil
+}
+
+// BoltStore is a [Store] in a bbolt file: what it stores survives a
+// restart, versions and deletes included. One process at a time may open
+// the file.
+type BoltStore struct {
+	db    *boltkv.DB
+	table *boltkv.Table
+}
+
+var _ Store = (*BoltStore)(nil)
+
+// OpenBoltStore opens the bbolt file at path, creating it if needed. Close
+// it when done.
+func OpenBoltStore(path string) (*BoltStore, error) {
+	db, err := boltkv.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("titles: %w", err)
+	}
+	table, err := db.NamedTable("titles", "title")
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("titles: %w", err)
+	}
+	return &BoltStore{db: db, table: table}, nil
+}
+
+// Close closes the file.
+func (s *BoltStore) Close() error { return s.db.Close() }
+
+// storedTitle is a title as the file keeps it; the id is its key and the
+// version is kept beside it.
+type storedTitle struct {
+	Name        string    `json:"name"`
+	Kind        string    `json:"kind"`
+	Status      string    `json:"status"`
+	ReleaseDate string    `json:"release_date,omitempty"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+func (t Title) encode(int64) ([]byte, error) {
+	return json.Marshal(storedTitle{Name: t.Name, Kind: t.Kind, Status: t.Status, ReleaseDate: t.ReleaseDate, UpdatedAt: t.UpdatedAt})
+}
+
+// Create implements [Store].
+func (s *BoltStore) Create(ctx context.Context, t Title) (Title, error) {
+	v, err := s.table.Create(ctx, t.ID, t.encode)
+	if err != nil {
+		return Title{}, err
+	}
+	t.Version = v
+	return t, nil
+}
+
+// Update implements [Store].
+func (s *BoltStore) Update(ctx context.Context, t Title, expectedVersion int64) (Title, error) {
+	v, err := s.table.Replace(ctx, t.ID, expectedVersion, t.encode)
+	if err != nil {
+		return Title{}, err
+	}
+	t.Version = v
+	return t, nil
+}
+
+// Delete implements [Store].
+func (s *BoltStore) Delete(ctx context.Context, id string, expectedVersion int64) (int64, error) {
+	return s.table.Delete(ctx, id, expectedVersion)
+}
+
+// Get implements [Store].
+func (s *BoltStore) Get(ctx context.Context, ids []string) (map[string]Title, error) {
+	recs, err := s.table.Get(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("get: %w", err)
+	}
+	found := make(map[string]Title, len(recs))
+	for id, r := range recs {
+		var st storedTitle
+		if err := json.Unmarshal(r.Value, &st); err != nil {
+			return nil, fmt.Errorf("stored title %s: %w", id, err)
+		}
+		found[id] = Title{ID: id, Name: st.Name, Kind: st.Kind, Status: st.Status,
+			ReleaseDate: st.ReleaseDate, Version: r.Version, UpdatedAt: st.UpdatedAt}
 	}
 	return found, nil
 }

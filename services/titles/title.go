@@ -2,13 +2,13 @@ package titles
 
 import (
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
 	titlesv1 "github.com/slatehq/slate/proto/titles/v1"
+	"github.com/slatehq/slate/services/internal/service"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -19,9 +19,9 @@ const EntityType = "title"
 // Limits on request sizes.
 const (
 	// MaxBatchGet is the most ids one BatchGetTitles call may name.
-	MaxBatchGet = 1000
+	MaxBatchGet = service.MaxBatchGet
 	// MaxIDLen is the longest id, in bytes, a create may choose.
-	MaxIDLen = 128
+	MaxIDLen = service.MaxIDLen
 	// MaxNameLen is the longest name, in bytes.
 	MaxNameLen = 512
 )
@@ -78,13 +78,13 @@ func (t *Title) Validate() error {
 	case !utf8.ValidString(t.Name):
 		return &FieldError{Field: "name", Reason: "not valid UTF-8"}
 	case !slices.Contains(kinds, t.Kind):
-		return &FieldError{Field: "kind", Reason: quote(t.Kind) + " is not one of " + strings.Join(kinds, ", ")}
+		return &FieldError{Field: "kind", Reason: service.Quote(t.Kind) + " is not one of " + strings.Join(kinds, ", ")}
 	case !slices.Contains(statuses, t.Status):
-		return &FieldError{Field: "status", Reason: quote(t.Status) + " is not one of " + strings.Join(statuses, ", ")}
+		return &FieldError{Field: "status", Reason: service.Quote(t.Status) + " is not one of " + strings.Join(statuses, ", ")}
 	}
 	if t.ReleaseDate != "" {
 		if _, err := time.Parse(ReleaseDateLayout, t.ReleaseDate); err != nil {
-			return &FieldError{Field: "release_date", Reason: quote(t.ReleaseDate) + " is not a date in YYYY-MM-DD form"}
+			return &FieldError{Field: "release_date", Reason: service.Quote(t.ReleaseDate) + " is not a date in YYYY-MM-DD form"}
 		}
 	}
 	return nil
@@ -103,14 +103,6 @@ func validateNewID(id string) error {
 		return &FieldError{Field: "title.id", Reason: "contains a space or a control character"}
 	}
 	return nil
-}
-
-func quote(s string) string {
-	const max = 64
-	if len(s) > max {
-		s = s[:max] + "..."
-	}
-	return strconv.Quote(s)
 }
 
 // fromProto copies the caller-set fields of m.

@@ -165,7 +165,7 @@ func (s *Sink) index(entityType string, create bool) (*index, error) {
 		if !create {
 			return nil, nil
 		}
-		if bl, err = blv.New(path, newMapping()); err != nil {
+		if bl, err = createIndex(s.dir, name); err != nil {
 			return nil, fmt.Errorf("%w: create %s: %w", ErrStore, path, err)
 		}
 		s.log.Info("index created", "index", name, "path", path)
@@ -189,6 +189,28 @@ func (s *Sink) index(entityType string, create bool) (*index, error) {
 	ix := &index{name: name, bl: bl, db: db}
 	s.indexes[name] = ix
 	return ix, nil
+}
+
+// createIndex creates the index name in dir whole or not at all: it is
+// built under a hidden name (never an index's) and renamed into place, so
+// that a process killed while creating it leaves no half-made index that
+// every later open would fail on.
+func createIndex(dir, name string) (blv.Index, error) {
+	path, tmp := filepath.Join(dir, name), filepath.Join(dir, ".creating-"+name)
+	if err := os.RemoveAll(tmp); err != nil {
+		return nil, err
+	}
+	bl, err := blv.New(tmp, newMapping())
+	if err != nil {
+		return nil, err
+	}
+	if err := bl.Close(); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return nil, err
+	}
+	return blv.Open(path)
 }
 
 // newMapping indexes the data dynamically (text with the standard

@@ -3,6 +3,8 @@ package bleve_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -348,5 +350,46 @@ func TestReadsDuringWrites(t *testing.T) {
 	close(done)
 	if err := <-readErr; err != nil {
 		t.Fatalf("read during writes: %v", err)
+	}
+}
+
+// An index is created whole: what a process killed while creating one
+// left behind does not stop a later sink from creating it.
+func TestIndexCreatedWhole(t *testing.T) {
+	dir := t.TempDir()
+	ctx := t.Context()
+	s, err := bleve.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := filepath.Join(dir, ".creating-"+s.Index("title"))
+	if err := os.MkdirAll(half, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(half, "index_meta.json"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(ctx, []sink.Event{sinktest.Event(schema.OpCreate, "t1", 1, map[string]any{"name": "A"})}); err != nil {
+		t.Fatalf("Write over a half-created index: %v", err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			t.Errorf("%s left in the sink's directory", e.Name())
+		}
+	}
+	s, err = bleve.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	if doc, v, found, err := s.Get(ctx, "title", "t1"); err != nil || !found || v != 1 || doc["name"] != "A" {
+		t.Errorf("t1 after reopen: %v version %d found %v err %v", doc, v, found, err)
 	}
 }

@@ -38,9 +38,14 @@ func Open(path string) (*DB, error) {
 // Close closes the file. Tables of d fail after it.
 func (d *DB) Close() error { return d.db.Close() }
 
-// Table returns the table name, creating its buckets if needed.
-func (d *DB) Table(name string) (*Table, error) {
-	t := &Table{db: d.db, records: []byte(name), tombstones: []byte(name + ".deleted")}
+// Table returns the table name, creating its buckets if needed. Its
+// errors name a record by its id.
+func (d *DB) Table(name string) (*Table, error) { return d.NamedTable(name, "") }
+
+// NamedTable is [DB.Table] for a table whose errors name a record by noun
+// and id, such as "title t1".
+func (d *DB) NamedTable(name, noun string) (*Table, error) {
+	t := &Table{db: d.db, records: []byte(name), tombstones: []byte(name + ".deleted"), noun: noun}
 	err := d.db.Update(func(tx *bbolt.Tx) error {
 		for _, b := range [][]byte{t.records, t.tombstones} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -66,15 +71,51 @@ type Record struct {
 type Table struct {
 	db                  *bbolt.DB
 	records, tombstones []byte
+	noun                string
+}
+
+// name is how errors name the record with id.
+func (t *Table) name(id string) string {
+	if t.noun == "" {
+		return id
+	}
+	return t.noun + " " + id
 }
 
 // Put stores the value encode returns for the new version under id and
 // returns that version, and whether id had no record before (a create).
-// With expectedVersion not 0, it puts only over a
-// stored record at that version: [service.ErrNotFound] if there is none,
+// With expectedVersion not 0, it puts only over a stored record at that
+// version: [service.ErrNotFound] if there is none,
 // [service.ErrVersionMismatch] if it is at another. An error of encode is
 // returned as it is, and nothing is stored.
 func (t *Table) Put(ctx context.Context, id string, expectedVersion int64, encode func(version int64) ([]byte, error)) (version int64, created bool, err error) {
+	return t.write(ctx, putAny, id, expectedVersion, encode)
+}
+
+// Create is [Table.Put] for an id that has no record:
+// [service.ErrExists] if it has one.
+func (t *Table) Create(ctx context.Context, id string, encode func(version int64) ([]byte, error)) (int64, error) {
+	v, _, err := t.write(ctx, putNew, id, 0, encode)
+	return v, err
+}
+
+// Replace is [Table.Put] over a stored record, whatever expectedVersion:
+// [service.ErrNotFound] if id has none.
+func (t *Table) Replace(ctx context.Context, id string, expectedVersion int64, encode func(version int64) ([]byte, error)) (int64, error) {
+	v, _, err := t.write(ctx, putOver, id, expectedVersion, encode)
+	return v, err
+}
+
+// putMode says which records a write may create or replace.
+type putMode int
+
+const (
+	putAny  putMode = iota // create, or replace at the expected version
+	putNew                 // create only
+	putOver                // replace only
+)
+
+func (t *Table) write(ctx context.Context, mode putMode, id string, expectedVersion int64, encode func(version int64) ([]byte, error)) (version int64, created bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return 0, false, err
 	}
@@ -84,13 +125,15 @@ func (t *Table) Put(ctx context.Context, id string, expectedVersion int64, encod
 		cur, ok := decode(recs.Get(key))
 		created = !ok
 		switch {
+		case ok && mode == putNew:
+			return fmt.Errorf("%w: %s", service.ErrExists, t.name(id))
 		case ok:
 			if expectedVersion != 0 && expectedVersion != cur {
-				return fmt.Errorf("%w: %s is at version %d, expected %d", service.ErrVersionMismatch, id, cur, expectedVersion)
+				return fmt.Errorf("%w: %s is at version %d, expected %d", service.ErrVersionMismatch, t.name(id), cur, expectedVersion)
 			}
 			version = cur + 1
-		case expectedVersion != 0:
-			return fmt.Errorf("%w: %s", service.ErrNotFound, id)
+		case expectedVersion != 0, mode == putOver:
+			return fmt.Errorf("%w: %s", service.ErrNotFound, t.name(id))
 		default:
 			deleted, _ := decode(tombs.Get(key))
 			version = deleted + 1
@@ -125,9 +168,9 @@ func (t *Table) Delete(ctx context.Context, id string, expectedVersion int64) (i
 		cur, ok := decode(recs.Get(key))
 		switch {
 		case !ok:
-			return fmt.Errorf("%w: %s", service.ErrNotFound, id)
+			return fmt.Errorf("%w: %s", service.ErrNotFound, t.name(id))
 		case expectedVersion != 0 && expectedVersion != cur:
-			return fmt.Errorf("%w: %s is at version %d, expected %d", service.ErrVersionMismatch, id, cur, expectedVersion)
+			return fmt.Errorf("%w: %s is at version %d, expected %d", service.ErrVersionMismatch, t.name(id), cur, expectedVersion)
 		}
 		version = cur + 1
 		if err := recs.Delete(key); err != nil {

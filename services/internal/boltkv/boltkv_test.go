@@ -121,3 +121,48 @@ func TestTableChecks(t *testing.T) {
 		t.Fatalf("another table lists %v, want nothing", list)
 	}
 }
+
+func TestTableCreateAndReplace(t *testing.T) {
+	ctx := context.Background()
+	db, err := boltkv.Open(filepath.Join(t.TempDir(), "kv.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tab, err := db.NamedTable("things", "thing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := func(s string) func(int64) ([]byte, error) {
+		return func(int64) ([]byte, error) { return []byte(s), nil }
+	}
+	for _, tc := range []struct {
+		name    string
+		write   func() (int64, error)
+		version int64
+		err     error
+		msg     string
+	}{
+		{"replace of a missing id", func() (int64, error) { return tab.Replace(ctx, "a", 0, value("x")) }, 0, service.ErrNotFound, "not found: thing a"},
+		{"create", func() (int64, error) { return tab.Create(ctx, "a", value("one")) }, 1, nil, ""},
+		{"create of a taken id", func() (int64, error) { return tab.Create(ctx, "a", value("x")) }, 0, service.ErrExists, "already exists: thing a"},
+		{"replace", func() (int64, error) { return tab.Replace(ctx, "a", 0, value("two")) }, 2, nil, ""},
+		{"stale replace", func() (int64, error) { return tab.Replace(ctx, "a", 1, value("x")) }, 0, service.ErrVersionMismatch, "version mismatch: thing a is at version 2, expected 1"},
+		{"replace at the version", func() (int64, error) { return tab.Replace(ctx, "a", 2, value("three")) }, 3, nil, ""},
+		{"delete", func() (int64, error) { return tab.Delete(ctx, "a", 3) }, 4, nil, ""},
+		{"replace of a deleted id", func() (int64, error) { return tab.Replace(ctx, "a", 0, value("x")) }, 0, service.ErrNotFound, "not found: thing a"},
+		{"create after a delete", func() (int64, error) { return tab.Create(ctx, "a", value("again")) }, 5, nil, ""},
+	} {
+		v, err := tc.write()
+		if tc.err == nil && (err != nil || v != tc.version) {
+			t.Fatalf("%s = %d, %v; want version %d", tc.name, v, err, tc.version)
+		}
+		if tc.err != nil && (!errors.Is(err, tc.err) || err.Error() != tc.msg) {
+			t.Fatalf("%s = %v, want %q", tc.name, err, tc.msg)
+		}
+	}
+	got, _ := tab.Get(ctx, []string{"a"})
+	if got["a"].Version != 5 || string(got["a"].Value) != "again" {
+		t.Fatalf("after the writes: %+v, want version 5 \"again\"", got["a"])
+	}
+}

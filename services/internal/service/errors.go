@@ -19,6 +19,9 @@ var (
 	// ErrNotFound: no entity has the id (never written, or deleted).
 	// NOT_FOUND.
 	ErrNotFound = errors.New("not found")
+	// ErrExists: a create named an id that is already in use.
+	// ALREADY_EXISTS.
+	ErrExists = errors.New("already exists")
 	// ErrVersionMismatch: an expected version differs from the stored one.
 	// FAILED_PRECONDITION.
 	ErrVersionMismatch = errors.New("version mismatch")
@@ -79,6 +82,8 @@ func ToStatus(name string, err error) error {
 		return status.Error(codes.InvalidArgument, msg)
 	case errors.Is(err, ErrNotFound):
 		return status.Error(codes.NotFound, msg)
+	case errors.Is(err, ErrExists):
+		return status.Error(codes.AlreadyExists, msg)
 	case errors.Is(err, ErrVersionMismatch):
 		return status.Error(codes.FailedPrecondition, msg)
 	case errors.Is(err, ErrPublish):

@@ -21,6 +21,7 @@ func TestToStatus(t *testing.T) {
 	}{
 		{&service.FieldError{Field: "budget.title_id", Reason: "must not be empty"}, codes.InvalidArgument},
 		{fmt.Errorf("budget %w: t1", service.ErrNotFound), codes.NotFound},
+		{fmt.Errorf("%w: title t1", service.ErrExists), codes.AlreadyExists},
 		{fmt.Errorf("budget %w: t1 is at 3", service.ErrVersionMismatch), codes.FailedPrecondition},
 		{fmt.Errorf("%w: broker down", service.ErrPublish), codes.Unavailable},
 		{context.DeadlineExceeded, codes.DeadlineExceeded},

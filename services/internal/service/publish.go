@@ -12,8 +12,8 @@ import (
 // Publisher publishes an ID-only change event: entity type, id, operation
 // and the entity's new version as the event's sequence. It returns only when
 // the event is durably accepted (for Kafka: acknowledged by the broker), or
-// with an error. It is the contract of titles.Publisher; the producer SDK
-// satisfies it.
+// with an error. The services re-export it (titles.Publisher); the
+// producer SDK satisfies it.
 type Publisher interface {
 	PublishChange(ctx context.Context, entityType, id string, op schema.Op, seq int64) error
 }
