@@ -150,7 +150,9 @@ func TestSchemaCmdSecured(t *testing.T) {
 // refusedHandshake reports whether err is a TLS peer closing the
 // connection at the handshake: an alert, a broken pipe or a reset.
 func refusedHandshake(err error) bool {
-	for _, s := range []string{"certificate", "broken pipe", "connection reset", "EOF"} {
+	// Over HTTP/2 the refusal can also surface as a connection that could
+	// not be established.
+	for _, s := range []string{"certificate", "broken pipe", "connection reset", "EOF", "client conn could not be established"} {
 		if strings.Contains(err.Error(), s) {
 			return true
 		}
