@@ -39,6 +39,9 @@ func TestCDCRefusesBadTopicPrefix(t *testing.T) {
 // one publishes its UPDATE, and published rows are deleted from the
 // service's outbox (--outbox-delete).
 func TestCDCPublishesTheFinanceOutbox(t *testing.T) {
+	// SLATE_MYSQL_DSN (set for the MariaDB tests) would be --mysql-dsn,
+	// and slate cdc would capture MariaDB instead.
+	t.Setenv("SLATE_MYSQL_DSN", "")
 	dsn := os.Getenv("SLATE_PG_DSN")
 	if dsn == "" {
 		dsn = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
