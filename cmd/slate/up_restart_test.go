@@ -63,8 +63,15 @@ func startUp(t *testing.T, name, dataDir string) *upProc {
 // row of title id whose data contains every one of want.
 func waitView(t *testing.T, dataDir, id string, want ...string) {
 	t.Helper()
-	dir := filepath.Join(dataDir, "hive", "title_materialized")
-	testenv.WaitFor(t, 40*time.Second, "the title view to show "+id+" with "+strings.Join(want, ", "), func() bool {
+	waitTable(t, dataDir, "title", id, want...)
+}
+
+// waitTable waits until the Hive table of view (title, cashflow) has a row
+// of id whose data holds every string of want.
+func waitTable(t *testing.T, dataDir, view, id string, want ...string) {
+	t.Helper()
+	dir := filepath.Join(dataDir, "hive", view+"_materialized")
+	testenv.WaitFor(t, 40*time.Second, "the "+view+" view to show "+id+" with "+strings.Join(want, ", "), func() bool {
 		for _, r := range readHive(t, dir) {
 			if r.Subject != id || r.Data == nil {
 				continue
@@ -119,6 +126,7 @@ func TestUpKeepsStudioDataAcrossRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitView(t, dir, id, "Before the restart", "PRODUCTION", "2027-06-18", "crew")
+	waitTable(t, dir, "cashflow", id, `"total":250000000`, `"schedule_version":1`)
 	up.kill(t)
 
 	up = startUp(t, "slate up after the kill", dir)
@@ -154,4 +162,13 @@ func TestUpKeepsStudioDataAcrossRestart(t *testing.T) {
 		t.Errorf("update after the restart at version %d, want 3", again.GetTitle().GetVersion())
 	}
 	waitView(t, dir, id, "After the restart", "crew")
+
+	// The cashflow view converges too: the production moves a month, and
+	// the cash flow follows it.
+	moved := gotSched.GetSchedule()
+	moved.ProductionStart, moved.ProductionEnd = "2026-04-01", "2026-10-30"
+	if _, err := up.schedules.PutSchedule(ctx, &schedulesv1.PutScheduleRequest{Schedule: moved, ExpectedVersion: &sched.Schedule.Version}); err != nil {
+		t.Fatalf("PutSchedule after the restart: %v", err)
+	}
+	waitTable(t, dir, "cashflow", id, `"total":250000000`, `"schedule_version":2`, `"production_start":"2026-04-01"`)
 }
