@@ -138,11 +138,11 @@ func TestCDCPublishesTheFinanceOutbox(t *testing.T) {
 	// with events.
 	want := func(events ...string) {
 		t.Helper()
-		recs := readTopic(t, env.Brokers, env.Registry, topic)
+		recs := testenv.ReadTopic(t, env.Brokers, env.Registry, topic)
 		var got []string
 		for _, r := range recs {
 			got = append(got, fmt.Sprintf("key %s: %s %s %s seq %d source %s, %d bytes of data",
-				r.key, r.env.Type, r.env.EntityType, r.env.Subject, r.env.Sequence, r.env.Source, len(r.env.Data)))
+				r.Key, r.Env.Type, r.Env.EntityType, r.Env.Subject, r.Env.Sequence, r.Env.Source, len(r.Env.Data)))
 		}
 		if strings.Join(got, "\n") != strings.Join(events, "\n") {
 			t.Fatalf("%s holds\n%s\nwant\n%s", topic, strings.Join(got, "\n"), strings.Join(events, "\n"))
@@ -157,7 +157,7 @@ func TestCDCPublishesTheFinanceOutbox(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.WaitFor(t, 20*time.Second, "the CREATE on "+topic, func() bool {
-		return len(readTopic(t, env.Brokers, env.Registry, topic)) > 0
+		return len(testenv.ReadTopic(t, env.Brokers, env.Registry, topic)) > 0
 	})
 	caughtUp()
 	want("key t1: CREATE budget t1 seq 1 source finance, 0 bytes of data")

@@ -170,8 +170,8 @@ sink:
 			}
 
 			got = nil
-			for _, r := range readTopic(t, env.Brokers, env.Registry, "studio."+et+".feed") {
-				got = append(got, fmt.Sprintf("%s@%d %s", r.key, r.env.Sequence, r.env.Type))
+			for _, r := range testenv.ReadTopic(t, env.Brokers, env.Registry, "studio."+et+".feed") {
+				got = append(got, fmt.Sprintf("%s@%d %s", r.Key, r.Env.Sequence, r.Env.Type))
 			}
 			slices.Sort(got)
 			if !slices.Equal(got, want) {
@@ -207,11 +207,11 @@ sink:
 func checkAvro(t *testing.T, env testenv.Env, topic string) {
 	t.Helper()
 	var data []byte
-	for _, r := range readTopic(t, env.Brokers, env.Registry, topic) {
-		if r.key == "sh1" && r.env.Sequence == 2 {
-			data = r.env.Data
-			if r.env.DataContentType != schema.ContentTypeAvro {
-				t.Errorf("sh1@2: datacontenttype %q, want %q", r.env.DataContentType, schema.ContentTypeAvro)
+	for _, r := range testenv.ReadTopic(t, env.Brokers, env.Registry, topic) {
+		if r.Key == "sh1" && r.Env.Sequence == 2 {
+			data = r.Env.Data
+			if r.Env.DataContentType != schema.ContentTypeAvro {
+				t.Errorf("sh1@2: datacontenttype %q, want %q", r.Env.DataContentType, schema.ContentTypeAvro)
 			}
 		}
 	}

@@ -201,15 +201,15 @@ enrich:
 	t.Logf("load of %d changes published after %s", changes, time.Since(start).Round(time.Millisecond))
 
 	topic := "studio." + et + ".materialized"
-	var recs []record
+	var recs []testenv.Record
 	testenv.WaitFor(t, 60*time.Second, "every shoot materialized at its final version", func() bool {
 		for _, p := range procs {
 			p.running(t)
 		}
-		recs = readTopic(t, env.Brokers, env.Registry, topic)
+		recs = testenv.ReadTopic(t, env.Brokers, env.Registry, topic)
 		last := map[string]int64{}
 		for _, r := range recs {
-			last[r.key] = r.env.Sequence
+			last[r.Key] = r.Env.Sequence
 		}
 		for _, id := range ids {
 			if last[id] != final[id] {
@@ -219,16 +219,16 @@ enrich:
 		return true
 	})
 	t.Logf("every shoot at its final version after %s (%d outputs)", time.Since(start).Round(time.Millisecond), len(recs))
-	prev := map[string]record{}
+	prev := map[string]testenv.Record{}
 	for _, r := range recs {
-		if r.env.Subject != r.key {
-			t.Errorf("%s[%d]@%d: subject %q under key %q", topic, r.partition, r.offset, r.env.Subject, r.key)
+		if r.Env.Subject != r.Key {
+			t.Errorf("%s[%d]@%d: subject %q under key %q", topic, r.Partition, r.Offset, r.Env.Subject, r.Key)
 		}
-		if p, ok := prev[r.key]; ok && r.env.Sequence < p.env.Sequence {
-			t.Errorf("%s: sequence of %s goes down from %d ([%d]@%d) to %d ([%d]@%d)", topic, r.key,
-				p.env.Sequence, p.partition, p.offset, r.env.Sequence, r.partition, r.offset)
+		if p, ok := prev[r.Key]; ok && r.Env.Sequence < p.Env.Sequence {
+			t.Errorf("%s: sequence of %s goes down from %d ([%d]@%d) to %d ([%d]@%d)", topic, r.Key,
+				p.Env.Sequence, p.Partition, p.Offset, r.Env.Sequence, r.Partition, r.Offset)
 		}
-		prev[r.key] = r
+		prev[r.Key] = r
 	}
 	testenv.WaitFor(t, 30*time.Second, "the group to commit every change", func() bool {
 		return committedLag(t, env.Brokers, group, schema.ChangesTopic(et)) == 0

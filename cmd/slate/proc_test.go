@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -24,7 +23,6 @@ import (
 
 	"github.com/slatehq/slate/internal/dynserve"
 	"github.com/slatehq/slate/internal/testenv"
-	"github.com/slatehq/slate/schema"
 )
 
 // schedulesSet holds studio.schedules.v1.Schedules, a service slate has no
@@ -235,88 +233,6 @@ func (p *slateProc) kill(t testing.TB) {
 }
 
 // record is one Kafka record of a topic, with its envelope.
-type record struct {
-	partition int32
-	offset    int64
-	key       string
-	env       schema.Envelope
-}
-
-// readTopic returns every record of topic, in offset order per partition,
-// its envelope decoded with the schemas of reg.
-func readTopic(t testing.TB, brokers string, reg schema.Registry, topic string) []record {
-	t.Helper()
-	codec, err := schema.NewCodec(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": brokers, "group.id": "slate-test-reader",
-		"enable.auto.commit": false, "enable.metrics.push": false})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kc.Close()
-	md, err := kc.GetMetadata(&topic, false, 10000)
-	if err != nil {
-		t.Fatalf("metadata of %s: %v", topic, err)
-	}
-	high := map[int32]int64{}
-	var tps []kafka.TopicPartition
-	for _, p := range md.Topics[topic].Partitions {
-		lo, hi, err := kc.QueryWatermarkOffsets(topic, p.ID, 10000)
-		if err != nil {
-			t.Fatalf("watermarks of %s[%d]: %v", topic, p.ID, err)
-		}
-		if hi > lo {
-			high[p.ID] = hi
-			tps = append(tps, kafka.TopicPartition{Topic: &topic, Partition: p.ID, Offset: kafka.Offset(lo)})
-		}
-	}
-	if len(tps) == 0 {
-		return nil
-	}
-	if err := kc.Assign(tps); err != nil {
-		t.Fatal(err)
-	}
-	var out []record
-	deadline := time.Now().Add(30 * time.Second)
-	for len(high) > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("reading %s: partitions %v not read to their end within 30s", topic, high)
-		}
-		switch e := kc.Poll(100).(type) {
-		case *kafka.Message:
-			env, err := codec.Decode(context.Background(), e.Value)
-			if err != nil {
-				t.Fatalf("%s[%d]@%d: %v", topic, e.TopicPartition.Partition, e.TopicPartition.Offset, err)
-			}
-			p, off := e.TopicPartition.Partition, int64(e.TopicPartition.Offset)
-			out = append(out, record{partition: p, offset: off, key: string(e.Key), env: env})
-			if off+1 >= high[p] {
-				delete(high, p)
-			}
-		case kafka.Error:
-			t.Fatalf("reading %s: %v", topic, e)
-		}
-		// A transactional topic ends with a commit marker, which is never
-		// handed out: a partition is read once the position passed it.
-		var left []kafka.TopicPartition
-		for p := range high {
-			left = append(left, kafka.TopicPartition{Topic: &topic, Partition: p})
-		}
-		pos, err := kc.Position(left)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, tp := range pos {
-			if tp.Offset >= 0 && int64(tp.Offset) >= high[tp.Partition] {
-				delete(high, tp.Partition)
-			}
-		}
-	}
-	return out
-}
-
 // writeFile writes a file of the test's temporary directory.
 func writeFile(t testing.TB, name, content string) string {
 	t.Helper()

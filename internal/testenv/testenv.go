@@ -159,3 +159,91 @@ func ServeRegistry(tb testing.TB, lc registry.ListenConfig, opts ...registry.Opt
 	}
 	return scheme + lis.Addr().String()
 }
+
+// Record is one record of a topic, its envelope decoded.
+type Record struct {
+	Partition int32
+	Offset    int64
+	Key       string
+	Env       schema.Envelope
+}
+
+// ReadTopic returns every record of topic up to the end offsets its
+// partitions have now (none if it does not exist yet), in offset order per
+// partition, its envelope decoded with the schemas of reg. It fails the
+// test if the end is not reached within 30s.
+func ReadTopic(tb testing.TB, brokers string, reg schema.Registry, topic string) []Record {
+	tb.Helper()
+	codec, err := schema.NewCodec(reg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	kc, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": brokers, "group.id": "slate-test-reader",
+		"enable.auto.commit": false, "enable.metrics.push": false})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer kc.Close()
+	md, err := kc.GetMetadata(&topic, false, 10000)
+	if err != nil {
+		tb.Fatalf("metadata of %s: %v", topic, err)
+	}
+	high := map[int32]int64{}
+	var tps []kafka.TopicPartition
+	for _, p := range md.Topics[topic].Partitions {
+		lo, hi, err := kc.QueryWatermarkOffsets(topic, p.ID, 10000)
+		if err != nil {
+			tb.Fatalf("watermarks of %s[%d]: %v", topic, p.ID, err)
+		}
+		if hi > lo {
+			high[p.ID] = hi
+			tps = append(tps, kafka.TopicPartition{Topic: &topic, Partition: p.ID, Offset: kafka.Offset(lo)})
+		}
+	}
+	if len(tps) == 0 {
+		return nil
+	}
+	if err := kc.Assign(tps); err != nil {
+		tb.Fatal(err)
+	}
+	var out []Record
+	deadline := time.Now().Add(30 * time.Second)
+	for len(high) > 0 {
+		if time.Now().After(deadline) {
+			tb.Fatalf("reading %s: partitions %v not read to their end within 30s", topic, high)
+		}
+		switch e := kc.Poll(100).(type) {
+		case *kafka.Message:
+			p, off := e.TopicPartition.Partition, int64(e.TopicPartition.Offset)
+			if off >= high[p] {
+				continue // written after the call: not asked for
+			}
+			env, err := codec.Decode(context.Background(), e.Value)
+			if err != nil {
+				tb.Fatalf("%s[%d]@%d: %v", topic, p, off, err)
+			}
+			out = append(out, Record{Partition: p, Offset: off, Key: string(e.Key), Env: env})
+			if off+1 >= high[p] {
+				delete(high, p)
+			}
+		case kafka.Error:
+			tb.Fatalf("reading %s: %v", topic, e)
+		}
+		// A transactional topic ends with a commit marker, which is never
+		// handed out: a partition is read once the position passed it.
+		var left []kafka.TopicPartition
+		for p := range high {
+			left = append(left, kafka.TopicPartition{Topic: &topic, Partition: p})
+		}
+		pos, err := kc.Position(left)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for _, tp := range pos {
+			if tp.Offset >= 0 && int64(tp.Offset) >= high[tp.Partition] {
+				delete(high, tp.Partition)
+			}
+		}
+	}
+	return out
+}

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
@@ -129,90 +128,25 @@ func (r *relay) caughtUp(t *testing.T) {
 	})
 }
 
-// topicRecord is one record of a changes topic, its envelope decoded.
-type topicRecord struct {
-	key string
-	env schema.Envelope
-}
-
-// readToEnd returns every record of topic up to the end offsets its
-// partitions have now (none if the topic does not exist yet).
-func readToEnd(t *testing.T, brokers string, codec *schema.Codec, topic string) []topicRecord {
-	t.Helper()
-	kc, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": brokers, "group.id": "finance-test-reader",
-		"enable.auto.commit": false, "enable.metrics.push": false})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kc.Close()
-	md, err := kc.GetMetadata(&topic, false, 10000)
-	if err != nil {
-		t.Fatalf("metadata of %s: %v", topic, err)
-	}
-	high := map[int32]int64{}
-	var tps []kafka.TopicPartition
-	for _, p := range md.Topics[topic].Partitions {
-		lo, hi, err := kc.QueryWatermarkOffsets(topic, p.ID, 10000)
-		if err != nil {
-			t.Fatalf("watermarks of %s[%d]: %v", topic, p.ID, err)
-		}
-		if hi > lo {
-			high[p.ID] = hi
-			tps = append(tps, kafka.TopicPartition{Topic: &topic, Partition: p.ID, Offset: kafka.Offset(lo)})
-		}
-	}
-	if len(tps) == 0 {
-		return nil
-	}
-	if err := kc.Assign(tps); err != nil {
-		t.Fatal(err)
-	}
-	var out []topicRecord
-	deadline := time.Now().Add(30 * time.Second)
-	for len(high) > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("reading %s: partitions %v not read to their end within 30s", topic, high)
-		}
-		switch e := kc.Poll(100).(type) {
-		case *kafka.Message:
-			p, off := e.TopicPartition.Partition, int64(e.TopicPartition.Offset)
-			if off >= high[p] {
-				continue
-			}
-			env, err := codec.Decode(context.Background(), e.Value)
-			if err != nil {
-				t.Fatalf("%s[%d]@%d: %v", topic, p, off, err)
-			}
-			out = append(out, topicRecord{key: string(e.Key), env: env})
-			if off+1 >= high[p] {
-				delete(high, p)
-			}
-		case kafka.Error:
-			t.Fatalf("reading %s: %v", topic, e)
-		}
-	}
-	return out
-}
-
 // wantChangeEvents checks that recs are exactly the ID-only change events
 // want, keyed by their ids, as the finance outbox wrote them.
-func wantChangeEvents(t *testing.T, recs []topicRecord, want ...servicetest.Change) {
+func wantChangeEvents(t *testing.T, recs []testenv.Record, want ...servicetest.Change) {
 	t.Helper()
 	if len(recs) != len(want) {
 		t.Fatalf("%d records on %s, want %d: %+v", len(recs), schema.ChangesTopic(finance.EntityType), len(want), recs)
 	}
 	for i, r := range recs {
 		w := want[i]
-		got := servicetest.Change{EntityType: r.env.EntityType, ID: r.env.Subject, Op: r.env.Type, Seq: r.env.Sequence}
+		got := servicetest.Change{EntityType: r.Env.EntityType, ID: r.Env.Subject, Op: r.Env.Type, Seq: r.Env.Sequence}
 		switch {
 		case got != w:
 			t.Fatalf("record %d is %+v, want %+v", i, got, w)
-		case r.key != w.ID:
-			t.Fatalf("record %d keyed %q, want %q", i, r.key, w.ID)
-		case len(r.env.Data) != 0:
-			t.Fatalf("record %d carries %d bytes of data, want an ID-only event", i, len(r.env.Data))
-		case r.env.Source != "finance":
-			t.Fatalf("record %d has source %q, want the finance outbox's", i, r.env.Source)
+		case r.Key != w.ID:
+			t.Fatalf("record %d keyed %q, want %q", i, r.Key, w.ID)
+		case len(r.Env.Data) != 0:
+			t.Fatalf("record %d carries %d bytes of data, want an ID-only event", i, len(r.Env.Data))
+		case r.Env.Source != "finance":
+			t.Fatalf("record %d has source %q, want the finance outbox's", i, r.Env.Source)
 		}
 	}
 }
@@ -242,10 +176,10 @@ func TestPostgresBudgetAndEventCommitTogether(t *testing.T) {
 		t.Fatalf("PutBudget = %v, %v; want version 1", put, err)
 	}
 	testenv.WaitFor(t, 20*time.Second, "the CREATE on "+topic, func() bool {
-		return len(readToEnd(t, env.Brokers, codec, topic)) > 0
+		return len(testenv.ReadTopic(t, env.Brokers, env.Registry, topic)) > 0
 	})
 	r.caughtUp(t)
-	wantChangeEvents(t, readToEnd(t, env.Brokers, codec, topic), ev("budget", "t1", schema.OpCreate, 1))
+	wantChangeEvents(t, testenv.ReadTopic(t, env.Brokers, env.Registry, topic), ev("budget", "t1", schema.OpCreate, 1))
 	before, err := c.GetBudget(ctx, &financev1.GetBudgetRequest{TitleId: "t1"})
 	if err != nil {
 		t.Fatal(err)
@@ -276,7 +210,7 @@ func TestPostgresBudgetAndEventCommitTogether(t *testing.T) {
 	servicetest.WantCode(t, err, codes.Internal)
 
 	r.caughtUp(t)
-	wantChangeEvents(t, readToEnd(t, env.Brokers, codec, topic), ev("budget", "t1", schema.OpCreate, 1))
+	wantChangeEvents(t, testenv.ReadTopic(t, env.Brokers, env.Registry, topic), ev("budget", "t1", schema.OpCreate, 1))
 	after, err := c.GetBudget(ctx, &financev1.GetBudgetRequest{TitleId: "t1"})
 	if err != nil || !proto.Equal(after.GetBudget(), before.GetBudget()) {
 		t.Fatalf("GetBudget after the failed update = %v, %v; want it unchanged: %v", after, err, before)
@@ -300,7 +234,7 @@ func TestPostgresBudgetAndEventCommitTogether(t *testing.T) {
 		t.Fatalf("PutBudget over version 1 = %v, %v; want version 2", put, err)
 	}
 	r.caughtUp(t)
-	wantChangeEvents(t, readToEnd(t, env.Brokers, codec, topic),
+	wantChangeEvents(t, testenv.ReadTopic(t, env.Brokers, env.Registry, topic),
 		ev("budget", "t1", schema.OpCreate, 1), ev("budget", "t1", schema.OpUpdate, 2))
 	got, err := c.GetBudget(ctx, &financev1.GetBudgetRequest{TitleId: "t1"})
 	if err != nil || got.GetBudget().GetVersion() != 2 || got.GetBudget().GetLineItems()[0].GetAmount() != 13_000_000_00 {
