@@ -138,7 +138,7 @@ func (s *Stack) startPipelines(ctx context.Context) error {
 		}
 	}
 	sp := rc.Sink[titleSink(rc)]
-	s.TitleSink, s.TitleGroup = sp.Name, sp.Group
+	s.TitleSink = sp.Name
 	s.DedupeAt = sp.Dedupe.Type
 	if sp.Dedupe.Type == runner.DedupeRedis {
 		s.DedupeAt = "redis " + sp.Dedupe.Addr

@@ -153,8 +153,6 @@ type Stack struct {
 	// TitleSink is the name of the sink pipeline that reads the
 	// materialized titles, which the Tracker follows.
 	TitleSink string
-	// TitleGroup is its consumer group.
-	TitleGroup string
 	// Dedupe is its dedupe store.
 	Dedupe consumer.DedupeStore
 	// DedupeAt says where the dedupe store lives ("memory", or the Redis

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -141,12 +142,9 @@ func newCashflowView(ctx context.Context, settings map[string]string) (enricher.
 	return v, nil
 }
 
-// tlsSetting is the file setting a ClientTLS error names.
+// tlsSetting is the file setting a ClientTLS error names (its errors
+// start with it: "ca_file: ...").
 func tlsSetting(err error) string {
-	for _, s := range []string{"ca_file", "cert_file", "key_file"} {
-		if len(err.Error()) >= len(s) && err.Error()[:len(s)] == s {
-			return s
-		}
-	}
-	return "ca_file"
+	setting, _, _ := strings.Cut(err.Error(), ":")
+	return setting
 }
