@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/slatehq/slate/cdc"
 	"github.com/slatehq/slate/cdc/mysql"
@@ -50,19 +52,23 @@ With --mysql-dsn it captures a MariaDB or MySQL database through its ROW
 binlog instead (as a replica with --server-id), publishing to
 <prefix>cdc.<name>.<database>.<table>; acknowledged binlog positions are
 stored in --offsets-table of that database, so a restart resumes there.
-The PostgreSQL flags are then ignored.
+--pg-dsn and --mysql-dsn (or SLATE_PG_DSN and SLATE_MYSQL_DSN) together
+are refused: one slate cdc captures one database.
 
 /metrics and /healthz listen on 127.0.0.1; they have neither TLS nor
 authentication, so a non-loopback --metrics-host needs --insecure-bind.`,
 		Args: cobra.NoArgs,
-		PreRunE: func(*cobra.Command, []string) error {
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			if err := schema.ValidateTopicPrefix(topicPrefix); err != nil {
 				return fmt.Errorf("--topic-prefix: %w", err)
 			}
 			if err := checkOpenBind("--metrics-host", metricsHost, insecure); err != nil {
 				return err
 			}
-			return kf.validate(brokers)
+			if err := kf.validate(brokers); err != nil {
+				return err
+			}
+			return checkOneSource(cmd.Flags())
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(cmd)
@@ -187,4 +193,16 @@ func cdcServeMetrics(ctx context.Context, addr string, g prometheus.Gatherer) (s
 		_ = hs.Shutdown(sctx)
 	}()
 	return func() { close(done) }, nil
+}
+
+// checkOneSource refuses a PostgreSQL and a MySQL source at once, from
+// flags or from SLATE_PG_DSN and SLATE_MYSQL_DSN: slate cdc captures one
+// database, and taking one of the two silently would stream the wrong one.
+func checkOneSource(f *pflag.FlagSet) error {
+	pgDSN, _ := f.GetString("pg-dsn")
+	myDSN, _ := f.GetString("mysql-dsn")
+	if f.Changed("pg-dsn") && pgDSN != "" && myDSN != "" {
+		return errors.New("--pg-dsn and --mysql-dsn are both set (by flag or by SLATE_PG_DSN and SLATE_MYSQL_DSN): slate cdc captures one database; unset one")
+	}
+	return nil
 }

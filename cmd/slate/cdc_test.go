@@ -189,3 +189,23 @@ func TestCDCPublishesTheFinanceOutbox(t *testing.T) {
 		return err == nil && n == 0
 	})
 }
+
+// slate cdc refuses a PostgreSQL and a MariaDB source at once, whether
+// they come from flags or from the environment, before it connects to
+// anything.
+func TestCDCRefusesTwoSources(t *testing.T) {
+	t.Setenv("SLATE_PG_DSN", "")
+	t.Setenv("SLATE_MYSQL_DSN", "")
+	unreachable := []string{"--registry-url", "http://127.0.0.1:1", "--brokers", "127.0.0.1:1"}
+	err := execute(context.Background(), append([]string{"cdc", "--pg-dsn", "postgres://nobody@127.0.0.1:1/none",
+		"--mysql-dsn", "root@tcp(127.0.0.1:1)/test"}, unreachable...))
+	if err == nil || !strings.Contains(err.Error(), "--pg-dsn and --mysql-dsn are both set") {
+		t.Errorf("slate cdc --pg-dsn --mysql-dsn = %v, want an error naming both", err)
+	}
+	t.Setenv("SLATE_PG_DSN", "postgres://nobody@127.0.0.1:1/none")
+	t.Setenv("SLATE_MYSQL_DSN", "root@tcp(127.0.0.1:1)/test")
+	err = execute(context.Background(), append([]string{"cdc"}, unreachable...))
+	if err == nil || !strings.Contains(err.Error(), "SLATE_MYSQL_DSN") {
+		t.Errorf("SLATE_PG_DSN=… SLATE_MYSQL_DSN=… slate cdc = %v, want an error naming both", err)
+	}
+}
