@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/slatehq/slate/consumer"
+	"github.com/slatehq/slate/consumer/sink"
 	"github.com/slatehq/slate/dedupe"
 	"github.com/slatehq/slate/internal/testenv"
 	"github.com/slatehq/slate/schema"
@@ -106,5 +107,50 @@ func TestFailedDoneIsRetriedWithoutDeadLettering(t *testing.T) {
 	err = consumer.ReadDeadLetters(t.Context(), f.brokers, schema.DLQTopic(topic), func(consumer.DeadLetter) error { n++; return nil })
 	if err != nil || n != 0 {
 		t.Errorf("%d dead letters (err %v), want none", n, err)
+	}
+}
+
+// ctxStrict is a Redis dedupe store whose Done refuses a cancelled
+// context up front, as a store does when it waits for a connection (a busy
+// pool, a cluster redirect); go-redis sends a pipeline on an idle
+// connection without looking at the context.
+type ctxStrict struct{ *dedupe.Redis }
+
+func (s ctxStrict) Done(ctx context.Context, ids []string, ttl time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("dedupe: done: %w", err)
+	}
+	return s.Redis.Done(ctx, ids, ttl)
+}
+
+// A stop that cancels the context while the sinks write a batch still
+// records the batch as done: the consumer restarted over the same store
+// drops the batch as duplicates instead of finding it claimed and writing
+// it again.
+func TestStopDuringWriteStillRecordsDone(t *testing.T) {
+	store := ctxStrict{redisStore(t)}
+	audit := &seenIDs{ids: map[string]int{}}
+	ctx, stop := context.WithCancel(t.Context())
+	cfg := consumer.DedupeConfig{Group: "stopwrite"}
+	h := consumer.Deduplicate(store, cfg, consumer.HandlerFunc(func(ctx context.Context, batch []sink.Event) error {
+		err := audit.Write(ctx, batch)
+		stop() // the consumer is told to stop while this batch is written
+		return err
+	}))
+	var batch []sink.Event
+	for _, env := range titleEvents(3, "stopwrite") {
+		batch = append(batch, sink.Event{Envelope: env})
+	}
+	if err := h.Handle(ctx, batch); err != nil {
+		t.Fatalf("the batch written as the stop came: %v", err)
+	}
+	restarted := consumer.Deduplicate(store, cfg, consumer.ToSinks(audit))
+	if err := restarted.Handle(t.Context(), batch); err != nil {
+		t.Fatalf("the same batch after a restart: %v", err)
+	}
+	for _, ev := range batch {
+		if n := audit.ids[ev.ID]; n != 1 {
+			t.Errorf("event %s written %d times, want once", ev.ID, n)
+		}
 	}
 }

@@ -398,6 +398,15 @@ func (d *deduper) release(ctx context.Context, ids []string) error {
 	return d.store.Release(rctx, ids)
 }
 
+// done records ids as done with a fresh context, as release does: the
+// sinks wrote them, and a stop that cancels ctx between the write and its
+// record would otherwise make a restart claim and write them again.
+func (d *deduper) done(ctx context.Context, ids []string) error {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	return d.store.Done(dctx, ids, d.cfg.TTL)
+}
+
 // recordPending records as done what an earlier call wrote but could not
 // record, and returns batch without the events every sink holds and with
 // the sinks to skip set on the others.
@@ -426,7 +435,7 @@ func (d *deduper) recordPending(ctx context.Context, batch []sink.Event) ([]sink
 	if len(found) == 0 {
 		return batch, nil
 	}
-	if err := d.store.Done(ctx, marks, d.cfg.TTL); err != nil {
+	if err := d.done(ctx, marks); err != nil {
 		return nil, fmt.Errorf("%w: %d written events: %w", ErrDedupeDone, len(found), err)
 	}
 	d.mu.Lock()
@@ -553,7 +562,7 @@ func (d *deduper) settle(ctx context.Context, keep []sink.Event, owned int, leas
 	if len(done) == 0 {
 		return err
 	}
-	derr := d.store.Done(ctx, done, d.cfg.TTL)
+	derr := d.done(ctx, done)
 	if derr == nil {
 		return err
 	}
