@@ -15,6 +15,10 @@ var (
 	// ErrPublish: the write was applied but its change event was not
 	// published. UNAVAILABLE.
 	ErrPublish = service.ErrPublish
+	// ErrUnavailable: PostgreSQL or the schema registry could not be
+	// reached, or the transaction lost a conflict; nothing was written and
+	// a retry is safe. UNAVAILABLE.
+	ErrUnavailable = service.ErrUnavailable
 )
 
 // FieldError reports a request field that failed validation; Field is its

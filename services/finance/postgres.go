@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/slatehq/slate/producer"
@@ -95,19 +98,48 @@ func (s *PostgresStore) WritesChangeEvents() {}
 
 // inTx runs f in a transaction and commits it if f returns nil; otherwise,
 // or if the commit fails, nothing of it stays.
+//
+// A failure that a retry can get past wraps [ErrUnavailable]: the
+// database or the registry unreachable, a serialization failure or a
+// deadlock, a server shutting down or out of resources.
 func (s *PostgresStore) inTx(ctx context.Context, f func(tx pgx.Tx) error) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return fmt.Errorf("finance: postgres: begin: %w", err)
+		return retryable(fmt.Errorf("finance: postgres: begin: %w", err))
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	if err := f(tx); err != nil {
-		return err
+		return retryable(err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("finance: postgres: commit: %w", err)
+		return retryable(fmt.Errorf("finance: postgres: commit: %w", err))
 	}
 	return nil
+}
+
+// retryable wraps err with [ErrUnavailable] when a retry of the whole
+// transaction can succeed; other errors (a constraint the database
+// refuses, an encoding error) are returned as they are.
+func retryable(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case strings.HasPrefix(pgErr.Code, "08"), // connection exception
+			strings.HasPrefix(pgErr.Code, "40"),  // serialization failure, deadlock
+			strings.HasPrefix(pgErr.Code, "53"),  // insufficient resources
+			strings.HasPrefix(pgErr.Code, "57P"): // admin or crash shutdown
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		return err
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) || pgconn.Timeout(err) || pgconn.SafeToRetry(err) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return err
 }
 
 // lockBudget locks the row of titleID, inserting a placeholder (version 0,

@@ -30,6 +30,10 @@ var (
 	// ErrPublish: the write was applied but its change event was not
 	// published. UNAVAILABLE.
 	ErrPublish = errors.New("change event not published")
+	// ErrUnavailable: the store (or what its transaction needed, such as
+	// the schema registry of an outbox event) could not be reached and
+	// nothing was written, so a retry is safe. UNAVAILABLE.
+	ErrUnavailable = errors.New("store unavailable, nothing written")
 )
 
 // FieldError reports a request field that failed validation. It wraps
@@ -86,7 +90,7 @@ func ToStatus(name string, err error) error {
 		return status.Error(codes.AlreadyExists, msg)
 	case errors.Is(err, ErrVersionMismatch):
 		return status.Error(codes.FailedPrecondition, msg)
-	case errors.Is(err, ErrPublish):
+	case errors.Is(err, ErrPublish), errors.Is(err, ErrUnavailable):
 		return status.Error(codes.Unavailable, msg)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return status.FromContextError(err).Err()
