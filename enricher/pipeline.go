@@ -10,7 +10,9 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/hamba/avro/v2"
 	"gopkg.in/yaml.v3"
@@ -88,6 +90,15 @@ type Pipeline struct {
 	// producer with producer.WithTransactionalID, wraps the enricher with
 	// [NewTransactional] and runs it with consumer.WithTransactional.
 	Transactional bool `yaml:"transactional"`
+	// TransactionalID is the transactional producer's transactional.id
+	// (only with Transactional; default <client id>-<host>-<pid>). Give
+	// each instance a stable id of its own (say ${HOSTNAME}-titles in a
+	// StatefulSet): a restarted instance then aborts the transaction its
+	// predecessor left open when it starts, instead of leaving
+	// read_committed consumers of the output waiting for the broker's
+	// transaction timeout. Two running instances with one id fence each
+	// other.
+	TransactionalID string `yaml:"transactional_id"`
 }
 
 // ResolverSpec is one service the pipeline asks: which unary method of
@@ -377,6 +388,10 @@ func (p *Pipeline) Validate() error {
 		return bad("breaker.cooldown", "%v, need > 0", p.Breaker.Cooldown)
 	case p.DeadLetter.Attempts < 1:
 		return bad("dead_letter.attempts", "%d, need at least 1", p.DeadLetter.Attempts)
+	case p.TransactionalID != "" && !p.Transactional:
+		return bad("transactional_id", "%q is set but transactional is not", p.TransactionalID)
+	case len(p.TransactionalID) > 249 || strings.ContainsFunc(p.TransactionalID, unicode.IsSpace):
+		return bad("transactional_id", "%.40q: at most 249 characters, no spaces", p.TransactionalID)
 	}
 	for i, in := range p.Inputs {
 		if in == "" {

@@ -109,6 +109,8 @@ resolvers:
 		{"retry max below base", base + "retry: {base: 2s, max: 1s}\n", "retry.max"},
 		{"bad duration", base + "breaker: {cooldown: soon}\n", "soon"},
 		{"empty input", base + "inputs: [\"\"]\n", "inputs[0]"},
+		{"transactional id without transactional", base + "transactional_id: titles-0\n", "transactional_id"},
+		{"transactional id with a space", base + "transactional: true\ntransactional_id: titles 0\n", "transactional_id"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

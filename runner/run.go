@@ -401,8 +401,12 @@ func (r *Runner) startEnrich(ctx context.Context, i int) error {
 	}
 	var pubOpts []producer.Option
 	if p.Transactional {
-		host, _ := os.Hostname()
-		pubOpts = append(pubOpts, producer.WithTransactionalID(fmt.Sprintf("%s-%s-%d", r.clientID(p.Name), host, os.Getpid())))
+		id := p.TransactionalID
+		if id == "" {
+			host, _ := os.Hostname()
+			id = fmt.Sprintf("%s-%s-%d", r.clientID(p.Name), host, os.Getpid())
+		}
+		pubOpts = append(pubOpts, producer.WithTransactionalID(id))
 	}
 	pub, err := r.newProducer(p.Name, "//slate/enricher/"+p.Name, pubOpts...)
 	if err != nil {

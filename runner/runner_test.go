@@ -93,6 +93,10 @@ func TestRunEnrichAndSink(t *testing.T) {
 				}
 				descriptors = "descriptor_set: " + abs
 			}
+			txID := "" // a stable transactional.id of the instance's own
+			if tt.transactional {
+				txID = "\n    transactional_id: " + et + "-enricher-0"
+			}
 			index := filepath.Join(t.TempDir(), "search")
 			yml := fmt.Sprintf(`
 kafka:
@@ -112,7 +116,7 @@ enrich:
         deleted_field: deleted
         %s
     dead_letter: {enabled: true}
-    transactional: %t
+    transactional: %t%s
 sink:
   - name: %s-sink
     inputs: [studio.%s.materialized]
@@ -120,7 +124,7 @@ sink:
     sinks:
       - {type: bleve, name: %s, path: %s}
     dead_letter: {enabled: true}
-`, env.Brokers, env.RegistryURL, et, et, addr, descriptors, tt.transactional, et, et, dedupe, sinkName, index)
+`, env.Brokers, env.RegistryURL, et, et, addr, descriptors, tt.transactional, txID, et, et, dedupe, sinkName, index)
 			cfg, err := runner.Load(strings.NewReader(yml))
 			if err != nil {
 				t.Fatal(err)
