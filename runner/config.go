@@ -111,6 +111,14 @@ type DedupeSpec struct {
 	Lease time.Duration `yaml:"lease"`
 	// TTL is how long a written id is remembered (default 7 days).
 	TTL time.Duration `yaml:"ttl"`
+	// Username and Password are, for redis, the ACL user (empty: the
+	// default user) and its password (AUTH); write the password as
+	// ${SOME_VARIABLE} to keep it out of the file.
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// TLS is, for redis, the client side of a TLS connection: the CA to
+	// trust and the client certificate of mutual TLS.
+	TLS *enricher.ClientTLS `yaml:"tls"`
 }
 
 // SinkSpec is one sink. The settings used depend on the type.
@@ -134,6 +142,15 @@ type SinkSpec struct {
 	// Topic is, for kafka, the topic every event is republished to.
 	// Required for kafka.
 	Topic string `yaml:"topic"`
+	// Username and Password (HTTP basic auth) or APIKey (the base64
+	// "id:key" Elasticsearch hands out) are, for es, the credentials; write
+	// secrets as ${SOME_VARIABLE} to keep them out of the file.
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	APIKey   string `yaml:"api_key"`
+	// TLS is, for es, the client side of an https URL: the CA to trust
+	// and the client certificate of mutual TLS.
+	TLS *enricher.ClientTLS `yaml:"tls"`
 }
 
 // SinkDeadLetterSpec configures a sink pipeline's dead letters.
@@ -508,6 +525,15 @@ func (p *SinkPipeline) validate(at string) error {
 		return bad(at+".dedupe.lease", "%v is negative", d.Lease)
 	case d.TTL < 0:
 		return bad(at+".dedupe.ttl", "%v is negative", d.TTL)
+	case d.Type == DedupeMemory && (d.Username != "" || d.Password != "" || d.TLS != nil):
+		return bad(at+".dedupe", "only type redis uses username, password and tls (type is memory)")
+	case d.Username != "" && d.Password == "":
+		return bad(at+".dedupe.password", "required with username %q", d.Username)
+	}
+	if d.TLS != nil {
+		if _, err := d.TLS.Config(); err != nil {
+			return fmt.Errorf("%w: %s.dedupe.tls.%w", ErrConfig, at, err)
+		}
 	}
 	names := map[string]bool{}
 	for i, s := range p.Sinks {
@@ -531,8 +557,8 @@ func (s SinkSpec) validate(at string) error {
 		return bad(at+".type", "%q is not a sink type (%s)", s.Type, strings.Join(sinkTypes, ", "))
 	}
 	used := map[string]string{"url": s.URL, "index_prefix": s.IndexPrefix, "path": s.Path,
-		"root": s.Root, "table": s.Table, "topic": s.Topic}
-	own := map[string][]string{SinkES: {"url", "index_prefix"}, SinkBleve: {"path"},
+		"root": s.Root, "table": s.Table, "topic": s.Topic, "username": s.Username, "password": s.Password, "api_key": s.APIKey}
+	own := map[string][]string{SinkES: {"url", "index_prefix", "username", "password", "api_key"}, SinkBleve: {"path"},
 		SinkHive: {"root", "table"}, SinkKafka: {"topic"}}
 	required := map[string][]string{SinkES: {"url"}, SinkBleve: {"path"},
 		SinkHive: {"root", "table"}, SinkKafka: {"topic"}}
@@ -544,6 +570,23 @@ func (s SinkSpec) validate(at string) error {
 	for _, k := range required[s.Type] {
 		if strings.TrimSpace(used[k]) == "" {
 			return bad(at+"."+k, "required for type %s", s.Type)
+		}
+	}
+	switch {
+	case s.Type != SinkES && s.TLS != nil:
+		return bad(at+".tls", "type %s does not use it", s.Type)
+	case s.Username != "" && s.Password == "":
+		return bad(at+".password", "required with username %q", s.Username)
+	case s.Password != "" && s.Username == "":
+		return bad(at+".username", "required with password")
+	case s.APIKey != "" && s.Username != "":
+		return bad(at+".api_key", "set with username: use one of basic auth and an API key")
+	case s.TLS != nil && !strings.HasPrefix(strings.ToLower(s.URL), "https://"):
+		return bad(at+".tls", "set, but url %q is not https", s.URL)
+	}
+	if s.TLS != nil {
+		if _, err := s.TLS.Config(); err != nil {
+			return fmt.Errorf("%w: %s.tls.%w", ErrConfig, at, err)
 		}
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -508,7 +509,15 @@ func (r *Runner) dedupeStore(ctx context.Context, d DedupeSpec, log *slog.Logger
 		r.onStop(func(context.Context) error { return store.Close() })
 		return store, nil
 	}
-	rc := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: strings.Split(d.Addr, ","), ClientName: "slate-sink"})
+	ro := &redis.UniversalOptions{Addrs: strings.Split(d.Addr, ","), ClientName: "slate-sink", Username: d.Username, Password: d.Password}
+	if d.TLS != nil {
+		tc, err := d.TLS.Config()
+		if err != nil {
+			return nil, fmt.Errorf("tls.%w", err)
+		}
+		ro.TLSConfig = tc
+	}
+	rc := redis.NewUniversalClient(ro)
 	pctx, cancel := context.WithTimeout(ctx, r.o.startTimeout)
 	defer cancel()
 	if err := rc.Ping(pctx).Err(); err != nil {
@@ -531,7 +540,17 @@ func (r *Runner) dedupeStore(ctx context.Context, d DedupeSpec, log *slog.Logger
 func (r *Runner) newSink(ctx context.Context, pipeline string, s SinkSpec, log *slog.Logger) (sink.Sink, error) {
 	switch s.Type {
 	case SinkES:
-		client, err := elasticsearch.NewClient(elasticsearch.Config{Addresses: []string{s.URL}})
+		ec := elasticsearch.Config{Addresses: []string{s.URL}, Username: s.Username, Password: s.Password, APIKey: s.APIKey}
+		if s.TLS != nil {
+			tc, err := s.TLS.Config()
+			if err != nil {
+				return nil, fmt.Errorf("tls.%w", err)
+			}
+			tr := http.DefaultTransport.(*http.Transport).Clone()
+			tr.TLSClientConfig = tc
+			ec.Transport = tr
+		}
+		client, err := elasticsearch.NewClient(ec)
 		if err != nil {
 			return nil, fmt.Errorf("url: %w", err)
 		}
