@@ -51,7 +51,7 @@ func cashFlowDoc(id, currency string, months map[string]int64) map[string]any {
 
 // seeded serves cfg over a bleve sink holding evs; wrap, if set, wraps
 // the store the server reads.
-func seeded(t *testing.T, cfg graphql.Config, evs []sink.Event, wrap func(graphql.Store) graphql.Store) *httptest.Server {
+func seeded(t testing.TB, cfg graphql.Config, evs []sink.Event, wrap func(graphql.Store) graphql.Store) *httptest.Server {
 	t.Helper()
 	sk, err := bleve.New(t.TempDir())
 	if err != nil {

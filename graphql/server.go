@@ -1,7 +1,15 @@
 // Package graphql serves the studio's materialized views over GraphQL: the
 // title view (a title with its schedule and budget) and the cashflow view
-// (a title's monthly spend), read from a [Store] such as the embedded
-// bleve index the sink pipelines write.
+// (a title's monthly spend), read from a [Store]: the embedded bleve index
+// the sink pipelines write ([Bleve], inside slate up) or the Elasticsearch
+// indices the es sink writes ([Elasticsearch], slate graphql). Documents
+// are read with their integers exact, and cashFlowByMonth sums them
+// exactly or fails (see rollup.go).
+//
+// Nested fields that read another view (Title.cashFlow) load through a
+// per-operation dataloader: the titles of a page read their cash flows in
+// one [Store.GetMany]. [Config.AllowedOrigins] answers browsers' CORS
+// requests from those origins.
 //
 // The schema is schema.graphqls; gqlgen generates generated.go and
 // models_gen.go from it (go generate ./graphql) and resolver.go answers
