@@ -181,6 +181,9 @@ func TestGraphQLCommand(t *testing.T) {
 // A bad flag or an Elasticsearch that does not answer fails slate graphql
 // at once, naming what was wrong.
 func TestGraphQLCommandBadFlags(t *testing.T) {
+	// SLATE_ES_URL, a cluster for the tests, is also --es-url's variable.
+	t.Setenv("SLATE_ES_URL", "")
+	os.Unsetenv("SLATE_ES_URL")
 	gone := httptest.NewServer(nil)
 	goneURL := gone.URL
 	gone.Close()
