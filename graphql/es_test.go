@@ -205,3 +205,34 @@ func TestElasticsearchStoreUnreachable(t *testing.T) {
 		t.Errorf("GetMany: %v", err)
 	}
 }
+
+// A search for more hits than Elasticsearch returns at once asks its
+// window and fails when more match, rather than answer a short list as
+// if it were whole: the roll-up of more cash flows than that is an error.
+func TestElasticsearchStoreWindow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 10001 documents")
+	}
+	b := newESBackend(t)
+	evs := make([]sink.Event, 0, graphql.MaxResultWindow+1)
+	for i := range graphql.MaxResultWindow + 1 {
+		id := fmt.Sprintf("t%05d", i)
+		evs = append(evs, viewEvent("cashflow", id, 1, cashFlowDoc(id, "USD", map[string]int64{"2027-01": 1})))
+	}
+	b.write(t, evs)
+	store := graphql.Elasticsearch(b.client, b.prefix)
+	if hits, err := store.Search(t.Context(), "cashflow", "", graphql.MaxResultWindow); err != nil || len(hits) != graphql.MaxResultWindow {
+		t.Fatalf("search of the window: %d hits, %v", len(hits), err)
+	}
+	_, err := store.Search(t.Context(), "cashflow", "", graphql.MaxResultWindow+1)
+	if err == nil || !strings.Contains(err.Error(), "10001 hits, more than the 10000 one search returns (index.max_result_window)") {
+		t.Fatalf("search past the window: %v", err)
+	}
+	srv, err := graphql.New(graphql.Config{Titles: store, CashFlows: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	wantError(t, hs.URL, `{ cashFlowByMonth(from: "2027-01", to: "2027-01") { titles } }`, "more than the 10000 one search returns")
+}
