@@ -228,6 +228,9 @@ func TestCashFlowByMonth(t *testing.T) {
 		{`{ cashFlowByMonth(from: "2027-1", to: "2027-04") { titles } }`, `from "2027-1" is not a month (YYYY-MM)`},
 		{`{ cashFlowByMonth(from: "2027-05", to: "2027-04") { titles } }`, "from 2027-05 is after to 2027-04"},
 		{`{ cashFlowByMonth(from: "1900-01", to: "2027-04") { titles } }`, "more than 1200 (MaxRollupMonths)"},
+		{`{ a: cashFlowByMonth(from: "2027-01", to: "2027-01") { titles } b: cashFlowByMonth(from: "2027-01", to: "2027-01") { titles }
+			c: cashFlowByMonth(from: "2027-01", to: "2027-01") { titles } d: cashFlowByMonth(from: "2027-01", to: "2027-01") { titles }
+			e: cashFlowByMonth(from: "2027-01", to: "2027-01") { titles } }`, "operation has complexity 5005, which exceeds the limit of 5000"},
 	} {
 		wantError(t, hs.URL, tc.q, tc.want)
 	}

@@ -16,6 +16,11 @@ import (
 // MaxRollupMonths is the most months cashFlowByMonth answers at once.
 const MaxRollupMonths = 1200
 
+// RollupComplexity is what a cashFlowByMonth costs of an operation's
+// complexity (beside its selection): it reads up to MaxWindow documents,
+// so the default MaxComplexity lets four run in one operation.
+const RollupComplexity = 1000
+
 // getManyChunk is the most ids the roll-up asks of one GetMany.
 const getManyChunk = 1000
 

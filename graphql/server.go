@@ -244,6 +244,8 @@ func schemaConfig(cfg Config) gen.Config {
 		}
 		return 1 + n*child
 	}
+	// A roll-up reads every title's cash flow: it costs RollupComplexity.
+	c.Complexity.Query.CashFlowByMonth = func(child int, _, _ string, _ *string) int { return RollupComplexity + child }
 	return c
 }
 

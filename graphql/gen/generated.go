@@ -777,7 +777,7 @@ type Query {
   titles (those in status, if set), in the reporting currency. The sums are
   exact; one past the range of Int64 is an error, as are titles in more
   than one reporting currency and a portfolio over the server's search
-  window (MaxWindow).
+  window (MaxWindow). It costs 1000 of the operation's complexity.
   """
   cashFlowByMonth(from: String!, to: String!, status: String): PortfolioCashFlow!
 }
