@@ -452,3 +452,19 @@ func TestSearchDateRange(t *testing.T) {
 		}
 	}
 }
+
+// An integer past 2^53 kept as an unchanged field stays exact.
+func TestExactUnchangedInteger(t *testing.T) {
+	s := newSink(t)
+	ev := sinktest.Event(schema.OpUpdate, "t1", 2, map[string]any{"name": "B"})
+	ev.Unchanged = []string{"budget"}
+	for _, batch := range [][]sink.Event{{sinktest.Event(schema.OpCreate, "t1", 1, map[string]any{"name": "A", "budget": int64(1<<53 + 1)})}, {ev}} {
+		if err := s.Write(t.Context(), batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Lookup(t.Context(), "title", []string{"t1"})
+	if err != nil || !strings.Contains(string(got[0].Source), `"budget":9007199254740993`) || !strings.Contains(string(got[0].Source), `"name":"B"`) {
+		t.Errorf("stored %s (%v): want budget 9007199254740993 kept exactly", got[0].Source, err)
+	}
+}
