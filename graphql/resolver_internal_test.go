@@ -35,3 +35,17 @@ func TestCursor(t *testing.T) {
 		}
 	}
 }
+
+// Ranges of quoted values, Bleve's form, become Elasticsearch's; the rest
+// of a query string is left as it is.
+func TestESQueryString(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`+release_date:>="2027-01-01" +release_date:<="2027-12-31"`, `+release_date:>=2027\-01\-01 +release_date:<=2027\-12\-31`},
+		{`+name:"the heat" budget:>10`, `+name:"the heat" budget:>10`},
+		{`+slate.time:>"2027-01-01T00:00:00Z"`, `+slate.time:>2027\-01\-01T00\:00\:00Z`},
+	} {
+		if got := esQueryString(tc.in); got != tc.want {
+			t.Errorf("esQueryString(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

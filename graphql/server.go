@@ -1,7 +1,15 @@
 // Package graphql serves the studio's materialized views over GraphQL: the
 // title view (a title with its schedule and budget) and the cashflow view
-// (a title's monthly spend), read from a [Store] such as the embedded
-// bleve index the sink pipelines write.
+// (a title's monthly spend), read from a [Store]: the embedded bleve index
+// the sink pipelines write ([Bleve], inside slate up) or the Elasticsearch
+// indices the es sink writes ([Elasticsearch], slate graphql). Documents
+// are read with their integers exact, and cashFlowByMonth sums them
+// exactly or fails (see rollup.go).
+//
+// Nested fields that read another view (Title.cashFlow) load through a
+// per-operation dataloader: the titles of a page read their cash flows in
+// one [Store.GetMany]. [Config.AllowedOrigins] answers browsers' CORS
+// requests from those origins.
 //
 // The schema is schema.graphqls; gqlgen generates generated.go and
 // models_gen.go from it (go generate ./graphql) and resolver.go answers
@@ -93,6 +101,10 @@ type Config struct {
 	// is also a Gatherer (a *prometheus.Registry).
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
+	// AllowedOrigins are the origins whose browser pages may call the API
+	// (CORS): "https://app.example.com", "https://*.example.com" or "*".
+	// None answers no cross-origin request.
+	AllowedOrigins []string
 	// Ready, if set, is what /healthz reports: nil is ready.
 	Ready func() error
 	Log   *slog.Logger
@@ -114,13 +126,14 @@ func (c *Config) ValidateLimits() error {
 	if c.MinVersionWait < 0 {
 		return fmt.Errorf("%w: MinVersionWait %s is negative", ErrConfig, c.MinVersionWait)
 	}
-	return nil
+	return validateOrigins(c.AllowedOrigins)
 }
 
 // Server is the GraphQL API of the views, an http.Handler.
 type Server struct {
 	cfg     Config
 	mux     *http.ServeMux
+	handler http.Handler // mux behind CORS
 	latency *prometheus.HistogramVec
 	errs    *prometheus.CounterVec
 	reqs    *prometheus.CounterVec
@@ -195,6 +208,7 @@ func New(cfg Config) (*Server, error) {
 	gql.Use(depthLimit{max: cfg.MaxDepth})
 	gql.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
 	gql.AroundResponses(s.measure)
+	gql.AroundOperations(withLoaders(cfg))
 
 	s.mux = http.NewServeMux()
 	s.mux.Handle("GET /{$}", playground.Handler("slate", "/query"))
@@ -212,29 +226,32 @@ func New(cfg Config) (*Server, error) {
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	s.handler = withCORS(cfg.AllowedOrigins, s.mux)
 	return s, nil
 }
 
 // schemaConfig is the generated schema's configuration: cfg's resolvers
 // and the complexity of a page of titles.
 func schemaConfig(cfg Config) gen.Config {
-	c := gen.Config{Resolvers: &resolver{cfg: cfg}}
+	c := gen.Config{Resolvers: root{&resolver{cfg: cfg}}}
 	// A page of titles costs its size times what each edge selects. A
 	// first past MaxPageSize costs as much as MaxPageSize does, so that
 	// the answer names the page size limit rather than the complexity.
-	c.Complexity.Query.Titles = func(child int, _ *string, _ *string, first *int, _ *string) int {
+	c.Complexity.Query.Titles = func(child int, _, _, _, _ *string, first *int, _ *string) int {
 		n := DefaultPageSize
 		if first != nil && *first > 0 {
 			n = min(*first, cfg.MaxPageSize)
 		}
 		return 1 + n*child
 	}
+	// A roll-up reads every title's cash flow: it costs RollupComplexity.
+	c.Complexity.Query.CashFlowByMonth = func(child int, _, _ string, _ *string) int { return RollupComplexity + child }
 	return c
 }
 
 // ServeHTTP serves GraphiQL at /, the API at /query, /metrics and
 // /healthz.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 // measure records an operation's latency, and its errors, by its root
 // fields.

@@ -46,7 +46,7 @@ func newRoot() *cobra.Command {
 		},
 	}
 	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn, error")
-	root.AddCommand(upCmd(), enrichCmd(), sinkCmd(), registryCmd(), dlqCmd(), schemaCmd(), cdcCmd())
+	root.AddCommand(upCmd(), enrichCmd(), sinkCmd(), registryCmd(), dlqCmd(), schemaCmd(), cdcCmd(), graphqlCmd())
 	return root
 }
 

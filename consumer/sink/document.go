@@ -1,10 +1,12 @@
 package sink
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/slatehq/slate/schema"
@@ -18,7 +20,7 @@ var ErrData = errors.New("sink: event data cannot be stored")
 
 // Document returns the event as a search document: its data as a JSON
 // object (Avro decoded with the writer's schema from reg; JSON taken as is,
-// a non-object value under "data"), with the envelope's attributes and
+// a non-object value under "data", numbers as json.Number), with the envelope's attributes and
 // Kafka coordinates under envField. Registry failures are returned
 // unwrapped, since a retry may succeed.
 func Document(ctx context.Context, reg schema.Registry, ev *Event, envField string) (map[string]any, error) {
@@ -36,8 +38,12 @@ func Document(ctx context.Context, reg schema.Registry, ev *Event, envField stri
 				return nil, fmt.Errorf("sink: event %s: %w", ev.ID, err)
 			}
 		case schema.ContentTypeJSON:
+			// Numbers stay json.Number, so an integer past 2^53 is
+			// stored as it was sent, not rounded through a float64.
 			var v any
-			if err := json.Unmarshal(ev.Data, &v); err != nil {
+			dec := json.NewDecoder(bytes.NewReader(ev.Data))
+			dec.UseNumber()
+			if err := decodeOne(dec, &v); err != nil {
 				return nil, fmt.Errorf("%w: event %s: %w", ErrData, ev.ID, err)
 			}
 			if m, ok := v.(map[string]any); ok {
@@ -62,4 +68,16 @@ func Document(ctx context.Context, reg schema.Registry, ev *Event, envField stri
 	}
 	doc[envField] = env
 	return doc, nil
+}
+
+// decodeOne decodes the one JSON value dec reads; anything after it is an
+// error, as for json.Unmarshal.
+func decodeOne(dec *json.Decoder, v any) error {
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("invalid character after top-level value")
+	}
+	return nil
 }

@@ -27,6 +27,7 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	Query() QueryResolver
+	Title() TitleResolver
 }
 
 type DirectiveRoot struct {
@@ -34,8 +35,10 @@ type DirectiveRoot struct {
 
 type ComplexityRoot struct {
 	Budget struct {
+		Freshness func(childComplexity int) int
 		LineItems func(childComplexity int) int
 		TitleID   func(childComplexity int) int
+		UpdatedAt func(childComplexity int) int
 		Version   func(childComplexity int) int
 	}
 
@@ -73,10 +76,31 @@ type ComplexityRoot struct {
 		HasNextPage func(childComplexity int) int
 	}
 
+	PortfolioCashFlow struct {
+		Currency  func(childComplexity int) int
+		Freshness func(childComplexity int) int
+		From      func(childComplexity int) int
+		Months    func(childComplexity int) int
+		Titles    func(childComplexity int) int
+		To        func(childComplexity int) int
+		Total     func(childComplexity int) int
+		UpdatedAt func(childComplexity int) int
+		Version   func(childComplexity int) int
+	}
+
+	PortfolioMonth struct {
+		Amount func(childComplexity int) int
+		Month  func(childComplexity int) int
+		Titles func(childComplexity int) int
+	}
+
 	Query struct {
-		CashFlow func(childComplexity int, titleID string, from *string, to *string, minVersion *Int64) int
-		Title    func(childComplexity int, id string, minVersion *Int64) int
-		Titles   func(childComplexity int, search *string, status *string, first *int, after *string) int
+		Budget          func(childComplexity int, titleID string, minVersion *Int64) int
+		CashFlow        func(childComplexity int, titleID string, from *string, to *string, minVersion *Int64) int
+		CashFlowByMonth func(childComplexity int, from string, to string, status *string) int
+		Schedule        func(childComplexity int, titleID string, minVersion *Int64) int
+		Title           func(childComplexity int, id string, minVersion *Int64) int
+		Titles          func(childComplexity int, search *string, status *string, releasedAfter *string, releasedBefore *string, first *int, after *string) int
 	}
 
 	Release struct {
@@ -85,15 +109,18 @@ type ComplexityRoot struct {
 	}
 
 	Schedule struct {
+		Freshness       func(childComplexity int) int
 		ProductionEnd   func(childComplexity int) int
 		ProductionStart func(childComplexity int) int
 		Releases        func(childComplexity int) int
 		TitleID         func(childComplexity int) int
+		UpdatedAt       func(childComplexity int) int
 		Version         func(childComplexity int) int
 	}
 
 	Title struct {
 		Budget       func(childComplexity int) int
+		CashFlow     func(childComplexity int, from *string, to *string) int
 		Freshness    func(childComplexity int) int
 		ID           func(childComplexity int) int
 		Kind         func(childComplexity int) int
@@ -123,8 +150,14 @@ type ComplexityRoot struct {
 
 type QueryResolver interface {
 	Title(ctx context.Context, id string, minVersion *Int64) (*Title, error)
-	Titles(ctx context.Context, search *string, status *string, first *int, after *string) (*TitleConnection, error)
+	Titles(ctx context.Context, search *string, status *string, releasedAfter *string, releasedBefore *string, first *int, after *string) (*TitleConnection, error)
 	CashFlow(ctx context.Context, titleID string, from *string, to *string, minVersion *Int64) (*CashFlow, error)
+	Schedule(ctx context.Context, titleID string, minVersion *Int64) (*Schedule, error)
+	Budget(ctx context.Context, titleID string, minVersion *Int64) (*Budget, error)
+	CashFlowByMonth(ctx context.Context, from string, to string, status *string) (*PortfolioCashFlow, error)
+}
+type TitleResolver interface {
+	CashFlow(ctx context.Context, obj *Title, from *string, to *string) (*CashFlow, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -145,6 +178,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	_ = ec
 	switch typeName + "." + field {
 
+	case "Budget.freshness":
+		if e.ComplexityRoot.Budget.Freshness == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Budget.Freshness(childComplexity), true
 	case "Budget.lineItems":
 		if e.ComplexityRoot.Budget.LineItems == nil {
 			break
@@ -157,6 +196,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Budget.TitleID(childComplexity), true
+	case "Budget.updatedAt":
+		if e.ComplexityRoot.Budget.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Budget.UpdatedAt(childComplexity), true
 	case "Budget.version":
 		if e.ComplexityRoot.Budget.Version == nil {
 			break
@@ -300,6 +345,91 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PageInfo.HasNextPage(childComplexity), true
 
+	case "PortfolioCashFlow.currency":
+		if e.ComplexityRoot.PortfolioCashFlow.Currency == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PortfolioCashFlow.Currency(childComplexity), true
+	case "PortfolioCashFlow.freshness":
+		if e.ComplexityRoot.PortfolioCashFlow.Freshness == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PortfolioCashFlow.Freshness(childComplexity), true
+	case "PortfolioCashFlow.from":
+		if e.ComplexityRoot.PortfolioCashFlow.From == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PortfolioCashFlow.From(childComplexity), true
+	case "PortfolioCashFlow.months":
+		if e.ComplexityRoot.PortfolioCashFlow.Months == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PortfolioCashFlow.Months(childComplexity), true
+	case "PortfolioCashFlow.titles":
+		if e.ComplexityRoot.PortfolioCashFlow.Titles == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PortfolioCashFlow.Titles(childComplexity), true
+	case "PortfolioCashFlow.to":
+		if e.ComplexityRoot.PortfolioCashFlow.To == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PortfolioCashFlow.To(childComplexity), true
+	case "PortfolioCashFlow.total":
+		if e.ComplexityRoot.PortfolioCashFlow.Total == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PortfolioCashFlow.Total(childComplexity), true
+	case "PortfolioCashFlow.updatedAt":
+		if e.ComplexityRoot.PortfolioCashFlow.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PortfolioCashFlow.UpdatedAt(childComplexity), true
+	case "PortfolioCashFlow.version":
+		if e.ComplexityRoot.PortfolioCashFlow.Version == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PortfolioCashFlow.Version(childComplexity), true
+
+	case "PortfolioMonth.amount":
+		if e.ComplexityRoot.PortfolioMonth.Amount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PortfolioMonth.Amount(childComplexity), true
+	case "PortfolioMonth.month":
+		if e.ComplexityRoot.PortfolioMonth.Month == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PortfolioMonth.Month(childComplexity), true
+	case "PortfolioMonth.titles":
+		if e.ComplexityRoot.PortfolioMonth.Titles == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PortfolioMonth.Titles(childComplexity), true
+
+	case "Query.budget":
+		if e.ComplexityRoot.Query.Budget == nil {
+			break
+		}
+
+		args, err := ec.field_Query_budget_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Budget(childComplexity, args["titleId"].(string), args["minVersion"].(*Int64)), true
 	case "Query.cashFlow":
 		if e.ComplexityRoot.Query.CashFlow == nil {
 			break
@@ -311,7 +441,29 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.CashFlow(childComplexity, args["titleId"].(string), args["from"].(*string), args["to"].(*string), args["minVersion"].(*Int64)), true
+	case "Query.cashFlowByMonth":
+		if e.ComplexityRoot.Query.CashFlowByMonth == nil {
+			break
+		}
 
+		args, err := ec.field_Query_cashFlowByMonth_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.CashFlowByMonth(childComplexity, args["from"].(string), args["to"].(string), args["status"].(*string)), true
+
+	case "Query.schedule":
+		if e.ComplexityRoot.Query.Schedule == nil {
+			break
+		}
+
+		args, err := ec.field_Query_schedule_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Schedule(childComplexity, args["titleId"].(string), args["minVersion"].(*Int64)), true
 	case "Query.title":
 		if e.ComplexityRoot.Query.Title == nil {
 			break
@@ -333,7 +485,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.Titles(childComplexity, args["search"].(*string), args["status"].(*string), args["first"].(*int), args["after"].(*string)), true
+		return e.ComplexityRoot.Query.Titles(childComplexity, args["search"].(*string), args["status"].(*string), args["releasedAfter"].(*string), args["releasedBefore"].(*string), args["first"].(*int), args["after"].(*string)), true
 
 	case "Release.date":
 		if e.ComplexityRoot.Release.Date == nil {
@@ -348,6 +500,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Release.Territory(childComplexity), true
 
+	case "Schedule.freshness":
+		if e.ComplexityRoot.Schedule.Freshness == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Schedule.Freshness(childComplexity), true
 	case "Schedule.productionEnd":
 		if e.ComplexityRoot.Schedule.ProductionEnd == nil {
 			break
@@ -372,6 +530,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Schedule.TitleID(childComplexity), true
+	case "Schedule.updatedAt":
+		if e.ComplexityRoot.Schedule.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Schedule.UpdatedAt(childComplexity), true
 	case "Schedule.version":
 		if e.ComplexityRoot.Schedule.Version == nil {
 			break
@@ -385,6 +549,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Title.Budget(childComplexity), true
+	case "Title.cashFlow":
+		if e.ComplexityRoot.Title.CashFlow == nil {
+			break
+		}
+
+		args, err := ec.field_Title_cashFlow_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Title.CashFlow(childComplexity, args["from"].(*string), args["to"].(*string)), true
 	case "Title.freshness":
 		if e.ComplexityRoot.Title.Freshness == nil {
 			break
@@ -569,9 +744,11 @@ type Query {
   connection. search is a query string ("name:heat", "kind:feature"); its
   terms are all required. status keeps titles in that status. first is the
   page size (default 10, at most the server's limit); after is the endCursor
-  of the previous page.
+  of the previous page. releasedAfter and releasedBefore (YYYY-MM-DD, both
+  inclusive) keep titles whose release date falls between them; a title
+  without one is left out when either is set.
   """
-  titles(search: String, status: String, first: Int, after: String): TitleConnection!
+  titles(search: String, status: String, releasedAfter: String, releasedBefore: String, first: Int, after: String): TitleConnection!
 
   """
   The cashflow view of one title, or null if there is none, with the months
@@ -579,6 +756,59 @@ type Query {
   waits as in title.
   """
   cashFlow(titleId: ID!, from: String, to: String, minVersion: Int64): CashFlow
+
+  """
+  The schedule of one title, from the title view (the schedule joined to
+  the title), or null if the title or its schedule is not there. minVersion
+  is the schedule's version to wait for (up to the server's bound).
+  """
+  schedule(titleId: ID!, minVersion: Int64): Schedule
+
+  """
+  The budget of one title, from the title view (the budget joined to the
+  title), or null if the title or its budget is not there. minVersion is the
+  budget's version to wait for (up to the server's bound).
+  """
+  budget(titleId: ID!, minVersion: Int64): Budget
+
+  """
+  The portfolio's monthly spend: for each month between from and to
+  (YYYY-MM, both inclusive, both required), the sum of the cash flows of all
+  titles (those in status, if set), in the reporting currency. The sums are
+  exact; one past the range of Int64 is an error, as are titles in more
+  than one reporting currency and a portfolio over the server's search
+  window (MaxWindow). It costs 1000 of the operation's complexity.
+  """
+  cashFlowByMonth(from: String!, to: String!, status: String): PortfolioCashFlow!
+}
+
+"The summed monthly spend of many titles' cash flows."
+type PortfolioCashFlow {
+  "The reporting currency of the amounts (null when no title is included)."
+  currency: String
+  from: String!
+  to: String!
+  "The titles whose cash flows were summed (those with a cashflow view)."
+  titles: Int!
+  "The whole budgets of those titles, in minor units of currency."
+  total: Int64!
+  "Every month between from and to, in order (zero where nothing is spent)."
+  months: [PortfolioMonth!]!
+  "The highest version among the cash flows summed."
+  version: Int64!
+  "When the newest change among the cash flows summed happened (RFC 3339)."
+  updatedAt: String
+  "Seconds since that newest change (null if no cash flow says when it was)."
+  freshness: Float
+}
+
+"The spend of one month across titles, in minor units."
+type PortfolioMonth {
+  "YYYY-MM"
+  month: String!
+  amount: Int64!
+  "How many titles spend in this month."
+  titles: Int!
 }
 
 "A title with its schedule and budget: one document of the title view."
@@ -598,6 +828,12 @@ type Title {
   freshness: Float
   schedule: [Schedule!]!
   budget: [Budget!]!
+  """
+  The title's cashflow view, with the months between from and to (YYYY-MM,
+  both inclusive, both optional), or null if there is none. Loaded in
+  batches: a page of titles reads their cash flows together.
+  """
+  cashFlow(from: String, to: String): CashFlow
 }
 
 "A title's production period and releases, from the schedules service."
@@ -607,6 +843,10 @@ type Schedule {
   productionEnd: String
   releases: [Release!]!
   version: Int64!
+  "When the record last changed (RFC 3339)."
+  updatedAt: String
+  "Seconds since the record last changed (null if the view does not say when it was)."
+  freshness: Float
 }
 
 "A release of a title in one territory."
@@ -620,6 +860,10 @@ type Budget {
   titleId: ID!
   lineItems: [LineItem!]!
   version: Int64!
+  "When the record last changed (RFC 3339)."
+  updatedAt: String
+  "Seconds since the record last changed (null if the view does not say when it was)."
+  freshness: Float
 }
 
 "One line of a budget; amount is in minor units of currency."
@@ -697,6 +941,10 @@ func (ec *executionContext) childFields_Budget(ctx context.Context, field graphq
 		return ec.fieldContext_Budget_lineItems(ctx, field)
 	case "version":
 		return ec.fieldContext_Budget_version(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_Budget_updatedAt(ctx, field)
+	case "freshness":
+		return ec.fieldContext_Budget_freshness(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Budget", field.Name)
 }
@@ -769,6 +1017,42 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
 }
 
+func (ec *executionContext) childFields_PortfolioCashFlow(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "currency":
+		return ec.fieldContext_PortfolioCashFlow_currency(ctx, field)
+	case "from":
+		return ec.fieldContext_PortfolioCashFlow_from(ctx, field)
+	case "to":
+		return ec.fieldContext_PortfolioCashFlow_to(ctx, field)
+	case "titles":
+		return ec.fieldContext_PortfolioCashFlow_titles(ctx, field)
+	case "total":
+		return ec.fieldContext_PortfolioCashFlow_total(ctx, field)
+	case "months":
+		return ec.fieldContext_PortfolioCashFlow_months(ctx, field)
+	case "version":
+		return ec.fieldContext_PortfolioCashFlow_version(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_PortfolioCashFlow_updatedAt(ctx, field)
+	case "freshness":
+		return ec.fieldContext_PortfolioCashFlow_freshness(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PortfolioCashFlow", field.Name)
+}
+
+func (ec *executionContext) childFields_PortfolioMonth(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "month":
+		return ec.fieldContext_PortfolioMonth_month(ctx, field)
+	case "amount":
+		return ec.fieldContext_PortfolioMonth_amount(ctx, field)
+	case "titles":
+		return ec.fieldContext_PortfolioMonth_titles(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PortfolioMonth", field.Name)
+}
+
 func (ec *executionContext) childFields_Release(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "territory":
@@ -791,6 +1075,10 @@ func (ec *executionContext) childFields_Schedule(ctx context.Context, field grap
 		return ec.fieldContext_Schedule_releases(ctx, field)
 	case "version":
 		return ec.fieldContext_Schedule_version(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_Schedule_updatedAt(ctx, field)
+	case "freshness":
+		return ec.fieldContext_Schedule_freshness(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Schedule", field.Name)
 }
@@ -819,6 +1107,8 @@ func (ec *executionContext) childFields_Title(ctx context.Context, field graphql
 		return ec.fieldContext_Title_schedule(ctx, field)
 	case "budget":
 		return ec.fieldContext_Title_budget(ctx, field)
+	case "cashFlow":
+		return ec.fieldContext_Title_cashFlow(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Title", field.Name)
 }
@@ -973,6 +1263,58 @@ func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_budget_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "titleId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["titleId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "minVersion",
+		func(ctx context.Context, v any) (*Int64, error) {
+			return ec.unmarshalOInt642ᚖgithubᚗcomᚋslatehqᚋslateᚋgraphqlᚋgenᚐInt64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["minVersion"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_cashFlowByMonth_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "from",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["from"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "to",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["to"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "status",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["status"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_cashFlow_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1008,6 +1350,28 @@ func (ec *executionContext) field_Query_cashFlow_args(ctx context.Context, rawAr
 		return nil, err
 	}
 	args["minVersion"] = arg3
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_schedule_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "titleId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["titleId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "minVersion",
+		func(ctx context.Context, v any) (*Int64, error) {
+			return ec.unmarshalOInt642ᚖgithubᚗcomᚋslatehqᚋslateᚋgraphqlᚋgenᚐInt64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["minVersion"] = arg1
 	return args, nil
 }
 
@@ -1052,22 +1416,60 @@ func (ec *executionContext) field_Query_titles_args(ctx context.Context, rawArgs
 		return nil, err
 	}
 	args["status"] = arg1
-	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "first",
-		func(ctx context.Context, v any) (*int, error) {
-			return ec.unmarshalOInt2ᚖint(ctx, v)
-		})
-	if err != nil {
-		return nil, err
-	}
-	args["first"] = arg2
-	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "releasedAfter",
 		func(ctx context.Context, v any) (*string, error) {
 			return ec.unmarshalOString2ᚖstring(ctx, v)
 		})
 	if err != nil {
 		return nil, err
 	}
-	args["after"] = arg3
+	args["releasedAfter"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "releasedBefore",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["releasedBefore"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg5
+	return args, nil
+}
+
+func (ec *executionContext) field_Title_cashFlow_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "from",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["from"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "to",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["to"] = arg1
 	return args, nil
 }
 
@@ -1221,6 +1623,52 @@ func (ec *executionContext) _Budget_version(ctx context.Context, field graphql.C
 }
 func (ec *executionContext) fieldContext_Budget_version(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Budget", field, false, false, "Int64")
+}
+
+func (ec *executionContext) _Budget_updatedAt(ctx context.Context, field graphql.CollectedField, obj *Budget) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Budget_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Budget_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Budget", field, false, false, "String")
+}
+
+func (ec *executionContext) _Budget_freshness(ctx context.Context, field graphql.CollectedField, obj *Budget) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Budget_freshness(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Freshness, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Budget_freshness(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Budget", field, false, false, "Float")
 }
 
 func (ec *executionContext) _CashFlow_titleId(ctx context.Context, field graphql.CollectedField, obj *CashFlow) (ret graphql.Marshaler) {
@@ -1738,6 +2186,291 @@ func (ec *executionContext) fieldContext_PageInfo_endCursor(_ context.Context, f
 	return graphql.NewScalarFieldContext("PageInfo", field, false, false, "String")
 }
 
+func (ec *executionContext) _PortfolioCashFlow_currency(ctx context.Context, field graphql.CollectedField, obj *PortfolioCashFlow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PortfolioCashFlow_currency(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Currency, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PortfolioCashFlow_currency(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PortfolioCashFlow", field, false, false, "String")
+}
+
+func (ec *executionContext) _PortfolioCashFlow_from(ctx context.Context, field graphql.CollectedField, obj *PortfolioCashFlow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PortfolioCashFlow_from(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.From, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PortfolioCashFlow_from(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PortfolioCashFlow", field, false, false, "String")
+}
+
+func (ec *executionContext) _PortfolioCashFlow_to(ctx context.Context, field graphql.CollectedField, obj *PortfolioCashFlow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PortfolioCashFlow_to(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.To, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PortfolioCashFlow_to(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PortfolioCashFlow", field, false, false, "String")
+}
+
+func (ec *executionContext) _PortfolioCashFlow_titles(ctx context.Context, field graphql.CollectedField, obj *PortfolioCashFlow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PortfolioCashFlow_titles(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Titles, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PortfolioCashFlow_titles(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PortfolioCashFlow", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PortfolioCashFlow_total(ctx context.Context, field graphql.CollectedField, obj *PortfolioCashFlow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PortfolioCashFlow_total(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Total, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v Int64) graphql.Marshaler {
+			return ec.marshalNInt642githubᚗcomᚋslatehqᚋslateᚋgraphqlᚋgenᚐInt64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PortfolioCashFlow_total(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PortfolioCashFlow", field, false, false, "Int64")
+}
+
+func (ec *executionContext) _PortfolioCashFlow_months(ctx context.Context, field graphql.CollectedField, obj *PortfolioCashFlow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PortfolioCashFlow_months(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Months, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*PortfolioMonth) graphql.Marshaler {
+			return ec.marshalNPortfolioMonth2ᚕᚖgithubᚗcomᚋslatehqᚋslateᚋgraphqlᚋgenᚐPortfolioMonthᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PortfolioCashFlow_months(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PortfolioCashFlow",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PortfolioMonth(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PortfolioCashFlow_version(ctx context.Context, field graphql.CollectedField, obj *PortfolioCashFlow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PortfolioCashFlow_version(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Version, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v Int64) graphql.Marshaler {
+			return ec.marshalNInt642githubᚗcomᚋslatehqᚋslateᚋgraphqlᚋgenᚐInt64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PortfolioCashFlow_version(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PortfolioCashFlow", field, false, false, "Int64")
+}
+
+func (ec *executionContext) _PortfolioCashFlow_updatedAt(ctx context.Context, field graphql.CollectedField, obj *PortfolioCashFlow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PortfolioCashFlow_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PortfolioCashFlow_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PortfolioCashFlow", field, false, false, "String")
+}
+
+func (ec *executionContext) _PortfolioCashFlow_freshness(ctx context.Context, field graphql.CollectedField, obj *PortfolioCashFlow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PortfolioCashFlow_freshness(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Freshness, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PortfolioCashFlow_freshness(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PortfolioCashFlow", field, false, false, "Float")
+}
+
+func (ec *executionContext) _PortfolioMonth_month(ctx context.Context, field graphql.CollectedField, obj *PortfolioMonth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PortfolioMonth_month(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Month, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PortfolioMonth_month(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PortfolioMonth", field, false, false, "String")
+}
+
+func (ec *executionContext) _PortfolioMonth_amount(ctx context.Context, field graphql.CollectedField, obj *PortfolioMonth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PortfolioMonth_amount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Amount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v Int64) graphql.Marshaler {
+			return ec.marshalNInt642githubᚗcomᚋslatehqᚋslateᚋgraphqlᚋgenᚐInt64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PortfolioMonth_amount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PortfolioMonth", field, false, false, "Int64")
+}
+
+func (ec *executionContext) _PortfolioMonth_titles(ctx context.Context, field graphql.CollectedField, obj *PortfolioMonth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PortfolioMonth_titles(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Titles, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PortfolioMonth_titles(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PortfolioMonth", field, false, false, "Int")
+}
+
 func (ec *executionContext) _Query_title(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -1792,7 +2525,7 @@ func (ec *executionContext) _Query_titles(ctx context.Context, field graphql.Col
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().Titles(ctx, fc.Args["search"].(*string), fc.Args["status"].(*string), fc.Args["first"].(*int), fc.Args["after"].(*string))
+			return ec.Resolvers.Query().Titles(ctx, fc.Args["search"].(*string), fc.Args["status"].(*string), fc.Args["releasedAfter"].(*string), fc.Args["releasedBefore"].(*string), fc.Args["first"].(*int), fc.Args["after"].(*string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *TitleConnection) graphql.Marshaler {
@@ -1864,6 +2597,138 @@ func (ec *executionContext) fieldContext_Query_cashFlow(ctx context.Context, fie
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_cashFlow_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_schedule(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_schedule(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Schedule(ctx, fc.Args["titleId"].(string), fc.Args["minVersion"].(*Int64))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *Schedule) graphql.Marshaler {
+			return ec.marshalOSchedule2ᚖgithubᚗcomᚋslatehqᚋslateᚋgraphqlᚋgenᚐSchedule(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_schedule(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Schedule(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_schedule_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_budget(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_budget(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Budget(ctx, fc.Args["titleId"].(string), fc.Args["minVersion"].(*Int64))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *Budget) graphql.Marshaler {
+			return ec.marshalOBudget2ᚖgithubᚗcomᚋslatehqᚋslateᚋgraphqlᚋgenᚐBudget(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_budget(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Budget(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_budget_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_cashFlowByMonth(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_cashFlowByMonth(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().CashFlowByMonth(ctx, fc.Args["from"].(string), fc.Args["to"].(string), fc.Args["status"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *PortfolioCashFlow) graphql.Marshaler {
+			return ec.marshalNPortfolioCashFlow2ᚖgithubᚗcomᚋslatehqᚋslateᚋgraphqlᚋgenᚐPortfolioCashFlow(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_cashFlowByMonth(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PortfolioCashFlow(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_cashFlowByMonth_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -2114,6 +2979,52 @@ func (ec *executionContext) _Schedule_version(ctx context.Context, field graphql
 }
 func (ec *executionContext) fieldContext_Schedule_version(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Schedule", field, false, false, "Int64")
+}
+
+func (ec *executionContext) _Schedule_updatedAt(ctx context.Context, field graphql.CollectedField, obj *Schedule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Schedule_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Schedule_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Schedule", field, false, false, "String")
+}
+
+func (ec *executionContext) _Schedule_freshness(ctx context.Context, field graphql.CollectedField, obj *Schedule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Schedule_freshness(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Freshness, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Schedule_freshness(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Schedule", field, false, false, "Float")
 }
 
 func (ec *executionContext) _Title_id(ctx context.Context, field graphql.CollectedField, obj *Title) (ret graphql.Marshaler) {
@@ -2383,6 +3294,50 @@ func (ec *executionContext) fieldContext_Title_budget(_ context.Context, field g
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Budget(ctx, field)
 		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Title_cashFlow(ctx context.Context, field graphql.CollectedField, obj *Title) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Title_cashFlow(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Title().CashFlow(ctx, obj, fc.Args["from"].(*string), fc.Args["to"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *CashFlow) graphql.Marshaler {
+			return ec.marshalOCashFlow2ᚖgithubᚗcomᚋslatehqᚋslateᚋgraphqlᚋgenᚐCashFlow(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Title_cashFlow(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Title",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CashFlow(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Title_cashFlow_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -3613,6 +4568,16 @@ func (ec *executionContext) _Budget(ctx context.Context, sel ast.SelectionSet, o
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "updatedAt":
+			out.Values[i] = ec._Budget_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "freshness":
+			out.Values[i] = ec._Budget_freshness(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -3852,6 +4817,122 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 	return out
 }
 
+var portfolioCashFlowImplementors = []string{"PortfolioCashFlow"}
+
+func (ec *executionContext) _PortfolioCashFlow(ctx context.Context, sel ast.SelectionSet, obj *PortfolioCashFlow) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, portfolioCashFlowImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PortfolioCashFlow")
+		case "currency":
+			out.Values[i] = ec._PortfolioCashFlow_currency(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "from":
+			out.Values[i] = ec._PortfolioCashFlow_from(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "to":
+			out.Values[i] = ec._PortfolioCashFlow_to(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "titles":
+			out.Values[i] = ec._PortfolioCashFlow_titles(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "total":
+			out.Values[i] = ec._PortfolioCashFlow_total(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "months":
+			out.Values[i] = ec._PortfolioCashFlow_months(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "version":
+			out.Values[i] = ec._PortfolioCashFlow_version(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updatedAt":
+			out.Values[i] = ec._PortfolioCashFlow_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "freshness":
+			out.Values[i] = ec._PortfolioCashFlow_freshness(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var portfolioMonthImplementors = []string{"PortfolioMonth"}
+
+func (ec *executionContext) _PortfolioMonth(ctx context.Context, sel ast.SelectionSet, obj *PortfolioMonth) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, portfolioMonthImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PortfolioMonth")
+		case "month":
+			out.Values[i] = ec._PortfolioMonth_month(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "amount":
+			out.Values[i] = ec._PortfolioMonth_amount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "titles":
+			out.Values[i] = ec._PortfolioMonth_titles(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var queryImplementors = []string{"Query"}
 
 func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -3888,6 +4969,24 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_cashFlow(ctx, field)
+				})
+		case "schedule":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_schedule(ctx, field)
+				})
+		case "budget":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_budget(ctx, field)
+				})
+		case "cashFlowByMonth":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_cashFlowByMonth(ctx, field)
 				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
@@ -3994,6 +5093,16 @@ func (ec *executionContext) _Schedule(ctx context.Context, sel ast.SelectionSet,
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "updatedAt":
+			out.Values[i] = ec._Schedule_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "freshness":
+			out.Values[i] = ec._Schedule_freshness(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -4025,58 +5134,64 @@ func (ec *executionContext) _Title(ctx context.Context, sel ast.SelectionSet, ob
 		case "id":
 			out.Values[i] = ec._Title_id(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "name":
 			out.Values[i] = ec._Title_name(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "kind":
 			out.Values[i] = ec._Title_kind(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "status":
 			out.Values[i] = ec._Title_status(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "releaseDate":
 			out.Values[i] = ec._Title_releaseDate(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "titleVersion":
 			out.Values[i] = ec._Title_titleVersion(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "version":
 			out.Values[i] = ec._Title_version(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "updatedAt":
 			out.Values[i] = ec._Title_updatedAt(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "freshness":
 			out.Values[i] = ec._Title_freshness(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "schedule":
 			out.Values[i] = ec._Title_schedule(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "budget":
 			out.Values[i] = ec._Title_budget(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "cashFlow":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Title_cashFlow(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -4584,6 +5699,20 @@ func (ec *executionContext) marshalNID2string(ctx context.Context, sel ast.Selec
 	return res
 }
 
+func (ec *executionContext) unmarshalNInt2int(ctx context.Context, v any) (int, error) {
+	res, err := graphql.UnmarshalInt(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.SelectionSet, v int) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalInt(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "Int!")
+	}
+	return res
+}
+
 func (ec *executionContext) unmarshalNInt642githubᚗcomᚋslatehqᚋslateᚋgraphqlᚋgenᚐInt64(ctx context.Context, v any) (Int64, error) {
 	var res Int64
 	err := res.UnmarshalGQL(v)
@@ -4648,6 +5777,38 @@ func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋslatehqᚋslate�
 		return graphql.Null
 	}
 	return ec._PageInfo(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPortfolioCashFlow2ᚖgithubᚗcomᚋslatehqᚋslateᚋgraphqlᚋgenᚐPortfolioCashFlow(ctx context.Context, sel ast.SelectionSet, v *PortfolioCashFlow) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PortfolioCashFlow!")
+		return graphql.Null
+	}
+	return ec._PortfolioCashFlow(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPortfolioMonth2ᚕᚖgithubᚗcomᚋslatehqᚋslateᚋgraphqlᚋgenᚐPortfolioMonthᚄ(ctx context.Context, sel ast.SelectionSet, v []*PortfolioMonth) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPortfolioMonth2ᚖgithubᚗcomᚋslatehqᚋslateᚋgraphqlᚋgenᚐPortfolioMonth(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNPortfolioMonth2ᚖgithubᚗcomᚋslatehqᚋslateᚋgraphqlᚋgenᚐPortfolioMonth(ctx context.Context, sel ast.SelectionSet, v *PortfolioMonth) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PortfolioMonth!")
+		return graphql.Null
+	}
+	return ec._PortfolioMonth(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNRelease2ᚕᚖgithubᚗcomᚋslatehqᚋslateᚋgraphqlᚋgenᚐReleaseᚄ(ctx context.Context, sel ast.SelectionSet, v []*Release) graphql.Marshaler {
@@ -4924,6 +6085,13 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	return res
 }
 
+func (ec *executionContext) marshalOBudget2ᚖgithubᚗcomᚋslatehqᚋslateᚋgraphqlᚋgenᚐBudget(ctx context.Context, sel ast.SelectionSet, v *Budget) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Budget(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalOCashFlow2ᚖgithubᚗcomᚋslatehqᚋslateᚋgraphqlᚋgenᚐCashFlow(ctx context.Context, sel ast.SelectionSet, v *CashFlow) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -4980,6 +6148,13 @@ func (ec *executionContext) marshalOInt642ᚖgithubᚗcomᚋslatehqᚋslateᚋgr
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) marshalOSchedule2ᚖgithubᚗcomᚋslatehqᚋslateᚋgraphqlᚋgenᚐSchedule(ctx context.Context, sel ast.SelectionSet, v *Schedule) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Schedule(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOString2ᚖstring(ctx context.Context, v any) (*string, error) {

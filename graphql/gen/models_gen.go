@@ -7,6 +7,10 @@ type Budget struct {
 	TitleID   string      `json:"titleId"`
 	LineItems []*LineItem `json:"lineItems"`
 	Version   Int64       `json:"version"`
+	// When the record last changed (RFC 3339).
+	UpdatedAt *string `json:"updatedAt,omitempty"`
+	// Seconds since the record last changed (null if the view does not say when it was).
+	Freshness *float64 `json:"freshness,omitempty"`
 }
 
 // A title's monthly spend: one document of the cashflow view.
@@ -57,6 +61,35 @@ type PageInfo struct {
 	EndCursor   *string `json:"endCursor,omitempty"`
 }
 
+// The summed monthly spend of many titles' cash flows.
+type PortfolioCashFlow struct {
+	// The reporting currency of the amounts (null when no title is included).
+	Currency *string `json:"currency,omitempty"`
+	From     string  `json:"from"`
+	To       string  `json:"to"`
+	// The titles whose cash flows were summed (those with a cashflow view).
+	Titles int `json:"titles"`
+	// The whole budgets of those titles, in minor units of currency.
+	Total Int64 `json:"total"`
+	// Every month between from and to, in order (zero where nothing is spent).
+	Months []*PortfolioMonth `json:"months"`
+	// The highest version among the cash flows summed.
+	Version Int64 `json:"version"`
+	// When the newest change among the cash flows summed happened (RFC 3339).
+	UpdatedAt *string `json:"updatedAt,omitempty"`
+	// Seconds since that newest change (null if no cash flow says when it was).
+	Freshness *float64 `json:"freshness,omitempty"`
+}
+
+// The spend of one month across titles, in minor units.
+type PortfolioMonth struct {
+	// YYYY-MM
+	Month  string `json:"month"`
+	Amount Int64  `json:"amount"`
+	// How many titles spend in this month.
+	Titles int `json:"titles"`
+}
+
 type Query struct {
 }
 
@@ -73,6 +106,10 @@ type Schedule struct {
 	ProductionEnd   *string    `json:"productionEnd,omitempty"`
 	Releases        []*Release `json:"releases"`
 	Version         Int64      `json:"version"`
+	// When the record last changed (RFC 3339).
+	UpdatedAt *string `json:"updatedAt,omitempty"`
+	// Seconds since the record last changed (null if the view does not say when it was).
+	Freshness *float64 `json:"freshness,omitempty"`
 }
 
 // A title with its schedule and budget: one document of the title view.
@@ -92,6 +129,10 @@ type Title struct {
 	Freshness *float64    `json:"freshness,omitempty"`
 	Schedule  []*Schedule `json:"schedule"`
 	Budget    []*Budget   `json:"budget"`
+	// The title's cashflow view, with the months between from and to (YYYY-MM,
+	// both inclusive, both optional), or null if there is none. Loaded in
+	// batches: a page of titles reads their cash flows together.
+	CashFlow *CashFlow `json:"cashFlow,omitempty"`
 }
 
 // A page of titles.

@@ -179,6 +179,43 @@ func TestGraphQLReadsItsWrites(t *testing.T) {
 		t.Errorf("title at minVersion %d: release %v, want 2027-06-10", titleV+1, rel)
 	}
 
+	// The schedule and the budget on their own, each with when it changed.
+	rec := gql(t, s.GraphQLURL, `query($id: ID!) { schedule(titleId: $id) { version updatedAt freshness releases { date } }
+		budget(titleId: $id) { version updatedAt freshness lineItems { amount } } }`, map[string]any{"id": id})
+	for _, name := range []string{"schedule", "budget"} {
+		r, _ := rec[name].(map[string]any)
+		if r == nil || r["version"] == "0" || r["updatedAt"] == nil {
+			t.Errorf("%s: %v", name, r)
+			continue
+		}
+		if f, ok := r["freshness"].(float64); !ok || f < 0 || f > 60 {
+			t.Errorf("%s freshness %v: want the seconds since it changed", name, r["freshness"])
+		}
+	}
+	if d := rec["schedule"].(map[string]any)["releases"].([]any)[0].(map[string]any)["date"]; d != "2027-06-10" {
+		t.Errorf("schedule release %v", d)
+	}
+
+	// Titles by release date, each with its cash flow; and the portfolio
+	// by month (only the title in production spends).
+	released := gql(t, s.GraphQLURL, `{ titles(search: "name:slate", releasedAfter: "2027-07-01", releasedBefore: "2027-07-31") {
+		edges { node { id cashFlow(from: "2027-03", to: "2027-05") { total months { month amount } } } } } }`, nil)["titles"].(map[string]any)
+	edges := released["edges"].([]any)
+	if len(edges) != 1 || edges[0].(map[string]any)["node"].(map[string]any)["id"] != id {
+		t.Fatalf("titles released in July 2027: %v", released)
+	}
+	if got := gqlMonths(edges[0].(map[string]any)["node"].(map[string]any)["cashFlow"].(map[string]any)); !sameMonths(got, june) {
+		t.Errorf("Title.cashFlow: %v, want %v", got, june)
+	}
+	p := gql(t, s.GraphQLURL, `{ cashFlowByMonth(from: "2027-03", to: "2027-05", status: "PRODUCTION") {
+		currency titles total months { month amount titles } version freshness } }`, nil)["cashFlowByMonth"].(map[string]any)
+	if p["currency"] != "USD" || p["titles"] != float64(1) || p["total"] != "300000001" || p["freshness"] == nil {
+		t.Errorf("cashFlowByMonth: %v", p)
+	}
+	if got := gqlMonths(p); !sameMonths(got, june) {
+		t.Errorf("cashFlowByMonth months: %v, want %v", got, june)
+	}
+
 	// A version the view never reaches is an error naming it.
 	_, errs := gqlTry(t, s.GraphQLURL, cashFlowQuery, map[string]any{"id": id, "min": "9223372036854775807"})
 	if len(errs) != 1 {

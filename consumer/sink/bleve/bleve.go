@@ -1,6 +1,7 @@
 package bleve
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -73,6 +74,22 @@ type Hit struct {
 	Score   float64        // the relevance score
 	Version int64          // the sequence of the event that wrote the document
 	Doc     map[string]any // the document, as [Sink.Get] returns it
+	// Source is the document's JSON as it was written: a reader that
+	// needs integers past 2^53 exact decodes it with json.Decoder.UseNumber
+	// rather than reading Doc's float64s.
+	Source json.RawMessage
+}
+
+// Stored is what [Sink.Lookup] finds for one id.
+type Stored struct {
+	ID string
+	// Version is the sequence of the event that last wrote or deleted
+	// the document; 0 when the id was never written.
+	Version int64
+	// Live is false when the id was never written or was deleted.
+	Live bool
+	// Source is the document's JSON as it was written, when live.
+	Source json.RawMessage
 }
 
 // Sink keeps one Bleve index per entity type under a directory. Write must
@@ -450,7 +467,9 @@ func (s *Sink) apply(ctx context.Context, cur *change, ev *sink.Event) (*change,
 	}
 	if len(ev.Unchanged) > 0 && cur.rec.live {
 		var prev map[string]any
-		if err := json.Unmarshal(cur.rec.source, &prev); err != nil {
+		dec := json.NewDecoder(bytes.NewReader(cur.rec.source))
+		dec.UseNumber() // kept fields stay exact
+		if err := dec.Decode(&prev); err != nil {
 			return nil, false, fmt.Errorf("%w: stored source of %s: %w", ErrStore, ev.Subject, err)
 		}
 		sink.MergeUnchanged(doc, prev, ev)
@@ -501,6 +520,44 @@ func (s *Sink) Get(ctx context.Context, entityType, id string) (doc map[string]a
 	return doc, rec.version, true, nil
 }
 
+// Lookup returns what the index of an entity type holds for each of ids,
+// in their order, read in one transaction: one call for a batch of ids
+// where [Sink.Get] is one per id. An entity type that was never written
+// holds nothing for any id.
+func (s *Sink) Lookup(ctx context.Context, entityType string, ids []string) ([]Stored, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("bleve: lookup: %w", err)
+	}
+	out := make([]Stored, len(ids))
+	for i, id := range ids {
+		out[i].ID = id
+	}
+	ix, err := s.index(entityType, false)
+	if err != nil || ix == nil {
+		return out, err
+	}
+	err = ix.db.View(func(tx *bolt.Tx) error {
+		for i, id := range ids {
+			rec, err := getRecord(tx, ix.name, id)
+			if err != nil {
+				return err
+			}
+			out[i].Version, out[i].Live = rec.version, rec.live
+			if rec.live {
+				out[i].Source = rec.source
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if !errors.Is(err, ErrStore) {
+			err = fmt.Errorf("%w: %s: lookup: %w", ErrStore, ix.name, err)
+		}
+		return nil, s.closedOr(err)
+	}
+	return out, nil
+}
+
 // Search runs a Bleve query string (for example `name:heat`,
 // `+slate.type:UPDATE budget:>1000`; "" or "*" matches everything) against
 // the index of an entity type and returns up to size hits (size <= 0 means
@@ -540,7 +597,7 @@ func (s *Sink) Search(ctx context.Context, entityType, queryString string, size 
 		if !rec.live {
 			continue // deleted after the search ran
 		}
-		hit := Hit{ID: h.ID, Score: h.Score, Version: rec.version}
+		hit := Hit{ID: h.ID, Score: h.Score, Version: rec.version, Source: rec.source}
 		if err := json.Unmarshal(rec.source, &hit.Doc); err != nil {
 			return nil, fmt.Errorf("%w: source of %s: %w", ErrStore, h.ID, err)
 		}

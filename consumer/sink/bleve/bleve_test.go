@@ -393,3 +393,78 @@ func TestIndexCreatedWhole(t *testing.T) {
 		t.Errorf("t1 after reopen: %v version %d found %v err %v", doc, v, found, err)
 	}
 }
+
+// Lookup reads a batch of ids at once: live documents with their source
+// as written (integers past 2^53 intact), a deleted one with the delete's
+// version, an unknown one with none.
+func TestLookup(t *testing.T) {
+	s := newSink(t)
+	ctx := t.Context()
+	if got, err := s.Lookup(ctx, "title", []string{"t1"}); err != nil || len(got) != 1 || got[0].Live || got[0].ID != "t1" {
+		t.Fatalf("lookup of an unwritten entity type: %+v, %v", got, err)
+	}
+	if err := s.Write(ctx, []sink.Event{
+		sinktest.Event(schema.OpCreate, "t1", 3, map[string]any{"name": "Heat", "budget": int64(1<<53 + 1)}),
+		sinktest.Event(schema.OpCreate, "t2", 1, map[string]any{"name": "Ronin"}),
+		sinktest.Event(schema.OpDelete, "t2", 2, nil),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Lookup(ctx, "title", []string{"t2", "t1", "nope"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].ID != "t2" || got[0].Live || got[0].Version != 2 ||
+		got[1].ID != "t1" || !got[1].Live || got[1].Version != 3 || got[2].Live || got[2].Version != 0 {
+		t.Fatalf("lookup: %+v", got)
+	}
+	if !strings.Contains(string(got[1].Source), `"budget":9007199254740993`) {
+		t.Errorf("source %s: want the budget exact", got[1].Source)
+	}
+	hits, err := s.Search(ctx, "title", "heat", 1)
+	if err != nil || len(hits) != 1 || !strings.Contains(string(hits[0].Source), `"budget":9007199254740993`) {
+		t.Errorf("search hit source: %+v, %v", hits, err)
+	}
+}
+
+// A date kept as YYYY-MM-DD is found by a date range of the query string.
+func TestSearchDateRange(t *testing.T) {
+	s := newSink(t)
+	ctx := t.Context()
+	if err := s.Write(ctx, []sink.Event{
+		sinktest.Event(schema.OpCreate, "t1", 1, map[string]any{"name": "Heat", "release_date": "2027-07-16"}),
+		sinktest.Event(schema.OpCreate, "t2", 1, map[string]any{"name": "Ronin", "release_date": "2028-01-01"}),
+		sinktest.Event(schema.OpCreate, "t3", 1, map[string]any{"name": "Insider", "release_date": ""}),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		q    string
+		want int
+	}{
+		{`+release_date:>="2027-07-16" +release_date:<="2027-12-31"`, 1},
+		{`+release_date:>="2027-01-01"`, 2},
+		{`+release_date:<="2027-07-15"`, 0},
+	} {
+		hits, err := s.Search(ctx, "title", tc.q, 10)
+		if err != nil || len(hits) != tc.want {
+			t.Errorf("%s: %d hits (%v), want %d", tc.q, len(hits), err, tc.want)
+		}
+	}
+}
+
+// An integer past 2^53 kept as an unchanged field stays exact.
+func TestExactUnchangedInteger(t *testing.T) {
+	s := newSink(t)
+	ev := sinktest.Event(schema.OpUpdate, "t1", 2, map[string]any{"name": "B"})
+	ev.Unchanged = []string{"budget"}
+	for _, batch := range [][]sink.Event{{sinktest.Event(schema.OpCreate, "t1", 1, map[string]any{"name": "A", "budget": int64(1<<53 + 1)})}, {ev}} {
+		if err := s.Write(t.Context(), batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Lookup(t.Context(), "title", []string{"t1"})
+	if err != nil || !strings.Contains(string(got[0].Source), `"budget":9007199254740993`) || !strings.Contains(string(got[0].Source), `"name":"B"`) {
+		t.Errorf("stored %s (%v): want budget 9007199254740993 kept exactly", got[0].Source, err)
+	}
+}

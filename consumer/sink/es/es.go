@@ -441,7 +441,9 @@ func (s *Sink) stored(ctx context.Context, index, id string) (map[string]any, er
 	var body struct {
 		Source map[string]any `json:"_source"`
 	}
-	if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
+	dec := json.NewDecoder(res.Body)
+	dec.UseNumber() // kept fields stay exact
+	if err := dec.Decode(&body); err != nil {
 		return nil, fmt.Errorf("%w: get %s/%s: %w", ErrUnavailable, index, id, err)
 	}
 	return body.Source, nil

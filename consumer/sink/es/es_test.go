@@ -424,3 +424,27 @@ func TestNewValidates(t *testing.T) {
 		})
 	}
 }
+
+// An integer past 2^53 in JSON data is stored as sent, also when a later
+// UPDATE keeps it as an unchanged field.
+func TestExactIntegers(t *testing.T) {
+	b := newBackend(t)
+	s := b.sink(t)
+	ev := sinktest.Event(schema.OpUpdate, "t1", 2, map[string]any{"name": "B"})
+	ev.Unchanged = []string{"budget"}
+	for _, batch := range [][]sink.Event{{sinktest.Event(schema.OpCreate, "t1", 1, map[string]any{"name": "A", "budget": int64(1<<53 + 1)})}, {ev}} {
+		if err := s.Write(t.Context(), batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := b.client.Get(s.Index("title"), "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw := new(bytes.Buffer)
+	_, _ = raw.ReadFrom(res.Body)
+	if !strings.Contains(raw.String(), `"budget":9007199254740993`) || !strings.Contains(raw.String(), `"name":"B"`) {
+		t.Errorf("stored %s: want budget 9007199254740993 kept exactly", raw)
+	}
+}

@@ -25,6 +25,22 @@
 //     delete of a missing document answers 404 not_found and keeps its
 //     version as a tombstone;
 //   - GET /{index}/_doc/{id};
+//   - GET or POST /{index}/_mget with {"ids": [...]} or {"docs": [{"_id":
+//     ...}]}: one entry per id, in order, found or not; on an index that
+//     does not exist each entry carries an index_not_found_exception;
+//   - GET or POST /{index}/_search with from, size (from+size at most
+//     index.max_result_window, 10000), "version": true (hits carry
+//     _version), track_total_hits, and a match_all or query_string query.
+//     The query string is a subset of Lucene's syntax: clauses split at
+//     spaces outside quotes, each optionally + (must) or - (must not),
+//     of the form field:term, field:"phrase", field:>=v (>, <, <=) or a
+//     bare term (any field); with default_operator OR a clause without a
+//     prefix is optional when some clause is required. Text matches
+//     Elasticsearch's standard analyzer roughly: lower-cased words, a
+//     phrase its words in order. A range compares numbers as numbers and
+//     other values as strings (which orders YYYY-MM-DD dates as a date
+//     field does). Hits are live documents, in id order (the double does
+//     not score); a missing index answers 404 index_not_found_exception;
 //   - GET or POST /{index}/_count, where index may be a comma list or a
 //     pattern with '*', with an optional {"query":{"term":{field:value}}}
 //     on a dotted path of the source;
@@ -51,10 +67,12 @@ import (
 	"fmt"
 	"net/http"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 )
 
 // Server is the double. It is an http.Handler; serve it with httptest.
@@ -106,7 +124,8 @@ func (s *Server) Fail(f Fault) {
 
 // Requests returns how many requests of a kind ("bulk", "bulk_rejected"
 // for faults, "bulk_invalid" for requests refused by validation,
-// "template", "create_index", "count", "get") the double has served.
+// "template", "create_index", "count", "get", "search", "mget") the double
+// has served.
 func (s *Server) Requests(kind string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -169,6 +188,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.bulk(w, r, parts[0])
 	case len(parts) == 2 && parts[1] == "_count":
 		s.count(w, r, parts[0])
+	case len(parts) == 2 && parts[1] == "_search" && (r.Method == http.MethodGet || r.Method == http.MethodPost):
+		s.search(w, r, parts[0])
+	case len(parts) == 2 && parts[1] == "_mget" && (r.Method == http.MethodGet || r.Method == http.MethodPost):
+		s.mget(w, r, parts[0])
 	case len(parts) == 2 && parts[1] == "_refresh":
 		writeJSON(w, 200, map[string]any{"_shards": map[string]int{"total": 1, "successful": 1, "failed": 0}})
 	case len(parts) == 3 && parts[1] == "_doc" && r.Method == http.MethodGet:
@@ -666,4 +689,388 @@ func fits(field, want string, v any, id string) string {
 		return fmt.Sprintf("failed to parse field [%s] of type [%s] in document with id '%s'. Preview of field's value: '%v'", field, want, id, v)
 	}
 	return ""
+}
+
+func (s *Server) mget(w http.ResponseWriter, r *http.Request, index string) {
+	var body struct {
+		IDs  []string `json:"ids"`
+		Docs []struct {
+			ID string `json:"_id"`
+		} `json:"docs"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		writeError(w, 400, "parse_exception", "request body is required: "+err.Error())
+		return
+	}
+	ids := body.IDs
+	for _, d := range body.Docs {
+		ids = append(ids, d.ID)
+	}
+	if len(ids) == 0 {
+		writeError(w, 400, "action_request_validation_exception", "Validation Failed: 1: no documents to get;")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests["mget"]++
+	docs, exists := s.indices[index]
+	out := make([]any, 0, len(ids))
+	for _, id := range ids {
+		switch d, ok := docs[id]; {
+		case !exists:
+			out = append(out, map[string]any{"_index": index, "_id": id, "error": map[string]any{
+				"type": "index_not_found_exception", "reason": "no such index [" + index + "]", "index": index}})
+		case !ok || d.deleted:
+			out = append(out, map[string]any{"_index": index, "_id": id, "found": false})
+		default:
+			out = append(out, map[string]any{"_index": index, "_id": id, "_version": d.version, "found": true, "_source": d.source})
+		}
+	}
+	writeJSON(w, 200, map[string]any{"docs": out})
+}
+
+// maxResultWindow is Elasticsearch's default index.max_result_window.
+const maxResultWindow = 10000
+
+func (s *Server) search(w http.ResponseWriter, r *http.Request, index string) {
+	var body struct {
+		From    *int `json:"from"`
+		Size    *int `json:"size"`
+		Version bool `json:"version"`
+		Query   struct {
+			MatchAll    *struct{} `json:"match_all"`
+			QueryString *struct {
+				Query           string `json:"query"`
+				DefaultOperator string `json:"default_operator"`
+			} `json:"query_string"`
+		} `json:"query"`
+		TrackTotalHits any `json:"track_total_hits"`
+	}
+	if r.Body != nil {
+		b := new(bytes.Buffer)
+		_, _ = b.ReadFrom(r.Body)
+		if b.Len() > 0 {
+			if err := json.Unmarshal(b.Bytes(), &body); err != nil {
+				writeError(w, 400, "parse_exception", err.Error())
+				return
+			}
+		}
+	}
+	from, size := 0, 10
+	if body.From != nil {
+		from = *body.From
+	}
+	if body.Size != nil {
+		size = *body.Size
+	}
+	if from < 0 || size < 0 {
+		writeError(w, 400, "illegal_argument_exception", "[from] and [size] must not be negative")
+		return
+	}
+	if from+size > maxResultWindow {
+		writeError(w, 400, "illegal_argument_exception", fmt.Sprintf("Result window is too large, from + size must be less than or equal to: [%d] but was [%d]. "+
+			"See the scroll api for a more efficient way to request large data sets. This limit can be set by changing the [index.max_result_window] index level setting.",
+			maxResultWindow, from+size))
+		return
+	}
+	var clauses []clause
+	if qs := body.Query.QueryString; qs != nil {
+		op := strings.ToUpper(qs.DefaultOperator)
+		if op != "" && op != "OR" && op != "AND" {
+			writeError(w, 400, "illegal_argument_exception", "default_operator ["+qs.DefaultOperator+"] is not OR or AND")
+			return
+		}
+		var err error
+		if clauses, err = parseQueryString(qs.Query, op == "AND"); err != nil {
+			writeError(w, 400, "query_shard_exception", "Failed to parse query ["+qs.Query+"]: "+err.Error())
+			return
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests["search"]++
+	docs, ok := s.indices[index]
+	if !ok {
+		writeError(w, 404, "index_not_found_exception", "no such index ["+index+"]")
+		return
+	}
+	ids := make([]string, 0, len(docs))
+	for id, d := range docs {
+		if !d.deleted && matches(d.source, clauses) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	total := len(ids)
+	hits := []any{}
+	for i := from; i < len(ids) && i < from+size; i++ {
+		d := docs[ids[i]]
+		h := map[string]any{"_index": index, "_id": ids[i], "_score": 1.0, "_source": d.source}
+		if body.Version {
+			h["_version"] = d.version
+		}
+		hits = append(hits, h)
+	}
+	relation := "eq"
+	if track, isBool := body.TrackTotalHits.(bool); !(isBool && track) && total > maxResultWindow {
+		total, relation = maxResultWindow, "gte"
+	}
+	writeJSON(w, 200, map[string]any{"took": 1, "timed_out": false,
+		"_shards": map[string]int{"total": 1, "successful": 1, "failed": 0},
+		"hits":    map[string]any{"total": map[string]any{"value": total, "relation": relation}, "max_score": 1.0, "hits": hits}})
+}
+
+// clause is one clause of a query string.
+type clause struct {
+	occur  byte   // '+' must, '-' must not, 0 should
+	field  string // "" for any field
+	op     string // "", ">", ">=", "<", "<="
+	value  string
+	phrase bool
+}
+
+// parseQueryString parses the subset of Lucene's query string syntax the
+// double supports; with and, a clause without a prefix is required.
+func parseQueryString(q string, and bool) ([]clause, error) {
+	var out []clause
+	for _, tok := range splitClauses(q) {
+		var c clause
+		if tok[0] == '+' || tok[0] == '-' {
+			c.occur, tok = tok[0], tok[1:]
+		} else if and {
+			c.occur = '+'
+		}
+		if i := fieldColon(tok); i >= 0 {
+			c.field, tok = tok[:i], tok[i+1:]
+		}
+		for _, op := range []string{">=", "<=", ">", "<"} {
+			if strings.HasPrefix(tok, op) {
+				c.op, tok = op, tok[len(op):]
+				break
+			}
+		}
+		if strings.HasPrefix(tok, `"`) {
+			if len(tok) < 2 || !strings.HasSuffix(tok, `"`) {
+				return nil, fmt.Errorf("unterminated phrase %s", tok)
+			}
+			tok, c.phrase = tok[1:len(tok)-1], true
+		}
+		c.value = unescape(tok)
+		if c.value == "" {
+			return nil, fmt.Errorf("empty clause")
+		}
+		if c.value == "*" && c.field == "" {
+			continue
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// fieldColon is the index of the colon after a field name, or -1.
+func fieldColon(tok string) int {
+	for i, r := range tok {
+		switch {
+		case r == ':':
+			if i == 0 {
+				return -1
+			}
+			return i
+		case r == '"' || r == '\\':
+			return -1
+		}
+	}
+	return -1
+}
+
+func unescape(s string) string {
+	var b strings.Builder
+	escaped := false
+	for _, r := range s {
+		if !escaped && r == '\\' {
+			escaped = true
+			continue
+		}
+		escaped = false
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// splitClauses splits a query string at spaces outside quoted phrases.
+func splitClauses(s string) []string {
+	var out []string
+	var cur strings.Builder
+	quoted, escaped := false, false
+	for _, c := range s {
+		switch {
+		case escaped:
+			escaped = false
+		case c == '\\':
+			escaped = true
+		case c == '"':
+			quoted = !quoted
+		case !quoted && unicode.IsSpace(c):
+			if cur.Len() > 0 {
+				out = append(out, cur.String())
+				cur.Reset()
+			}
+			continue
+		}
+		cur.WriteRune(c)
+	}
+	if cur.Len() > 0 {
+		out = append(out, cur.String())
+	}
+	return out
+}
+
+// matches reports whether a document's source satisfies the clauses.
+func matches(source json.RawMessage, clauses []clause) bool {
+	if len(clauses) == 0 {
+		return true
+	}
+	var doc map[string]any
+	dec := json.NewDecoder(bytes.NewReader(source))
+	dec.UseNumber()
+	if dec.Decode(&doc) != nil {
+		return false
+	}
+	must, should, anyShould := false, false, false
+	for _, c := range clauses {
+		hit := clauseMatches(doc, c)
+		switch c.occur {
+		case '+':
+			if !hit {
+				return false
+			}
+			must = true
+		case '-':
+			if hit {
+				return false
+			}
+		default:
+			anyShould = true
+			should = should || hit
+		}
+	}
+	return must || should || !anyShould
+}
+
+func clauseMatches(doc map[string]any, c clause) bool {
+	var values []any
+	if c.field == "" {
+		values = leaves(doc)
+	} else {
+		values = fieldValues(doc, strings.Split(c.field, "."))
+	}
+	for _, v := range values {
+		if c.op != "" {
+			if inRange(v, c.op, c.value) {
+				return true
+			}
+			continue
+		}
+		words := analyze(fmt.Sprint(v))
+		want := analyze(c.value)
+		if len(want) == 0 {
+			continue
+		}
+		if c.phrase || len(want) > 1 {
+			for i := 0; i+len(want) <= len(words); i++ {
+				if slices.Equal(words[i:i+len(want)], want) {
+					return true
+				}
+			}
+		} else if slices.Contains(words, want[0]) {
+			return true
+		}
+	}
+	return false
+}
+
+// fieldValues are the values at a dotted path of a document, through
+// arrays of objects as Elasticsearch flattens them.
+func fieldValues(v any, path []string) []any {
+	switch x := v.(type) {
+	case []any:
+		var out []any
+		for _, e := range x {
+			out = append(out, fieldValues(e, path)...)
+		}
+		return out
+	case map[string]any:
+		if len(path) == 0 {
+			return nil
+		}
+		return fieldValues(x[path[0]], path[1:])
+	case nil:
+		return nil
+	}
+	if len(path) > 0 {
+		return nil
+	}
+	return []any{v}
+}
+
+// leaves are the concrete values of a document.
+func leaves(v any) []any {
+	switch x := v.(type) {
+	case []any:
+		var out []any
+		for _, e := range x {
+			out = append(out, leaves(e)...)
+		}
+		return out
+	case map[string]any:
+		var out []any
+		for _, e := range x {
+			out = append(out, leaves(e)...)
+		}
+		return out
+	case nil:
+		return nil
+	}
+	return []any{v}
+}
+
+// analyze is the lower-cased words of a text.
+func analyze(s string) []string {
+	return strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
+}
+
+// inRange compares v with bound: as numbers when both are, as strings
+// otherwise; an empty string is no value.
+func inRange(v any, op, bound string) bool {
+	got := fmt.Sprint(v)
+	if got == "" {
+		return false
+	}
+	var cmp int
+	a, errA := strconv.ParseFloat(got, 64)
+	b, errB := strconv.ParseFloat(bound, 64)
+	if errA == nil && errB == nil {
+		cmp = compare(a, b)
+	} else {
+		cmp = strings.Compare(got, bound)
+	}
+	switch op {
+	case ">":
+		return cmp > 0
+	case ">=":
+		return cmp >= 0
+	case "<":
+		return cmp < 0
+	}
+	return cmp <= 0
+}
+
+func compare(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
