@@ -212,11 +212,19 @@ var esReserved = strings.NewReplacer(`\`, `\\`, `+`, `\+`, `-`, `\-`, `=`, `\=`,
 	`*`, `\*`, `?`, `\?`, `:`, `\:`, `/`, `\/`, ` `, `\ `)
 
 // esQueryString rewrites Bleve's ranges of quoted values to
-// Elasticsearch's form.
+// Elasticsearch's form. A quoted value is a string, and the es sink's
+// template maps a view's strings as text with a keyword subfield (dates
+// too: it turns date detection off), so the range goes to the keyword,
+// which compares ISO dates in order; the envelope's own fields are mapped
+// by type and keep their name.
 func esQueryString(q string) string {
 	return quotedRange.ReplaceAllStringFunc(q, func(m string) string {
 		p := quotedRange.FindStringSubmatch(m)
-		return p[1] + ":" + p[2] + esReserved.Replace(strings.NewReplacer(`\"`, `"`, `\\`, `\`).Replace(p[3]))
+		field := p[1]
+		if !strings.HasSuffix(field, ".keyword") && !strings.HasPrefix(field, es.EnvelopeField+".") {
+			field += ".keyword"
+		}
+		return field + ":" + p[2] + esReserved.Replace(strings.NewReplacer(`\"`, `"`, `\\`, `\`).Replace(p[3]))
 	})
 }
 

@@ -205,6 +205,12 @@ func releaseQuery(after, before *string) (string, error) {
 	if after != nil && before != nil && *after > *before {
 		return "", gqlerror.Errorf("titles: releasedAfter %s is after releasedBefore %s", *after, *before)
 	}
+	if before != nil && after == nil {
+		// An upper bound alone would take a title without a release date
+		// (""), which sorts first as a keyword in Elasticsearch; the lower
+		// bound is the earliest that Bleve, in int64 nanoseconds, can hold.
+		terms = append([]string{`+release_date:>="1678-01-01"`}, terms...)
+	}
 	return strings.Join(terms, " "), nil
 }
 

@@ -40,7 +40,7 @@ func TestCursor(t *testing.T) {
 // of a query string is left as it is.
 func TestESQueryString(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
-		{`+release_date:>="2027-01-01" +release_date:<="2027-12-31"`, `+release_date:>=2027\-01\-01 +release_date:<=2027\-12\-31`},
+		{`+release_date:>="2027-01-01" +release_date:<="2027-12-31"`, `+release_date.keyword:>=2027\-01\-01 +release_date.keyword:<=2027\-12\-31`},
 		{`+name:"the heat" budget:>10`, `+name:"the heat" budget:>10`},
 		{`+slate.time:>"2027-01-01T00:00:00Z"`, `+slate.time:>2027\-01\-01T00\:00\:00Z`},
 	} {

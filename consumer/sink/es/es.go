@@ -148,6 +148,11 @@ func (s *Sink) putTemplate(ctx context.Context) error {
 		"_meta":          map[string]any{"managed_by": "slate"},
 		"template": map[string]any{
 			"mappings": map[string]any{
+				// A view's dates are strings ("2027-07-16", or "" for none):
+				// detected as dates, the first one would make the field a
+				// date and every later "" a mapping error. Strings stay
+				// text with a keyword, whose ranges order ISO dates.
+				"date_detection": false,
 				"dynamic_templates": []any{map[string]any{"strings": map[string]any{
 					"match_mapping_type": "string",
 					"mapping": map[string]any{"type": "text",

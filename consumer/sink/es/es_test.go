@@ -233,7 +233,8 @@ func TestTemplateAndIndices(t *testing.T) {
 	defer res.Body.Close()
 	var buf bytes.Buffer
 	_, _ = buf.ReadFrom(res.Body)
-	if res.StatusCode != 200 || !strings.Contains(buf.String(), b.prefix+"*") || !strings.Contains(buf.String(), `"sequence"`) {
+	if res.StatusCode != 200 || !strings.Contains(buf.String(), b.prefix+"*") || !strings.Contains(buf.String(), `"sequence"`) ||
+		!strings.Contains(buf.String(), `"date_detection":false`) { // a date string then "" must both index
 		t.Errorf("template %s: %d %s", s.TemplateName(), res.StatusCode, buf.String())
 	}
 	// A second sink over the same cluster finds the indices there.

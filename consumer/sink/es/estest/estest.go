@@ -959,12 +959,28 @@ func matches(source json.RawMessage, clauses []clause) bool {
 
 func clauseMatches(doc map[string]any, c clause) bool {
 	var values []any
-	if c.field == "" {
+	keyword := strings.HasSuffix(c.field, ".keyword")
+	switch {
+	case c.field == "":
 		values = leaves(doc)
-	} else {
+	case keyword:
+		// The keyword subfield of a string, as the sink's template maps
+		// strings: the value as written, compared whole.
+		for _, v := range fieldValues(doc, strings.Split(strings.TrimSuffix(c.field, ".keyword"), ".")) {
+			if str, ok := v.(string); ok {
+				values = append(values, str)
+			}
+		}
+	default:
 		values = fieldValues(doc, strings.Split(c.field, "."))
 	}
 	for _, v := range values {
+		if keyword {
+			if c.op != "" && keywordInRange(v.(string), c.op, c.value) || c.op == "" && v == c.value {
+				return true
+			}
+			continue
+		}
 		if c.op != "" {
 			if inRange(v, c.op, c.value) {
 				return true
@@ -1054,6 +1070,21 @@ func inRange(v any, op, bound string) bool {
 	} else {
 		cmp = strings.Compare(got, bound)
 	}
+	switch op {
+	case ">":
+		return cmp > 0
+	case ">=":
+		return cmp >= 0
+	case "<":
+		return cmp < 0
+	}
+	return cmp <= 0
+}
+
+// keywordInRange compares a keyword as Elasticsearch does: as a string,
+// "" first.
+func keywordInRange(v, op, bound string) bool {
+	cmp := strings.Compare(v, bound)
 	switch op {
 	case ">":
 		return cmp > 0
