@@ -302,3 +302,44 @@ func caughtUp(t *testing.T, s *stack.Stack, topic string, groups ...string) bool
 	}
 	return true
 }
+
+// A schedule deleted at the source re-materializes both views at a
+// higher version: the title view without the schedule, the cashflow
+// view unscheduled (the budget's total, no months). The schedules service
+// answers the delete as a tombstone at the delete's version, which the
+// views' versions add up like a live schedule's.
+func TestStudioViewsFollowADeletedSchedule(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole system")
+	}
+	s := startStudio(t, 10*time.Millisecond)
+	ctx := context.Background()
+	id, titleV, _, budgetV := greenlight(t, s, "Shelved", "2027-07-16")
+	testenv.WaitFor(t, 30*time.Second, "the July cash flow", func() bool {
+		doc, _ := view(t, s, "cashflow-sink", "cashflow", id)
+		return doc != nil && equalMonths(months(doc), july)
+	})
+	_, titleBefore := view(t, s, "title-sink", "title", id)
+	_, cashflowBefore := view(t, s, "cashflow-sink", "cashflow", id)
+	del, err := s.Schedules.DeleteSchedule(ctx, &schedulesv1.DeleteScheduleRequest{TitleId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if del.GetVersion() != 2 {
+		t.Fatalf("delete at version %d, want 2", del.GetVersion())
+	}
+	wantTitle, wantCashflow := titleV<<32+2+budgetV, budgetV<<32+2
+	testenv.WaitFor(t, 30*time.Second, "both views without the schedule", func() bool {
+		title, tv := view(t, s, "title-sink", "title", id)
+		doc, cv := view(t, s, "cashflow-sink", "cashflow", id)
+		scheds, _ := title["schedule"].([]any)
+		return tv == wantTitle && len(scheds) == 0 && cv == wantCashflow && doc["scheduled"] == false && len(months(doc)) == 0
+	})
+	if wantTitle <= titleBefore || wantCashflow <= cashflowBefore {
+		t.Errorf("views at %d and %d after the delete, not above %d and %d", wantTitle, wantCashflow, titleBefore, cashflowBefore)
+	}
+	doc, _ := view(t, s, "cashflow-sink", "cashflow", id)
+	if total, _ := doc["total"].(float64); total != 3_000_000_01+1_143_900_00 {
+		t.Errorf("unscheduled cash flow total %v, want the budget's 4,143,900.01 USD", doc["total"])
+	}
+}
