@@ -282,9 +282,12 @@ func mismatch(ctx context.Context, t *testing.T, up *upProc, dataDir string, ids
 			scheds[x.GetTitleId()] = x
 		}
 	}
-	budgets := map[string]*financev1.Budget{}
+	budgets, budgetVersion := map[string]*financev1.Budget{}, map[string]int64{}
 	for _, x := range bs.GetBudgets() {
-		budgets[x.GetTitleId()] = x
+		budgetVersion[x.GetTitleId()] = x.GetVersion()
+		if !x.GetDeleted() {
+			budgets[x.GetTitleId()] = x
+		}
 	}
 	titleView := latest(readHive(t, filepath.Join(dataDir, "hive", "title_materialized")))
 	cashflowView := latest(readHive(t, filepath.Join(dataDir, "hive", "cashflow_materialized")))
@@ -299,10 +302,7 @@ func mismatch(ctx context.Context, t *testing.T, up *upProc, dataDir string, ids
 				return fmt.Sprintf("title %s: deleted at the source, the title view ends on %s at %d", id, tv.Type, tv.Sequence)
 			}
 		default:
-			want := title.GetVersion()<<32 + schedVersion[id]
-			if b := budgets[id]; b != nil {
-				want += b.GetVersion()
-			}
+			want := title.GetVersion()<<32 + schedVersion[id] + budgetVersion[id]
 			if !ok || tv.Sequence != want || tv.Type == "DELETE" || tv.Data == nil {
 				return fmt.Sprintf("title %s: the title view ends on %+v, want version %d", id, tv, want)
 			}

@@ -343,3 +343,34 @@ func TestStudioViewsFollowADeletedSchedule(t *testing.T) {
 		t.Errorf("unscheduled cash flow total %v, want the budget's 4,143,900.01 USD", doc["total"])
 	}
 }
+
+// A budget deleted at the source re-materializes the title view without
+// it at a higher version, and deletes the cashflow view (whose primary it
+// is) at the delete's version.
+func TestStudioViewsFollowADeletedBudget(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole system")
+	}
+	s := startStudio(t, 10*time.Millisecond)
+	ctx := context.Background()
+	id, titleV, schedV, _ := greenlight(t, s, "Unfunded", "2027-07-16")
+	testenv.WaitFor(t, 30*time.Second, "the July cash flow", func() bool {
+		doc, _ := view(t, s, "cashflow-sink", "cashflow", id)
+		return doc != nil && equalMonths(months(doc), july)
+	})
+	_, titleBefore := view(t, s, "title-sink", "title", id)
+	del, err := s.Finance.DeleteBudget(ctx, &financev1.DeleteBudgetRequest{TitleId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTitle := titleV<<32 + schedV + del.GetVersion()
+	testenv.WaitFor(t, 30*time.Second, "the title view without the budget, and no cash flow", func() bool {
+		title, tv := view(t, s, "title-sink", "title", id)
+		budgets, _ := title["budget"].([]any)
+		cashflow, _ := view(t, s, "cashflow-sink", "cashflow", id)
+		return tv == wantTitle && len(budgets) == 0 && releaseOf(title) == "2027-07-16" && cashflow == nil
+	})
+	if wantTitle <= titleBefore {
+		t.Errorf("title view at %d after the delete, not above %d", wantTitle, titleBefore)
+	}
+}
