@@ -2,6 +2,7 @@ package stack_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -224,6 +225,18 @@ func TestStudioViewsEndOnTheLastMoveWhateverTheOrder(t *testing.T) {
 	}
 	if v := last.GetSchedule().GetVersion(); v != 3 {
 		t.Fatalf("schedule at version %d after two moves, want 3", v)
+	}
+	// On the bus: each event twice (the same envelope), the move to June
+	// last.
+	var seqs []int64
+	var envIDs []string
+	for _, r := range testenv.ReadTopic(t, s.Brokers, s.Registry, "studio.schedule.changes") {
+		if r.Key == id {
+			seqs, envIDs = append(seqs, r.Env.Sequence), append(envIDs, r.Env.ID)
+		}
+	}
+	if !slices.Equal(seqs, []int64{1, 1, 3, 3, 2, 2}) || envIDs[2] != envIDs[3] || envIDs[4] != envIDs[5] || envIDs[3] == envIDs[4] {
+		t.Fatalf("the schedule's change events are %v (ids %v), want 1, 1, 3, 3, 2, 2, each pair one envelope", seqs, envIDs)
 	}
 	// The views' versions (enricher.ViewVersion): the primary's version
 	// times 2^32 plus the joined records' versions.
