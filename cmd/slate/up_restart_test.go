@@ -215,12 +215,54 @@ func converged(t *testing.T, up *upProc, dataDir string) {
 		t.Fatal(err)
 	}
 	idSet := map[string]bool{}
-	for _, topic := range []string{"studio.title.changes", "studio.schedule.changes", "studio.budget.changes"} {
-		maps.Copy(idSet, keys(testenv.ReadTopic(t, up.brokers, reg, topic)))
+	last := map[string]map[string]testenv.Record{} // entity -> id -> its change event of the highest sequence
+	for _, entity := range []string{"title", "schedule", "budget"} {
+		records := testenv.ReadTopic(t, up.brokers, reg, "studio."+entity+".changes")
+		maps.Copy(idSet, keys(records))
+		last[entity] = map[string]testenv.Record{}
+		for _, r := range records {
+			if cur, ok := last[entity][r.Key]; !ok || r.Env.Sequence > cur.Env.Sequence {
+				last[entity][r.Key] = r
+			}
+		}
 	}
 	ids := slices.Sorted(maps.Keys(idSet))
 	if len(ids) < 20 {
 		t.Fatalf("the change topics name %d ids, want the workload's titles too", len(ids))
+	}
+	// Every write whose event is on the bus (published after the write
+	// committed, and so acknowledged to the workload) survived the kill:
+	// the services hold each entity at least at its last event's version.
+	ts, err := up.titles.BatchGetTitles(ctx, &titlesv1.BatchGetTitlesRequest{Ids: ids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, err := up.schedules.BatchGetSchedules(ctx, &schedulesv1.BatchGetSchedulesRequest{Ids: ids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, err := up.finance.BatchGetBudgets(ctx, &financev1.BatchGetBudgetsRequest{Ids: ids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := map[string]map[string]int64{"title": {}, "schedule": {}, "budget": {}}
+	for _, x := range ts.GetTitles() {
+		held["title"][x.GetId()] = x.GetVersion()
+	}
+	for _, x := range ss.GetSchedules() {
+		held["schedule"][x.GetTitleId()] = x.GetVersion()
+	}
+	for _, x := range bs.GetBudgets() {
+		held["budget"][x.GetTitleId()] = x.GetVersion()
+	}
+	for entity, events := range last {
+		for id, r := range events {
+			v, ok := held[entity][id]
+			// The titles service answers a deleted title as missing.
+			if !ok && !(entity == "title" && r.Env.Type == schema.OpDelete) || ok && v < r.Env.Sequence {
+				t.Errorf("%s %s: its last change event is %s at %d, the service holds version %d (found: %v)", entity, id, r.Env.Type, r.Env.Sequence, v, ok)
+			}
+		}
 	}
 	var why string
 	testenv.WaitFor(t, 60*time.Second, "every view to converge to its sources", func() bool {
