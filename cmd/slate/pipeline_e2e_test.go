@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -30,21 +32,30 @@ type hiveRow struct {
 }
 
 // readHive reads every row of the Parquet files of a hive table directory.
+// A running sink may replace a file while it is read (a file listed is
+// gone when opened); the read then starts over.
 func readHive(t testing.TB, dir string) []hiveRow {
 	t.Helper()
 	var rows []hiveRow
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasPrefix(d.Name(), "part-") || !strings.HasSuffix(d.Name(), ".parquet") {
-			return err
+	var err error
+	for range 10 {
+		rows = nil
+		err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasPrefix(d.Name(), "part-") || !strings.HasSuffix(d.Name(), ".parquet") {
+				return err
+			}
+			rs, err := parquet.ReadFile[hiveRow](path)
+			if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			rows = append(rows, rs...)
+			return nil
+		})
+		if !errors.Is(err, fs.ErrNotExist) || !dirExists(dir) {
+			break
 		}
-		rs, err := parquet.ReadFile[hiveRow](path)
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		rows = append(rows, rs...)
-		return nil
-	})
-	if err != nil {
+	}
+	if err != nil && !(errors.Is(err, fs.ErrNotExist) && !dirExists(dir)) {
 		t.Fatal(err)
 	}
 	slices.SortFunc(rows, func(a, b hiveRow) int {
@@ -54,6 +65,11 @@ func readHive(t testing.TB, dir string) []hiveRow {
 		return int(a.Sequence - b.Sequence)
 	})
 	return rows
+}
+
+func dirExists(dir string) bool {
+	_, err := os.Stat(dir)
+	return err == nil
 }
 
 // TestPipelineE2E runs `slate enrich` and `slate sink` as child processes

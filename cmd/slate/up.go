@@ -103,7 +103,10 @@ throwaway CA and random accounts, for a local demo (see SECURITY.md).`,
 				wctx, cancel = context.WithTimeout(ctx, duration)
 				defer cancel()
 			}
-			w := stack.NewWorkload(s.Titles, rate).WithStudio(s.Schedules, s.Finance).WithReplays(s.Producer)
+			w := stack.NewWorkload(s.Titles, rate).WithStudio(s.Schedules, s.Finance)
+			if s.Disorder != nil {
+				w = w.WithDisorder(s.Disorder)
+			}
 			g, gctx := errgroup.WithContext(wctx)
 			g.Go(func() error { return w.Run(gctx) })
 			g.Go(func() error { progress(gctx, s, w, log.Info); return nil })
@@ -148,6 +151,9 @@ throwaway CA and random accounts, for a local demo (see SECURITY.md).`,
 	f.BoolVar(&cfg.Transactional, "transactional", false, "run every enricher exactly once (Kafka transactions)")
 	f.DurationVar(&duration, "duration", 0, "stop after this long and print a summary (0 runs until Ctrl-C)")
 	f.Float64Var(&rate, "rate", 50, "workload writes per second")
+	f.DurationVar(&cfg.FreshnessSLA, "freshness-sla", stack.DefaultFreshnessSLA, "how soon after a source change the views must follow it; the summary and slate_view_freshness_breaches_total report the events that came later")
+	f.BoolVar(&cfg.Disorder, "disorder", true, "the services publish every change event twice and the workload's flagship's middle release move last, as retries and races would; false publishes each once, in order")
+	f.DurationVar(&cfg.DuplicateAfter, "duplicate-after", stack.DefaultDuplicateAfter, "with --disorder, the pause between a change event and its duplicate")
 	f.DurationVar(&settle, "settle", 30*time.Second, "with --duration, how long to wait for the pipeline to drain")
 	return cmd
 }
@@ -209,6 +215,14 @@ func summarize(ctx context.Context, s *stack.Stack, w *stack.Workload, settle ti
 	if s.Cashflows != nil {
 		fmt.Fprintf(out, "  cash flows in step     %d/%d (cashflow view, by budget version)\n", len(budgets)-len(late), len(budgets))
 	}
+	fresh := func(view string, f stack.Freshness) {
+		fmt.Fprintf(out, "  freshness (%s)%*s p50 %s, p99 %s, max %s over %d events; %d later than the SLA of %s\n", view,
+			max(0, 9-len(view)), "", round(f.P50), round(f.P99), round(f.Max), f.Events, f.Breaches, f.SLA)
+	}
+	fresh("titles", s.Tracker.Freshness())
+	if s.Cashflows != nil {
+		fresh("cashflow", s.Cashflows.Freshness())
+	}
 	fmt.Fprintf(out, "  hive table             %s/%s\n", s.HiveRoot, s.HiveTable)
 	if s.Search != nil {
 		if n, err := s.Search.Count(ctx, "title"); err == nil {
@@ -231,6 +245,14 @@ func summarize(ctx context.Context, s *stack.Stack, w *stack.Workload, settle ti
 		return fmt.Errorf("%d of %d cash flows did not reach the sink within %s", len(late), len(budgets), settle)
 	}
 	return nil
+}
+
+// round rounds d for the summary.
+func round(d time.Duration) time.Duration {
+	if d > time.Second {
+		return d.Round(10 * time.Millisecond)
+	}
+	return d.Round(100 * time.Microsecond)
 }
 
 // materialized is the number of records the stack's enrichers published.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -204,5 +205,36 @@ func TestBadSecurityFlagsStartNothing(t *testing.T) {
 				t.Fatalf("slate %v created %s before failing: %v", args, dir, serr)
 			}
 		})
+	}
+}
+
+// The summary of slate up --duration counts the duplicates the sinks
+// dropped, which the services' own publishing makes (every change event
+// twice, under --disorder), and reports each view's freshness against the
+// SLA.
+func TestUpSummary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole system for a few seconds")
+	}
+	p := startProc(t, "slate up", "up", "--duration", "4s", "--settle", "20s", "--rate", "50", "--freshness-sla", "15s",
+		"--data-dir", t.TempDir(), "--kafka-port", "0", "--registry-port", "0", "--titles-port", "0", "--schedules-port", "0",
+		"--finance-port", "0", "--http-port", "0", "--graphql-port", "0", "--log-level", "warn")
+	select {
+	case <-p.exited:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("slate up --duration 4s still runs after 2 minutes:\n%s", p.out.String())
+	}
+	out := p.out.String()
+	if p.err != nil {
+		t.Fatalf("slate up exited with %v:\n%s", p.err, out)
+	}
+	m := regexp.MustCompile(`duplicates dropped +(\d+)`).FindStringSubmatch(out)
+	if m == nil || m[1] == "0" {
+		t.Errorf("the summary counts no duplicates dropped:\n%s", out)
+	}
+	for _, view := range []string{"titles", "cashflow"} {
+		if !regexp.MustCompile(`freshness \(` + view + `\) +p50 \S+, p99 \S+, max \S+ over [1-9]\d* events; \d+ later than the SLA of 15s`).MatchString(out) {
+			t.Errorf("the summary reports no freshness of the %s view against the SLA:\n%s", view, out)
+		}
 	}
 }

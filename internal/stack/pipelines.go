@@ -144,6 +144,10 @@ func (s *Stack) startPipelines(ctx context.Context) error {
 		s.DedupeAt = "redis " + sp.Dedupe.Addr
 	}
 	s.Gatherer = s.metrics
+	s.Tracker.SLA = s.cfg.freshnessSLA()
+	if err := s.Tracker.exportBreaches(s.metrics, titles.EntityType); err != nil {
+		return fmt.Errorf("stack: metrics: %w", err)
+	}
 	follow := append([]sink.Sink{s.Tracker}, s.cfg.ExtraSinks...)
 	opts := []runner.Option{runner.WithLogger(s.cfg.Log), runner.WithRegistryClient(s.Registry),
 		runner.WithSinks(sp.Name, follow...), runner.WithRegisterer(s.metrics)}
@@ -153,6 +157,10 @@ func (s *Stack) startPipelines(ctx context.Context) error {
 	if at := slices.IndexFunc(rc.Sink, func(p runner.SinkPipeline) bool { return slices.Contains(p.Inputs, cashflows) }); at >= 0 && rc.Sink[at].Name != sp.Name {
 		s.Cashflows = NewTracker()
 		s.Cashflows.Joined = true
+		s.Cashflows.SLA = s.cfg.freshnessSLA()
+		if err := s.Cashflows.exportBreaches(s.metrics, "cashflow"); err != nil {
+			return fmt.Errorf("stack: metrics: %w", err)
+		}
 		opts = append(opts, runner.WithSinks(rc.Sink[at].Name, s.Cashflows))
 	}
 	if err := s.createTopics(ctx, rc); err != nil {

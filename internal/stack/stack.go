@@ -90,6 +90,9 @@ type Config struct {
 	// pipeline that reads the materialized titles; each needs a name
 	// (consumer.Named).
 	ExtraSinks []sink.Sink
+	// Studio holds the settings of the studio's services and views (see
+	// studio.go).
+	Studio
 }
 
 // ErrInsecureBind is wrapped by [Config.Validate] when /metrics and
@@ -104,6 +107,9 @@ func (c *Config) Validate() error {
 		return errors.New("stack: data dir is empty")
 	case c.KafkaPort < 0 || c.RegistryPort < 0 || c.TitlesPort < 0 || c.HTTPPort < 0 || c.SchedulesPort < 0 || c.FinancePort < 0 || c.GraphQLPort < 0:
 		return errors.New("stack: ports must not be negative")
+	}
+	if err := c.Studio.validate(); err != nil {
+		return err
 	}
 	if err := c.Security.Validate(); err != nil {
 		return err
@@ -167,6 +173,9 @@ type Stack struct {
 	Cashflows *Tracker
 	Registry  *schema.RegistryClient
 	Producer  *producer.Producer // the titles service's
+	// Disorder is what the services publish through when
+	// Config.Studio.Disorder is set (nil otherwise).
+	Disorder *Disorder
 	// Gatherer reads the metrics of the stack's parts.
 	Gatherer prometheus.Gatherer
 
@@ -288,7 +297,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		return s, fmt.Errorf("stack: titles listen: %w", err)
 	}
 	s.TitlesAddr = lis.Addr().String()
-	srv := titles.NewServer(s.Producer, titles.WithStore(ts))
+	srv := titles.NewServer(s.publisher(), titles.WithStore(ts))
 	var sopts []titles.ServeOption
 	creds := insecure.NewCredentials()
 	if sec.server != nil {

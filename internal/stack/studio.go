@@ -2,11 +2,13 @@ package stack
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -16,7 +18,67 @@ import (
 	schedulesv1 "github.com/slatehq/slate/proto/schedules/v1"
 	"github.com/slatehq/slate/services/finance"
 	"github.com/slatehq/slate/services/schedules"
+	"github.com/slatehq/slate/services/titles"
 )
+
+// DefaultFreshnessSLA is the freshness SLA of the views unless
+// Studio.FreshnessSLA says otherwise: a view follows a change of its
+// sources within it.
+const DefaultFreshnessSLA = 10 * time.Second
+
+// DefaultDuplicateAfter is the pause between a change event and its
+// duplicate under Studio.Disorder unless Studio.DuplicateAfter says
+// otherwise.
+const DefaultDuplicateAfter = 20 * time.Millisecond
+
+// Studio holds the settings of the studio's services and of the views
+// built from them.
+type Studio struct {
+	// FreshnessSLA is how long after a source change its views may
+	// follow it (default [DefaultFreshnessSLA]): the trackers of the views
+	// count the events that came later (slate_view_freshness_breaches_total)
+	// and Stack.Tracker and Stack.Cashflows report their freshness.
+	FreshnessSLA time.Duration
+	// Disorder makes the services publish their change events through a
+	// [Disorder] (Stack.Disorder): each twice, DuplicateAfter apart
+	// (default [DefaultDuplicateAfter]), and some held back after the next.
+	Disorder       bool
+	DuplicateAfter time.Duration
+}
+
+func (c *Studio) validate() error {
+	switch {
+	case c.FreshnessSLA < 0:
+		return fmt.Errorf("stack: freshness SLA %s: must not be negative", c.FreshnessSLA)
+	case c.DuplicateAfter < 0:
+		return errors.New("stack: the pause before a duplicate must not be negative")
+	}
+	return nil
+}
+
+// freshnessSLA is the SLA with its default.
+func (c *Studio) freshnessSLA() time.Duration {
+	if c.FreshnessSLA == 0 {
+		return DefaultFreshnessSLA
+	}
+	return c.FreshnessSLA
+}
+
+// publisher is what the services publish their change events through:
+// the Disorder over the producer, or the producer itself.
+func (s *Stack) publisher() titles.Publisher {
+	if !s.cfg.Disorder {
+		return s.Producer
+	}
+	if s.Disorder == nil {
+		after := s.cfg.DuplicateAfter
+		if after == 0 {
+			after = DefaultDuplicateAfter
+		}
+		s.Disorder = NewDisorder(s.Producer, after)
+	}
+	return s.Disorder
+}
 
 // startStudio starts the schedules and finance services on stores under
 // the data directory (bbolt files, kept across restarts), publishing
@@ -38,8 +100,8 @@ func (s *Stack) startStudio(ctx context.Context) error {
 	}
 	s.onStop(func(context.Context) error { return fs.Close() })
 
-	sched := schedules.NewServer(s.Producer, ss, schedules.WithLogger(s.cfg.Log))
-	fin := finance.NewServer(s.Producer, fs, finance.WithLogger(s.cfg.Log))
+	sched := schedules.NewServer(s.publisher(), ss, schedules.WithLogger(s.cfg.Log))
+	fin := finance.NewServer(s.publisher(), fs, finance.WithLogger(s.cfg.Log))
 	var schedOpts []schedules.ServeOption
 	var finOpts []finance.ServeOption
 	creds := insecure.NewCredentials()

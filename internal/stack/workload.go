@@ -13,7 +13,6 @@ import (
 	financev1 "github.com/slatehq/slate/proto/finance/v1"
 	schedulesv1 "github.com/slatehq/slate/proto/schedules/v1"
 	titlesv1 "github.com/slatehq/slate/proto/titles/v1"
-	"github.com/slatehq/slate/schema"
 )
 
 // Expectation is what the sink must end with for one title: its last
@@ -30,7 +29,7 @@ type Workload struct {
 	client    titlesv1.TitlesClient
 	schedules schedulesv1.SchedulesClient
 	finance   financev1.FinanceClient
-	replay    Publisher
+	disorder  *Disorder
 	rate      float64
 
 	mu      sync.Mutex
@@ -45,17 +44,13 @@ func NewWorkload(client titlesv1.TitlesClient, rate float64) *Workload {
 	return &Workload{client: client, rate: rate, expect: make(map[string]Expectation), budgets: make(map[string]Expectation)}
 }
 
-// Publisher publishes a change event again, as a producer's retry or a
-// race would (the producer SDK implements it).
-type Publisher interface {
-	PublishChange(ctx context.Context, entityType, id string, op schema.Op, seq int64) error
-}
-
-// WithReplays makes the workload publish some change events again through
-// pub, out of order and twice, the way retries and races do: the views
+// WithDisorder tells the workload the services publish through d: its
+// flagship's middle release move then has its change event held back and
+// published after the last one (each event twice, as d sends them all),
+// the way a race and a producer's retries would publish them. The views
 // must not move backwards, and the sinks' dedupe drops the repeats.
-func (w *Workload) WithReplays(pub Publisher) *Workload {
-	w.replay = pub
+func (w *Workload) WithDisorder(d *Disorder) *Workload {
+	w.disorder = d
 	return w
 }
 
@@ -113,8 +108,6 @@ func (w *Workload) step(ctx context.Context) error {
 		return w.Slip(ctx, w.pick())
 	case w.finance != nil && r < 65:
 		return w.Revise(ctx, w.pick())
-	case w.replay != nil && r < 70:
-		return w.Replay(ctx, w.pick())
 	case r < 90:
 		return w.Update(ctx, w.pick())
 	default:
@@ -155,9 +148,9 @@ func (w *Workload) Create(ctx context.Context, name string) error {
 }
 
 // Flagship greenlights a title released in July, moves its release to
-// June and back to July, and (with [Workload.WithReplays]) publishes the
-// schedule's three change events again with the middle one last, each
-// twice: the views must end on July at the highest version.
+// June and back to July; with [Workload.WithDisorder] the services
+// publish the move to June last, and every event twice: the views must
+// end on July at the highest version.
 func (w *Workload) Flagship(ctx context.Context) error {
 	resp, err := w.client.CreateTitle(ctx, &titlesv1.CreateTitleRequest{Title: &titlesv1.Title{
 		Name: "The Flagship", Kind: "FEATURE", Status: statuses[1], ReleaseDate: "2027-07-16"}})
@@ -167,7 +160,10 @@ func (w *Workload) Flagship(ctx context.Context) error {
 	id := resp.GetTitle().GetId()
 	w.record(id, resp.GetTitle().GetVersion(), false)
 	var version int64
-	for _, release := range []string{"2027-07-16", "2027-06-11", "2027-07-16"} {
+	for i, release := range []string{"2027-07-16", "2027-06-11", "2027-07-16"} {
+		if i == 1 && w.disorder != nil {
+			w.disorder.HoldNext("schedule", id)
+		}
 		req := &schedulesv1.PutScheduleRequest{Schedule: &schedulesv1.Schedule{TitleId: id,
 			ProductionStart: "2026-08-03", ProductionEnd: "2026-12-18", Releases: []*schedulesv1.Release{{Territory: "US", Date: release}}}}
 		if version > 0 {
@@ -180,18 +176,7 @@ func (w *Workload) Flagship(ctx context.Context) error {
 		version = put.GetSchedule().GetVersion()
 		w.count()
 	}
-	if err := w.Revise(ctx, id); err != nil {
-		return err
-	}
-	if w.replay == nil {
-		return nil
-	}
-	for _, seq := range []int64{version - 2, version, version - 1, version - 2, version, version - 1} {
-		if err := w.replay.PublishChange(ctx, "schedule", id, schema.OpUpdate, seq); err != nil {
-			return transient(err)
-		}
-	}
-	return nil
+	return w.Revise(ctx, id)
 }
 
 // Slip moves a title's production and release dates a month later or
@@ -233,23 +218,6 @@ func (w *Workload) Revise(ctx context.Context, id string) error {
 	w.writes++
 	w.budgets[id] = Expectation{Version: resp.GetBudget().GetVersion()}
 	w.mu.Unlock()
-	return nil
-}
-
-// Replay publishes a title's last change event again, twice, and an
-// older one after it.
-func (w *Workload) Replay(ctx context.Context, id string) error {
-	w.mu.Lock()
-	e, ok := w.expect[id]
-	w.mu.Unlock()
-	if !ok || e.Deleted || e.Version < 2 {
-		return nil
-	}
-	for _, seq := range []int64{e.Version, e.Version, e.Version - 1} {
-		if err := w.replay.PublishChange(ctx, "title", id, schema.OpUpdate, seq); err != nil {
-			return transient(err)
-		}
-	}
 	return nil
 }
 

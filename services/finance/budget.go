@@ -38,6 +38,9 @@ type Budget struct {
 	Actuals   []Actual   `json:"actuals,omitempty"`
 	Version   int64      `json:"-"`
 	UpdatedAt time.Time  `json:"updated_at"`
+	// Deleted marks the tombstone of a deleted budget: Version is the
+	// delete's, and only TitleID is set besides.
+	Deleted bool `json:"-"`
 }
 
 // LineItem is one planned cost of a budget.
@@ -199,7 +202,7 @@ func budgetFromProto(m *financev1.Budget) Budget {
 }
 
 func budgetToProto(b Budget) *financev1.Budget {
-	m := &financev1.Budget{TitleId: b.TitleID, Version: b.Version}
+	m := &financev1.Budget{TitleId: b.TitleID, Version: b.Version, Deleted: b.Deleted}
 	for _, l := range b.LineItems {
 		m.LineItems = append(m.LineItems, &financev1.LineItem{Category: l.Category, Amount: l.Amount, Currency: l.Currency, Profile: l.Profile})
 	}

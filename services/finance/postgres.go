@@ -228,7 +228,7 @@ func (s *PostgresStore) DeleteBudget(ctx context.Context, titleID string, expect
 
 // GetBudgets implements [Store].
 func (s *PostgresStore) GetBudgets(ctx context.Context, titleIDs []string) (map[string]Budget, error) {
-	rows, err := s.pool.Query(ctx, `SELECT title_id, version, budget FROM `+BudgetsTable+` WHERE title_id = ANY($1) AND budget IS NOT NULL`, titleIDs)
+	rows, err := s.pool.Query(ctx, `SELECT title_id, version, budget FROM `+BudgetsTable+` WHERE title_id = ANY($1)`, titleIDs)
 	if err != nil {
 		return nil, fmt.Errorf("finance: postgres: get budgets: %w", err)
 	}
@@ -242,6 +242,10 @@ func (s *PostgresStore) GetBudgets(ctx context.Context, titleIDs []string) (map[
 		)
 		if err := rows.Scan(&id, &version, &body); err != nil {
 			return nil, fmt.Errorf("finance: postgres: get budgets: %w", err)
+		}
+		if body == nil {
+			found[id] = Budget{TitleID: id, Version: version, Deleted: true}
+			continue
 		}
 		var b Budget
 		if err := json.Unmarshal(body, &b); err != nil {

@@ -158,14 +158,20 @@ func (s *Server) GetBudget(ctx context.Context, req *financev1.GetBudgetRequest)
 		return nil, toStatus(err)
 	}
 	b, ok := found[id]
-	if !ok {
+	if !ok || b.Deleted {
 		return nil, toStatus(fmt.Errorf("budget %w: %s", ErrNotFound, id))
 	}
 	return &financev1.GetBudgetResponse{Budget: budgetToProto(b)}, nil
 }
 
-// BatchGetBudgets returns the budgets among ids and the ids that have
-// none, both in request order with repeated ids answered once.
+// BatchGetBudgets returns the budgets among ids, with the tombstones of
+// deleted ones (deleted set, at the delete's version), and the ids that
+// never had one, both in request order with repeated ids answered once.
+// The tombstone makes a view that joins budgets (the title view) grow its
+// version on the delete, and gives the view whose primary they are (the
+// cashflow view) the version of its DELETE; see
+// schedules.Server.BatchGetSchedules for why a tombstone rather than
+// leaving the id out.
 func (s *Server) BatchGetBudgets(ctx context.Context, req *financev1.BatchGetBudgetsRequest) (*financev1.BatchGetBudgetsResponse, error) {
 	ids, err := service.BatchIDs(req.GetIds())
 	if err != nil {

@@ -84,6 +84,15 @@ func TestWritesPublishOneEventEach(t *testing.T) {
 		t.Fatalf("DeleteBudget = %v, %v; want version 3", del, err)
 	}
 	rec.WantChanges(t, ev("budget", "t1", schema.OpDelete, 3))
+	// A deleted budget is not found, but a batch read answers its
+	// tombstone at the delete's version.
+	_, err = c.GetBudget(ctx, &financev1.GetBudgetRequest{TitleId: "t1"})
+	servicetest.WantCode(t, err, codes.NotFound)
+	batch, err = c.BatchGetBudgets(ctx, &financev1.BatchGetBudgetsRequest{Ids: []string{"t1", "nope"}})
+	if err != nil || len(batch.GetBudgets()) != 1 || !proto.Equal(batch.GetBudgets()[0], &financev1.Budget{TitleId: "t1", Version: 3, Deleted: true}) ||
+		len(batch.GetMissingIds()) != 1 || batch.GetMissingIds()[0] != "nope" {
+		t.Fatalf("BatchGetBudgets after the delete = %v, %v; want the tombstone of t1 at version 3", batch, err)
+	}
 
 	for i, r := range []string{"1.08", "1.08345"} {
 		pr, err := c.PutRate(ctx, &financev1.PutRateRequest{Rate: &financev1.Rate{FromCurrency: "EUR", ToCurrency: "USD", Rate: r}})

@@ -29,7 +29,9 @@ type Store interface {
 	// PutBudget.
 	DeleteBudget(ctx context.Context, titleID string, expectedVersion int64) (int64, error)
 	// GetBudgets returns the stored budgets among titleIDs, keyed by title
-	// id; absent ids are missing from the map.
+	// id, and for each deleted one its tombstone: a Budget with only
+	// TitleID, Version (the delete's) and Deleted set. Ids that never had
+	// a budget are missing from the map.
 	GetBudgets(ctx context.Context, titleIDs []string) (map[string]Budget, error)
 	// PutRate stores r (its Version is ignored) and returns it as stored,
 	// and whether the pair had no rate before.
@@ -101,12 +103,16 @@ func (s *BoltStore) DeleteBudget(ctx context.Context, titleID string, expectedVe
 
 // GetBudgets implements [Store].
 func (s *BoltStore) GetBudgets(ctx context.Context, titleIDs []string) (map[string]Budget, error) {
-	recs, err := s.budgets.Get(ctx, titleIDs)
+	recs, err := s.budgets.GetWithTombstones(ctx, titleIDs)
 	if err != nil {
 		return nil, fmt.Errorf("finance: get budgets: %w", err)
 	}
 	found := make(map[string]Budget, len(recs))
 	for id, r := range recs {
+		if r.Deleted {
+			found[id] = Budget{TitleID: id, Version: r.Version, Deleted: true}
+			continue
+		}
 		var b Budget
 		if err := json.Unmarshal(r.Value, &b); err != nil {
 			return nil, fmt.Errorf("finance: stored budget %s: %w", id, err)

@@ -76,8 +76,8 @@ func testStore(t *testing.T, newStore func(t *testing.T) finance.Store) {
 		if _, err := s.DeleteBudget(ctx, "a", 0); !errors.Is(err, finance.ErrNotFound) {
 			t.Fatalf("second DeleteBudget = %v, want ErrNotFound", err)
 		}
-		if found, _ := s.GetBudgets(ctx, []string{"a"}); len(found) != 0 {
-			t.Fatalf("GetBudgets after the delete = %+v", found)
+		if found, _ := s.GetBudgets(ctx, []string{"a"}); len(found) != 1 || !found["a"].Deleted || found["a"].Version != 2 || len(found["a"].LineItems) != 0 {
+			t.Fatalf("GetBudgets after the delete = %+v, want the tombstone of a at version 2", found)
 		}
 		got, created, err := s.PutBudget(ctx, budget("a", 1), 0)
 		if err != nil || !created || got.Version != 3 {
@@ -168,7 +168,7 @@ func TestBoltStoreReopen(t *testing.T) {
 
 	s = openBolt(t, path)
 	found, err := s.GetBudgets(ctx, []string{"a", "b"})
-	if err != nil || len(found) != 1 || found["a"].Version != 2 || found["a"].LineItems[1].Profile != "before_release:6" {
+	if err != nil || len(found) != 2 || found["a"].Version != 2 || found["a"].LineItems[1].Profile != "before_release:6" || !found["b"].Deleted {
 		t.Fatalf("GetBudgets after reopen = %+v, %v; want a at version 2", found, err)
 	}
 	got, created, err := s.PutBudget(ctx, budget("b", 7), 0)

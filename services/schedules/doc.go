@@ -10,7 +10,10 @@
 // for a put over one, DELETE) and the schedule's new version as the event's
 // sequence. Pipelines consume those events from studio.schedule.changes and
 // call BatchGetSchedules to read the current state, so the order in which
-// the events arrive does not decide the result.
+// the events arrive does not decide the result. BatchGetSchedules answers a
+// deleted schedule with its tombstone (deleted set, at the delete's
+// version), so that a view joining it grows its version on the delete (see
+// [Server.BatchGetSchedules]).
 //
 // Schedules are kept in a [Store]; [BoltStore] keeps them in a bbolt file
 // that survives a restart. Versions start at 1 and grow by one on every

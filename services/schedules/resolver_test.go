@@ -22,7 +22,7 @@ func TestGenericResolverReadsSchedules(t *testing.T) {
 	}
 	addr := servicetest.Run(t, func(ctx context.Context, lis net.Listener) error { return schedules.Serve(ctx, lis, srv) })
 	r, err := grpcresolver.New(ctx, grpcresolver.Spec{Target: addr, RPC: "slate.schedules.v1.Schedules/BatchGetSchedules",
-		RecordsField: "schedules", IDField: "title_id", VersionField: "version"})
+		RecordsField: "schedules", IDField: "title_id", VersionField: "version", DeletedField: "deleted"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,19 @@ func TestGenericResolverReadsSchedules(t *testing.T) {
 		t.Fatalf("resolved %+v of %s, want t1 at version 1 only", got, r.Schema().FullName())
 	}
 	v := rec.Value.(map[string]any)
-	if v["production_start"] != "2027-01-04" || len(v["releases"].([]any)) != 2 {
+	if v["production_start"] != "2027-01-04" || len(v["releases"].([]any)) != 2 || rec.Deleted {
 		t.Errorf("record %v", v)
+	}
+
+	// A deleted schedule resolves as a tombstone at the delete's version.
+	if _, err := srv.DeleteSchedule(ctx, &schedulesv1.DeleteScheduleRequest{TitleId: "t1"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = r.Resolve(ctx, schedules.EntityType, []string{"t1", "missing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec, ok := got["t1"]; !ok || len(got) != 1 || !rec.Deleted || rec.Version != 2 {
+		t.Fatalf("resolved %+v after the delete, want the tombstone of t1 at version 2", got)
 	}
 }

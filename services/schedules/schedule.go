@@ -34,6 +34,9 @@ type Schedule struct {
 	Releases  []Release `json:"releases,omitempty"`
 	Version   int64     `json:"-"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// Deleted marks the tombstone of a deleted schedule: Version is the
+	// delete's, and only TitleID is set besides.
+	Deleted bool `json:"-"`
 }
 
 // Release is the release of a title in one territory.
@@ -137,6 +140,7 @@ func toProto(s Schedule) *schedulesv1.Schedule {
 		ProductionStart: s.ProductionStart,
 		ProductionEnd:   s.ProductionEnd,
 		Version:         s.Version,
+		Deleted:         s.Deleted,
 	}
 	for _, r := range s.Releases {
 		m.Releases = append(m.Releases, &schedulesv1.Release{Territory: r.Territory, Date: r.Date})

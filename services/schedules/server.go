@@ -154,14 +154,29 @@ func (s *Server) GetSchedule(ctx context.Context, req *schedulesv1.GetScheduleRe
 		return nil, toStatus(err)
 	}
 	sc, ok := found[id]
-	if !ok {
+	if !ok || sc.Deleted {
 		return nil, toStatus(fmt.Errorf("schedule %w: %s", ErrNotFound, id))
 	}
 	return &schedulesv1.GetScheduleResponse{Schedule: toProto(sc)}, nil
 }
 
-// BatchGetSchedules returns the schedules among ids and the ids that have
-// none, both in request order with repeated ids answered once.
+// BatchGetSchedules returns the schedules among ids, with the tombstones
+// of deleted ones, and the ids that never had one, both in request order
+// with repeated ids answered once.
+//
+// A deleted schedule is answered with its tombstone (deleted set, at the
+// delete's version) rather than left out, so that a view that joins
+// schedules sees the delete as a change at a higher version: the title
+// view's version (enricher.ViewVersion) adds up the versions of its
+// joined records, and a schedule that just went missing would take its
+// version away, make the view's version drop, and the sinks, which keep
+// the highest version, refuse the view without it. The store keeps each
+// delete's version anyway, for a schedule put again to continue after
+// it, so the tombstone costs nothing but its key. (A monotonic
+// component in the view version, such as a timestamp, would also grow,
+// but it would give replicas and retries different versions for one
+// state, and the enricher's ids, derived from the version, would stop
+// deduplicating them.)
 func (s *Server) BatchGetSchedules(ctx context.Context, req *schedulesv1.BatchGetSchedulesRequest) (*schedulesv1.BatchGetSchedulesResponse, error) {
 	ids, err := service.BatchIDs(req.GetIds())
 	if err != nil {

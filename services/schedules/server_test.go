@@ -78,6 +78,15 @@ func TestWritesPublishOneEventEach(t *testing.T) {
 		t.Fatalf("DeleteSchedule = %v, %v; want version 3", del, err)
 	}
 	rec.WantChanges(t, ev("t1", schema.OpDelete, 3))
+	// A deleted schedule is not found, but a batch read answers its
+	// tombstone at the delete's version.
+	_, err = c.GetSchedule(ctx, &schedulesv1.GetScheduleRequest{TitleId: "t1"})
+	servicetest.WantCode(t, err, codes.NotFound)
+	batch, err = c.BatchGetSchedules(ctx, &schedulesv1.BatchGetSchedulesRequest{Ids: []string{"t1", "nope"}})
+	if err != nil || len(batch.GetSchedules()) != 1 || !proto.Equal(batch.GetSchedules()[0], &schedulesv1.Schedule{TitleId: "t1", Version: 3, Deleted: true}) ||
+		len(batch.GetMissingIds()) != 1 || batch.GetMissingIds()[0] != "nope" {
+		t.Fatalf("BatchGetSchedules after the delete = %v, %v; want the tombstone of t1 at version 3", batch, err)
+	}
 
 	put, err = c.PutSchedule(ctx, &schedulesv1.PutScheduleRequest{Schedule: schedule("t1")})
 	if err != nil || put.GetSchedule().GetVersion() != 4 {

@@ -25,8 +25,10 @@ type Store interface {
 	// delete was recorded at. ErrNotFound and ErrVersionMismatch as for
 	// Put.
 	Delete(ctx context.Context, titleID string, expectedVersion int64) (int64, error)
-	// Get returns the stored schedules among titleIDs, keyed by title id;
-	// absent ids are missing from the map.
+	// Get returns the stored schedules among titleIDs, keyed by title id,
+	// and for each deleted one its tombstone: a Schedule with only
+	// TitleID, Version (the delete's) and Deleted set. Ids that never had
+	// a schedule are missing from the map.
 	Get(ctx context.Context, titleIDs []string) (map[string]Schedule, error)
 }
 
@@ -79,12 +81,16 @@ func (s *BoltStore) Delete(ctx context.Context, titleID string, expectedVersion 
 
 // Get implements [Store].
 func (s *BoltStore) Get(ctx context.Context, titleIDs []string) (map[string]Schedule, error) {
-	recs, err := s.table.Get(ctx, titleIDs)
+	recs, err := s.table.GetWithTombstones(ctx, titleIDs)
 	if err != nil {
 		return nil, fmt.Errorf("schedules: get: %w", err)
 	}
 	found := make(map[string]Schedule, len(recs))
 	for id, r := range recs {
+		if r.Deleted {
+			found[id] = Schedule{TitleID: id, Version: r.Version, Deleted: true}
+			continue
+		}
 		var sc Schedule
 		if err := json.Unmarshal(r.Value, &sc); err != nil {
 			return nil, fmt.Errorf("schedules: stored schedule %s: %w", id, err)

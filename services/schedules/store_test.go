@@ -74,8 +74,11 @@ func TestBoltStore(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := sched("a", "2027-01-04", "2027-06-30")
+		if b := got["b"]; !b.Deleted || b.Version != 2 || b.ProductionStart != "" {
+			t.Fatalf("Get of the deleted b after reopen = %+v, want its tombstone at version 2", b)
+		}
 		a, ok := got["a"]
-		if len(got) != 1 || !ok || a.Version != 2 || a.TitleID != "a" || a.ProductionStart != want.ProductionStart ||
+		if len(got) != 2 || !ok || a.Deleted || a.Version != 2 || a.TitleID != "a" || a.ProductionStart != want.ProductionStart ||
 			len(a.Releases) != 2 || a.Releases[1] != want.Releases[1] || !a.UpdatedAt.Equal(want.UpdatedAt) {
 			t.Fatalf("Get after reopen = %+v, want a at version 2 as put", got)
 		}

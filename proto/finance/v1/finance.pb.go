@@ -47,7 +47,12 @@ type Budget struct {
 	// events carry it as their sequence.
 	Version int64 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
 	// Output only. When the last write was applied.
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// Output only. Set on the tombstone of a deleted budget, which only
+	// BatchGetBudgets returns: title_id and version (the delete's) are set,
+	// nothing else. Pipelines read it as the removal of the budget at that
+	// version (a resolver's deleted_field).
+	Deleted       bool `protobuf:"varint,6,opt,name=deleted,proto3" json:"deleted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -115,6 +120,13 @@ func (x *Budget) GetUpdatedAt() *timestamppb.Timestamp {
 		return x.UpdatedAt
 	}
 	return nil
+}
+
+func (x *Budget) GetDeleted() bool {
+	if x != nil {
+		return x.Deleted
+	}
+	return false
 }
 
 // LineItem is one planned cost.
@@ -585,8 +597,9 @@ func (x *BatchGetBudgetsRequest) GetIds() []string {
 	return nil
 }
 
-// BatchGetBudgetsResponse splits the requested ids into found and missing,
-// each in request order.
+// BatchGetBudgetsResponse splits the requested ids into found (live budgets
+// and the tombstones of deleted ones) and missing (never budgeted), each in
+// request order.
 type BatchGetBudgetsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Budgets       []*Budget              `protobuf:"bytes,1,rep,name=budgets,proto3" json:"budgets,omitempty"`
@@ -928,7 +941,7 @@ var File_finance_v1_finance_proto protoreflect.FileDescriptor
 
 const file_finance_v1_finance_proto_rawDesc = "" +
 	"\n" +
-	"\x18finance/v1/finance.proto\x12\x10slate.finance.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe7\x01\n" +
+	"\x18finance/v1/finance.proto\x12\x10slate.finance.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x81\x02\n" +
 	"\x06Budget\x12\x19\n" +
 	"\btitle_id\x18\x01 \x01(\tR\atitleId\x129\n" +
 	"\n" +
@@ -936,7 +949,8 @@ const file_finance_v1_finance_proto_rawDesc = "" +
 	"\aactuals\x18\x03 \x03(\v2\x18.slate.finance.v1.ActualR\aactuals\x12\x18\n" +
 	"\aversion\x18\x04 \x01(\x03R\aversion\x129\n" +
 	"\n" +
-	"updated_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"t\n" +
+	"updated_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x18\n" +
+	"\adeleted\x18\x06 \x01(\bR\adeleted\"t\n" +
 	"\bLineItem\x12\x1a\n" +
 	"\bcategory\x18\x01 \x01(\tR\bcategory\x12\x16\n" +
 	"\x06amount\x18\x02 \x01(\x03R\x06amount\x12\x1a\n" +

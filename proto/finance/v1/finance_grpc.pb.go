@@ -55,9 +55,10 @@ type FinanceClient interface {
 	PutBudget(ctx context.Context, in *PutBudgetRequest, opts ...grpc.CallOption) (*PutBudgetResponse, error)
 	// GetBudget returns one budget. NOT_FOUND for a title without one.
 	GetBudget(ctx context.Context, in *GetBudgetRequest, opts ...grpc.CallOption) (*GetBudgetResponse, error)
-	// BatchGetBudgets returns the budgets that exist among ids, in request
-	// order, and the ids that have none. At most 1000 ids per call; repeated
-	// ids are answered once.
+	// BatchGetBudgets returns the budgets among ids, in request order, a
+	// deleted one as its tombstone (deleted set, at the delete's version), and
+	// the ids that never had one. At most 1000 ids per call; repeated ids are
+	// answered once.
 	BatchGetBudgets(ctx context.Context, in *BatchGetBudgetsRequest, opts ...grpc.CallOption) (*BatchGetBudgetsResponse, error)
 	// DeleteBudget removes a budget. NOT_FOUND for a title without one;
 	// FAILED_PRECONDITION when expected_version is set and differs.
@@ -158,9 +159,10 @@ type FinanceServer interface {
 	PutBudget(context.Context, *PutBudgetRequest) (*PutBudgetResponse, error)
 	// GetBudget returns one budget. NOT_FOUND for a title without one.
 	GetBudget(context.Context, *GetBudgetRequest) (*GetBudgetResponse, error)
-	// BatchGetBudgets returns the budgets that exist among ids, in request
-	// order, and the ids that have none. At most 1000 ids per call; repeated
-	// ids are answered once.
+	// BatchGetBudgets returns the budgets among ids, in request order, a
+	// deleted one as its tombstone (deleted set, at the delete's version), and
+	// the ids that never had one. At most 1000 ids per call; repeated ids are
+	// answered once.
 	BatchGetBudgets(context.Context, *BatchGetBudgetsRequest) (*BatchGetBudgetsResponse, error)
 	// DeleteBudget removes a budget. NOT_FOUND for a title without one;
 	// FAILED_PRECONDITION when expected_version is set and differs.

@@ -47,7 +47,12 @@ type Schedule struct {
 	// events carry it as their sequence.
 	Version int64 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
 	// Output only. When the last write was applied.
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// Output only. Set on the tombstone of a deleted schedule, which only
+	// BatchGetSchedules returns: title_id and version (the delete's) are set,
+	// nothing else. Pipelines read it as the removal of the schedule at that
+	// version (a resolver's deleted_field).
+	Deleted       bool `protobuf:"varint,7,opt,name=deleted,proto3" json:"deleted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -122,6 +127,13 @@ func (x *Schedule) GetUpdatedAt() *timestamppb.Timestamp {
 		return x.UpdatedAt
 	}
 	return nil
+}
+
+func (x *Schedule) GetDeleted() bool {
+	if x != nil {
+		return x.Deleted
+	}
+	return false
 }
 
 // Release is the release of a title in one territory.
@@ -415,8 +427,9 @@ func (x *BatchGetSchedulesRequest) GetIds() []string {
 	return nil
 }
 
-// BatchGetSchedulesResponse splits the requested ids into found and missing,
-// each in request order.
+// BatchGetSchedulesResponse splits the requested ids into found (live
+// schedules and the tombstones of deleted ones) and missing (never
+// scheduled), each in request order.
 type BatchGetSchedulesResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Schedules     []*Schedule            `protobuf:"bytes,1,rep,name=schedules,proto3" json:"schedules,omitempty"`
@@ -575,7 +588,7 @@ var File_schedules_v1_schedules_proto protoreflect.FileDescriptor
 
 const file_schedules_v1_schedules_proto_rawDesc = "" +
 	"\n" +
-	"\x1cschedules/v1/schedules.proto\x12\x12slate.schedules.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x85\x02\n" +
+	"\x1cschedules/v1/schedules.proto\x12\x12slate.schedules.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9f\x02\n" +
 	"\bSchedule\x12\x19\n" +
 	"\btitle_id\x18\x01 \x01(\tR\atitleId\x12)\n" +
 	"\x10production_start\x18\x02 \x01(\tR\x0fproductionStart\x12%\n" +
@@ -583,7 +596,8 @@ const file_schedules_v1_schedules_proto_rawDesc = "" +
 	"\breleases\x18\x04 \x03(\v2\x1b.slate.schedules.v1.ReleaseR\breleases\x12\x18\n" +
 	"\aversion\x18\x05 \x01(\x03R\aversion\x129\n" +
 	"\n" +
-	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\";\n" +
+	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x18\n" +
+	"\adeleted\x18\a \x01(\bR\adeleted\";\n" +
 	"\aRelease\x12\x1c\n" +
 	"\tterritory\x18\x01 \x01(\tR\tterritory\x12\x12\n" +
 	"\x04date\x18\x02 \x01(\tR\x04date\"\x93\x01\n" +

@@ -46,8 +46,9 @@ type SchedulesClient interface {
 	PutSchedule(ctx context.Context, in *PutScheduleRequest, opts ...grpc.CallOption) (*PutScheduleResponse, error)
 	// GetSchedule returns one schedule. NOT_FOUND for a title without one.
 	GetSchedule(ctx context.Context, in *GetScheduleRequest, opts ...grpc.CallOption) (*GetScheduleResponse, error)
-	// BatchGetSchedules returns the schedules that exist among title_ids, in
-	// request order, and the ids that have none. At most 1000 ids per call;
+	// BatchGetSchedules returns the schedules among title_ids, in request
+	// order, a deleted one as its tombstone (deleted set, at the delete's
+	// version), and the ids that never had one. At most 1000 ids per call;
 	// repeated ids are answered once.
 	BatchGetSchedules(ctx context.Context, in *BatchGetSchedulesRequest, opts ...grpc.CallOption) (*BatchGetSchedulesResponse, error)
 	// DeleteSchedule removes a schedule. NOT_FOUND for a title without one;
@@ -119,8 +120,9 @@ type SchedulesServer interface {
 	PutSchedule(context.Context, *PutScheduleRequest) (*PutScheduleResponse, error)
 	// GetSchedule returns one schedule. NOT_FOUND for a title without one.
 	GetSchedule(context.Context, *GetScheduleRequest) (*GetScheduleResponse, error)
-	// BatchGetSchedules returns the schedules that exist among title_ids, in
-	// request order, and the ids that have none. At most 1000 ids per call;
+	// BatchGetSchedules returns the schedules among title_ids, in request
+	// order, a deleted one as its tombstone (deleted set, at the delete's
+	// version), and the ids that never had one. At most 1000 ids per call;
 	// repeated ids are answered once.
 	BatchGetSchedules(context.Context, *BatchGetSchedulesRequest) (*BatchGetSchedulesResponse, error)
 	// DeleteSchedule removes a schedule. NOT_FOUND for a title without one;

@@ -65,6 +65,9 @@ type Record struct {
 	ID      string
 	Version int64
 	Value   []byte
+	// Deleted marks a tombstone ([Table.GetWithTombstones]): the id was
+	// deleted at Version, and Value is empty.
+	Deleted bool
 }
 
 // Table is one kind of record in a [DB].
@@ -196,6 +199,28 @@ func (t *Table) Get(ctx context.Context, ids []string) (map[string]Record, error
 		for _, id := range ids {
 			if r, ok := record(id, recs.Get([]byte(id))); ok {
 				found[id] = r
+			}
+		}
+		return nil
+	})
+	return found, err
+}
+
+// GetWithTombstones is [Table.Get] that also returns, for each deleted id
+// among ids, its tombstone: a Record with Deleted set at the delete's
+// version. It reads both in one transaction.
+func (t *Table) GetWithTombstones(ctx context.Context, ids []string) (map[string]Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	found := make(map[string]Record, len(ids))
+	err := t.db.View(func(tx *bbolt.Tx) error {
+		recs, tombs := tx.Bucket(t.records), tx.Bucket(t.tombstones)
+		for _, id := range ids {
+			if r, ok := record(id, recs.Get([]byte(id))); ok {
+				found[id] = r
+			} else if v, ok := decode(tombs.Get([]byte(id))); ok {
+				found[id] = Record{ID: id, Version: v, Deleted: true}
 			}
 		}
 		return nil

@@ -166,3 +166,41 @@ func TestTableCreateAndReplace(t *testing.T) {
 		t.Fatalf("after the writes: %+v, want version 5 \"again\"", got["a"])
 	}
 }
+
+// GetWithTombstones answers a deleted id with its tombstone at the
+// delete's version, and forgets the tombstone once the id is put again.
+func TestGetWithTombstones(t *testing.T) {
+	ctx := context.Background()
+	db, err := boltkv.Open(filepath.Join(t.TempDir(), "kv.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	tab, err := db.Table("things")
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, tab, "a", 0, "one")
+	put(t, tab, "b", 0, "two")
+	if v, err := tab.Delete(ctx, "b", 1); err != nil || v != 2 {
+		t.Fatalf("Delete(b) = %d, %v; want 2", v, err)
+	}
+	got, err := tab.GetWithTombstones(ctx, []string{"a", "b", "never"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := got["a"], got["b"]; len(got) != 2 || a.Deleted || string(a.Value) != "one" || a.Version != 1 ||
+		!b.Deleted || b.Version != 2 || len(b.Value) != 0 {
+		t.Fatalf("GetWithTombstones = %+v; want a live at 1, b's tombstone at 2, nothing of never", got)
+	}
+	if plain, err := tab.Get(ctx, []string{"b"}); err != nil || len(plain) != 0 {
+		t.Fatalf("Get of a deleted id = %+v, %v; want nothing", plain, err)
+	}
+	if v := put(t, tab, "b", 0, "again"); v != 3 {
+		t.Fatalf("put after the delete at %d, want 3", v)
+	}
+	got, err = tab.GetWithTombstones(ctx, []string{"b"})
+	if err != nil || got["b"].Deleted || got["b"].Version != 3 || string(got["b"].Value) != "again" {
+		t.Fatalf("GetWithTombstones after the put again = %+v, %v", got, err)
+	}
+}
