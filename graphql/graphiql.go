@@ -61,6 +61,7 @@ var graphiQLPage = template.Must(template.New("graphiql").Parse(`<!DOCTYPE html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>slate GraphQL</title>
+<link rel="icon" href="data:,">
 {{- range .Styles}}
 <link rel="stylesheet" href="{{.}}">
 {{- end}}

@@ -97,6 +97,9 @@ func TestGraphiQLPageIsSelfContained(t *testing.T) {
 		if err != nil {
 			t.Fatalf("<%s %s=%q>: %v", ref.tag, ref.attr, ref.val, err)
 		}
+		if ref.tag == "link" && ref.val == "data:," {
+			continue // the empty favicon, so the browser asks for none
+		}
 		if u.Host != base.Host {
 			t.Errorf("<%s %s=%q> points at %s, not the server", ref.tag, ref.attr, ref.val, u.Host)
 			continue
