@@ -42,7 +42,6 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
-	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -211,7 +210,7 @@ func New(cfg Config) (*Server, error) {
 	gql.AroundOperations(withLoaders(cfg))
 
 	s.mux = http.NewServeMux()
-	s.mux.Handle("GET /{$}", playground.Handler("slate", "/query"))
+	mountGraphiQL(s.mux, "query")
 	s.mux.Handle("/query", promhttp.InstrumentHandlerCounter(s.reqs, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, MaxRequestBytes)
 		gql.ServeHTTP(w, r)
