@@ -27,6 +27,7 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	Query() QueryResolver
+	Subscription() SubscriptionResolver
 }
 
 type DirectiveRoot struct {
@@ -42,6 +43,7 @@ type ComplexityRoot struct {
 	CashFlow struct {
 		BudgetVersion   func(childComplexity int) int
 		Currency        func(childComplexity int) int
+		Deleted         func(childComplexity int) int
 		Freshness       func(childComplexity int) int
 		Months          func(childComplexity int) int
 		ProductionEnd   func(childComplexity int) int
@@ -92,8 +94,14 @@ type ComplexityRoot struct {
 		Version         func(childComplexity int) int
 	}
 
+	Subscription struct {
+		CashFlowChanged func(childComplexity int, titleID string) int
+		TitleChanged    func(childComplexity int, id string) int
+	}
+
 	Title struct {
 		Budget       func(childComplexity int) int
+		Deleted      func(childComplexity int) int
 		Freshness    func(childComplexity int) int
 		ID           func(childComplexity int) int
 		Kind         func(childComplexity int) int
@@ -125,6 +133,10 @@ type QueryResolver interface {
 	Title(ctx context.Context, id string, minVersion *Int64) (*Title, error)
 	Titles(ctx context.Context, search *string, status *string, first *int, after *string) (*TitleConnection, error)
 	CashFlow(ctx context.Context, titleID string, from *string, to *string, minVersion *Int64) (*CashFlow, error)
+}
+type SubscriptionResolver interface {
+	TitleChanged(ctx context.Context, id string) (<-chan *Title, error)
+	CashFlowChanged(ctx context.Context, titleID string) (<-chan *CashFlow, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -176,6 +188,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CashFlow.Currency(childComplexity), true
+	case "CashFlow.deleted":
+		if e.ComplexityRoot.CashFlow.Deleted == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CashFlow.Deleted(childComplexity), true
 	case "CashFlow.freshness":
 		if e.ComplexityRoot.CashFlow.Freshness == nil {
 			break
@@ -379,12 +397,41 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Schedule.Version(childComplexity), true
 
+	case "Subscription.cashFlowChanged":
+		if e.ComplexityRoot.Subscription.CashFlowChanged == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_cashFlowChanged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.CashFlowChanged(childComplexity, args["titleId"].(string)), true
+	case "Subscription.titleChanged":
+		if e.ComplexityRoot.Subscription.TitleChanged == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_titleChanged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.TitleChanged(childComplexity, args["id"].(string)), true
+
 	case "Title.budget":
 		if e.ComplexityRoot.Title.Budget == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Title.Budget(childComplexity), true
+	case "Title.deleted":
+		if e.ComplexityRoot.Title.Deleted == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Title.Deleted(childComplexity), true
 	case "Title.freshness":
 		if e.ComplexityRoot.Title.Freshness == nil {
 			break
@@ -514,6 +561,23 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			}
 
 			return &response
+		}
+	case ast.Subscription:
+		next := ec._Subscription(ctx, opCtx.Operation.SelectionSet)
+
+		var buf bytes.Buffer
+		return func(ctx context.Context) *graphql.Response {
+			buf.Reset()
+			data := next(ctx)
+
+			if data == nil {
+				return nil
+			}
+			data.MarshalGQL(&buf)
+
+			return &graphql.Response{
+				Data: buf.Bytes(),
+			}
 		}
 
 	default:
@@ -681,6 +745,34 @@ type PageInfo {
   hasNextPage: Boolean!
   endCursor: String
 }
+
+# Subscriptions (graphql-transport-ws at /query): the views' changes as
+# the enricher pipelines publish them.
+
+type Subscription {
+  """
+  The title view of id as it changes. The first event is the view as it is
+  now (if there is one), then every newer version, each the view at that
+  record's version, in increasing version order. A deletion is an event
+  with deleted true (only id, version and deleted are meaningful then); the
+  subscription stays open. A subscriber that falls the server's buffer
+  behind is dropped: the subscription ends with an error saying so.
+  """
+  titleChanged(id: ID!): Title!
+
+  "The cashflow view of titleId as it changes, as titleChanged."
+  cashFlowChanged(titleId: ID!): CashFlow!
+}
+
+extend type Title {
+  "True on a subscription's event of a deleted title; false in queries."
+  deleted: Boolean!
+}
+
+extend type CashFlow {
+  "True on a subscription's event of a deleted cash flow; false in queries."
+  deleted: Boolean!
+}
 `, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -731,6 +823,8 @@ func (ec *executionContext) childFields_CashFlow(ctx context.Context, field grap
 		return ec.fieldContext_CashFlow_updatedAt(ctx, field)
 	case "freshness":
 		return ec.fieldContext_CashFlow_freshness(ctx, field)
+	case "deleted":
+		return ec.fieldContext_CashFlow_deleted(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CashFlow", field.Name)
 }
@@ -819,6 +913,8 @@ func (ec *executionContext) childFields_Title(ctx context.Context, field graphql
 		return ec.fieldContext_Title_schedule(ctx, field)
 	case "budget":
 		return ec.fieldContext_Title_budget(ctx, field)
+	case "deleted":
+		return ec.fieldContext_Title_deleted(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Title", field.Name)
 }
@@ -1068,6 +1164,34 @@ func (ec *executionContext) field_Query_titles_args(ctx context.Context, rawArgs
 		return nil, err
 	}
 	args["after"] = arg3
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_cashFlowChanged_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "titleId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["titleId"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_titleChanged_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
 	return args, nil
 }
 
@@ -1552,6 +1676,29 @@ func (ec *executionContext) _CashFlow_freshness(ctx context.Context, field graph
 }
 func (ec *executionContext) fieldContext_CashFlow_freshness(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("CashFlow", field, false, false, "Float")
+}
+
+func (ec *executionContext) _CashFlow_deleted(ctx context.Context, field graphql.CollectedField, obj *CashFlow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CashFlow_deleted(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Deleted, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CashFlow_deleted(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CashFlow", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _LineItem_category(ctx context.Context, field graphql.CollectedField, obj *LineItem) (ret graphql.Marshaler) {
@@ -2116,6 +2263,94 @@ func (ec *executionContext) fieldContext_Schedule_version(_ context.Context, fie
 	return graphql.NewScalarFieldContext("Schedule", field, false, false, "Int64")
 }
 
+func (ec *executionContext) _Subscription_titleChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_titleChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().TitleChanged(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *Title) graphql.Marshaler {
+			return ec.marshalNTitle2ᚖgithubᚗcomᚋslatehqᚋslateᚋgraphqlᚋgenᚐTitle(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_titleChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Title(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_titleChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_cashFlowChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_cashFlowChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().CashFlowChanged(ctx, fc.Args["titleId"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *CashFlow) graphql.Marshaler {
+			return ec.marshalNCashFlow2ᚖgithubᚗcomᚋslatehqᚋslateᚋgraphqlᚋgenᚐCashFlow(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_cashFlowChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CashFlow(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_cashFlowChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Title_id(ctx context.Context, field graphql.CollectedField, obj *Title) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -2385,6 +2620,29 @@ func (ec *executionContext) fieldContext_Title_budget(_ context.Context, field g
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Title_deleted(ctx context.Context, field graphql.CollectedField, obj *Title) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Title_deleted(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Deleted, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Title_deleted(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Title", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _TitleConnection_edges(ctx context.Context, field graphql.CollectedField, obj *TitleConnection) (ret graphql.Marshaler) {
@@ -3711,6 +3969,11 @@ func (ec *executionContext) _CashFlow(ctx context.Context, sel ast.SelectionSet,
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
+		case "deleted":
+			out.Values[i] = ec._CashFlow_deleted(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -4011,6 +4274,28 @@ func (ec *executionContext) _Schedule(ctx context.Context, sel ast.SelectionSet,
 	return out
 }
 
+var subscriptionImplementors = []string{"Subscription"}
+
+func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionImplementors)
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
+		Object: "Subscription",
+	})
+	if len(fields) != 1 {
+		graphql.AddErrorf(ctx, "must subscribe to exactly one stream")
+		return nil
+	}
+
+	switch fields[0].Name {
+	case "titleChanged":
+		return ec._Subscription_titleChanged(ctx, fields[0])
+	case "cashFlowChanged":
+		return ec._Subscription_cashFlowChanged(ctx, fields[0])
+	default:
+		panic("unknown field " + strconv.Quote(fields[0].Name))
+	}
+}
+
 var titleImplementors = []string{"Title"}
 
 func (ec *executionContext) _Title(ctx context.Context, sel ast.SelectionSet, obj *Title) graphql.Marshaler {
@@ -4074,6 +4359,11 @@ func (ec *executionContext) _Title(ctx context.Context, sel ast.SelectionSet, ob
 			}
 		case "budget":
 			out.Values[i] = ec._Title_budget(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deleted":
+			out.Values[i] = ec._Title_deleted(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -4568,6 +4858,14 @@ func (ec *executionContext) marshalNBudget2ᚖgithubᚗcomᚋslatehqᚋslateᚋg
 		return graphql.Null
 	}
 	return ec._Budget(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNCashFlow2ᚖgithubᚗcomᚋslatehqᚋslateᚋgraphqlᚋgenᚐCashFlow(ctx context.Context, sel ast.SelectionSet, v *CashFlow) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CashFlow!")
+		return graphql.Null
+	}
+	return ec._CashFlow(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNID2string(ctx context.Context, v any) (string, error) {

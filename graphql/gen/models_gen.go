@@ -33,6 +33,8 @@ type CashFlow struct {
 	UpdatedAt *string `json:"updatedAt,omitempty"`
 	// Seconds since the source change the view reflects (null if the view does not say when it was).
 	Freshness *float64 `json:"freshness,omitempty"`
+	// True on a subscription's event of a deleted cash flow; false in queries.
+	Deleted bool `json:"deleted"`
 }
 
 // One line of a budget; amount is in minor units of currency.
@@ -75,6 +77,9 @@ type Schedule struct {
 	Version         Int64      `json:"version"`
 }
 
+type Subscription struct {
+}
+
 // A title with its schedule and budget: one document of the title view.
 type Title struct {
 	ID          string  `json:"id"`
@@ -92,6 +97,8 @@ type Title struct {
 	Freshness *float64    `json:"freshness,omitempty"`
 	Schedule  []*Schedule `json:"schedule"`
 	Budget    []*Budget   `json:"budget"`
+	// True on a subscription's event of a deleted title; false in queries.
+	Deleted bool `json:"deleted"`
 }
 
 // A page of titles.
