@@ -17,6 +17,12 @@
 // complexity ([Config.MaxComplexity], where a page of titles costs its size
 // times its selection) and the size of a page ([Config.MaxPageSize]). Going
 // over any of them is a GraphQL error that names the limit.
+//
+// With a [Feed] (Config.Feed; [KafkaFeed] reads the materialized topics)
+// the server also serves subscriptions, titleChanged and cashFlowChanged,
+// over websockets at /query (graphql-transport-ws): [Server.Run] runs the
+// feed into a [Hub] that fans each change out to the subscribers of its
+// document and drops those that fall behind (see subscription.go).
 package graphql
 
 import (

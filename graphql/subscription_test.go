@@ -213,3 +213,21 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Negative subscription settings are refused, naming them.
+func TestNewRefusesBadSubscriptionConfig(t *testing.T) {
+	sk, err := bleve.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sk.Close(t.Context())
+	st := graphql.Bleve(sk)
+	for _, cfg := range []graphql.Config{
+		{Titles: st, CashFlows: st, Feed: make(chanFeed), SubscriberBuffer: -1},
+		{Titles: st, CashFlows: st, KeepAlive: -time.Second},
+	} {
+		if _, err := graphql.New(cfg); !errors.Is(err, graphql.ErrConfig) || !strings.Contains(err.Error(), "may not be negative") {
+			t.Errorf("New(%+v) = %v, want ErrConfig naming the setting", cfg, err)
+		}
+	}
+}
