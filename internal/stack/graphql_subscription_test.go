@@ -15,6 +15,7 @@ import (
 	"github.com/slatehq/slate/internal/gqlws"
 	"github.com/slatehq/slate/internal/stack"
 	"github.com/slatehq/slate/internal/testenv"
+	financev1 "github.com/slatehq/slate/proto/finance/v1"
 	titlesv1 "github.com/slatehq/slate/proto/titles/v1"
 )
 
@@ -77,7 +78,8 @@ func scheduledTitle(t *testing.T, s *stack.Stack, release string) string {
 // A client subscribed to titleChanged over graphql-transport-ws gets the
 // title as it is, then, after its release moves in the schedules service,
 // the title with the new date at a higher version, from the title view's
-// materialized topic.
+// materialized topic; a cashFlowChanged subscription of the same title
+// gets the cash flow's months moved with it.
 func TestGraphQLSubscriptionFollowsAMovedRelease(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the whole system")
@@ -117,6 +119,47 @@ func TestGraphQLSubscriptionFollowsAMovedRelease(t *testing.T) {
 	}
 	before := first.version(t)
 
+	// The title's cash flow, on a connection of its own: prints and
+	// advertising in the three months before the release.
+	if _, err := s.Finance.PutBudget(ctx, &financev1.PutBudgetRequest{Budget: &financev1.Budget{TitleId: id, LineItems: []*financev1.LineItem{
+		{Category: "p&a", Amount: 3_000_000_01, Currency: "USD", Profile: "before_release:3"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 30*time.Second, "the cashflow view", func() bool {
+		doc, _ := view(t, s, "cashflow-sink", "cashflow", id)
+		return doc != nil
+	})
+	cc, err := gqlws.Dial(ctx, s.GraphQLURL+"/query", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	if err := cc.Subscribe(ctx, "cf", `subscription($id: ID!) { cashFlowChanged(titleId: $id) { titleId version months { month amount } } }`,
+		map[string]any{"id": id}); err != nil {
+		t.Fatal(err)
+	}
+	cashFlow := func() (int64, map[string]string) {
+		t.Helper()
+		r, err := cc.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf, _ := r.Data["cashFlowChanged"].(map[string]any)
+		if len(r.Errors) > 0 || cf == nil {
+			t.Fatalf("cashFlowChanged: %+v", r)
+		}
+		v, err := strconv.ParseInt(cf["version"].(string), 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v, gqlMonths(cf)
+	}
+	cfBefore, months := cashFlow()
+	july := map[string]string{"2027-04": "100000001", "2027-05": "100000000", "2027-06": "100000000"}
+	if !sameMonths(months, july) {
+		t.Fatalf("first cash flow event %v, want %v", months, july)
+	}
+
 	moved := time.Now()
 	if _, err := s.Schedules.PutSchedule(context.Background(), schedule(id, "2027-06-10", 1)); err != nil {
 		t.Fatal(err)
@@ -131,6 +174,30 @@ func TestGraphQLSubscriptionFollowsAMovedRelease(t *testing.T) {
 			break
 		}
 		before = ev.version(t)
+	}
+	june := map[string]string{"2027-03": "100000001", "2027-04": "100000000", "2027-05": "100000000"}
+	for {
+		v, months := cashFlow()
+		if v <= cfBefore {
+			t.Fatalf("cash flow event at version %d after one at %d", v, cfBefore)
+		}
+		if sameMonths(months, june) {
+			break
+		}
+		cfBefore = v
+	}
+	mfs, err := s.Gatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	measured := uint64(0)
+	for _, mf := range mfs {
+		if mf.GetName() == "slate_graphql_subscription_delivery_seconds" {
+			measured = mf.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	if measured < 2 {
+		t.Errorf("%d deliveries measured, want the two changes at least", measured)
 	}
 	if n := s.Counter("slate_graphql_subscribers_dropped_total", nil); n != 0 {
 		t.Errorf("%v subscribers dropped", n)
