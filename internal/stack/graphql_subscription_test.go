@@ -4,11 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -290,5 +294,76 @@ func TestGraphQLSubscriptionWithGraphQLWS(t *testing.T) {
 	}
 	if !last.releasedOn("2027-06-10") {
 		t.Errorf("last event %+v, want the June release", last)
+	}
+}
+
+// With TLS and authentication on every part, the subscriptions' feed
+// reaches the broker over TLS with SASL, and a client with the CA and a
+// certificate subscribes over wss.
+func TestGraphQLSubscriptionSecured(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole system")
+	}
+	dir := t.TempDir()
+	sec, err := stack.DemoSecurity(filepath.Join(dir, "tls"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := stack.Start(context.Background(), stack.Config{DataDir: dir, Security: sec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		if err := s.Stop(ctx); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	id := scheduledTitle(t, s, "2027-07-16")
+
+	caPEM, err := os.ReadFile(sec.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	cert, err := tls.LoadX509KeyPair(sec.ClientCertFile, sec.ClientKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if !strings.HasPrefix(s.GraphQLURL, "https://") {
+		t.Fatalf("GraphQL URL %s, want https", s.GraphQLURL)
+	}
+	c, err := gqlws.Dial(ctx, s.GraphQLURL+"/query", client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Subscribe(ctx, "1", titleSubscription, map[string]any{"id": id}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Next(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Schedules.PutSchedule(context.Background(), schedule(id, "2027-06-10", 1)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		r, err := c.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(r.Data["titleChanged"])
+		var ev subscribedTitle
+		if err := json.Unmarshal(b, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.releasedOn("2027-06-10") {
+			return
+		}
 	}
 }
