@@ -53,6 +53,12 @@ type KafkaFeedConfig struct {
 // publish deleted changes; TRUNCATE records and records it cannot decode
 // are skipped (and logged). Partitions added to the topics later are not
 // read until the feed restarts.
+//
+// A subscription starts from its store's view, then takes the feed's
+// newer changes. A record written before the feed started that the store
+// had not applied yet when the subscription started (a sink catching up
+// right after a restart) reaches that subscriber only with the next
+// change of its document.
 type KafkaFeed struct {
 	cfg   KafkaFeedConfig
 	codec *schema.Codec
