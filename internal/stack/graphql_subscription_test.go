@@ -83,7 +83,8 @@ func scheduledTitle(t *testing.T, s *stack.Stack, release string) string {
 // title as it is, then, after its release moves in the schedules service,
 // the title with the new date at a higher version, from the title view's
 // materialized topic; a cashFlowChanged subscription of the same title
-// gets the cash flow's months moved with it.
+// gets the cash flow's months moved with it. Deleting the title is one
+// more event, with deleted true.
 func TestGraphQLSubscriptionFollowsAMovedRelease(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the whole system")
@@ -175,6 +176,7 @@ func TestGraphQLSubscriptionFollowsAMovedRelease(t *testing.T) {
 		}
 		if ev.releasedOn("2027-06-10") {
 			t.Logf("the moved release arrived %s after the change, at version %d (was %d)", time.Since(moved).Round(time.Millisecond), ev.version(t), before)
+			before = ev.version(t)
 			break
 		}
 		before = ev.version(t)
@@ -189,6 +191,26 @@ func TestGraphQLSubscriptionFollowsAMovedRelease(t *testing.T) {
 			break
 		}
 		cfBefore = v
+	}
+	// The title deleted: an event that says so, at a higher version, and
+	// the subscription stays open.
+	deleted := time.Now()
+	if _, err := s.Titles.DeleteTitle(context.Background(), &titlesv1.DeleteTitleRequest{Id: id}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		ev := read()
+		if ev.version(t) <= before {
+			t.Fatalf("event at version %d after one at %d", ev.version(t), before)
+		}
+		if ev.Deleted {
+			t.Logf("the deletion arrived %s after it, at version %d", time.Since(deleted).Round(time.Millisecond), ev.version(t))
+			if ev.ID != id || len(ev.Schedule) != 0 {
+				t.Errorf("deletion event %+v", ev)
+			}
+			break
+		}
+		before = ev.version(t)
 	}
 	mfs, err := s.Gatherer.Gather()
 	if err != nil {
