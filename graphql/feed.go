@@ -40,14 +40,22 @@ type KafkaFeedConfig struct {
 	// brokers, TLS, SASL (kafkaconf.Client.FranzOptions makes them).
 	// Required.
 	Client []kgo.Opt
+	// Groups are the consumer groups of the pipelines that fill the
+	// subscriptions' stores (the sink pipelines). The feed starts each
+	// partition at the lowest offset they committed, or at its end where
+	// none did, so a record a store has not applied yet still reaches the
+	// subscribers. Without groups it starts at the ends.
+	Groups []string
 	// Log reports records that cannot be decoded and fetch errors; nil
 	// discards.
 	Log *slog.Logger
 }
 
 // KafkaFeed reads the views' materialized topics with one Kafka client
-// and no consumer group: it starts at the end of every partition that
-// the topics have when it starts (read committed, so a transactional
+// and no consumer group of its own: it starts at the end of every
+// partition that the topics have when it starts, or where the stores'
+// pipelines are ([KafkaFeedConfig.Groups]), and reads committed records
+// only (so a transactional
 // enricher's aborted records never reach a subscriber) and publishes each
 // record to the hub as the view at the record's version. DELETE records
 // publish deleted changes; TRUNCATE records and records it cannot decode
@@ -55,10 +63,12 @@ type KafkaFeedConfig struct {
 // read until the feed restarts.
 //
 // A subscription starts from its store's view, then takes the feed's
-// newer changes. A record written before the feed started that the store
-// had not applied yet when the subscription started (a sink catching up
-// right after a restart) reaches that subscriber only with the next
-// change of its document.
+// newer changes. Without Groups, a record written before the feed
+// started that the store had not applied yet when the subscription
+// started (a sink catching up right after a restart) reaches that
+// subscriber only with the next change of its document; with them, the
+// feed reads from where the sinks are, and what the subscriber has seen
+// already is skipped by version.
 type KafkaFeed struct {
 	cfg   KafkaFeedConfig
 	codec *schema.Codec
@@ -218,7 +228,47 @@ func (f *KafkaFeed) endOffsets(ctx context.Context, cl *kgo.Client) (map[string]
 			return nil, t, nil
 		}
 	}
+	for _, g := range f.cfg.Groups {
+		if err := f.committed(ctx, cl, g, out); err != nil {
+			return nil, "", err
+		}
+	}
 	return out, "", nil
+}
+
+// committed lowers the start offsets in out to those group committed.
+func (f *KafkaFeed) committed(ctx context.Context, cl *kgo.Client, group string, out map[string]map[int32]kgo.Offset) error {
+	req := kmsg.NewPtrOffsetFetchRequest()
+	req.Group = group
+	for topic, ps := range out {
+		rt := kmsg.NewOffsetFetchRequestTopic()
+		rt.Topic = topic
+		for p := range ps {
+			rt.Partitions = append(rt.Partitions, p)
+		}
+		req.Topics = append(req.Topics, rt)
+	}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return fmt.Errorf("offsets of group %s: %w", group, err)
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); errors.Is(err, kerr.GroupIDNotFound) {
+		return nil // a group that never committed: the ends stand
+	} else if err != nil {
+		return fmt.Errorf("offsets of group %s: %w", group, err)
+	}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return fmt.Errorf("offsets of group %s, %s/%d: %w", group, t.Topic, p.Partition, err)
+			}
+			end, ok := out[t.Topic][p.Partition]
+			if ok && p.Offset >= 0 && p.Offset < end.EpochOffset().Offset {
+				out[t.Topic][p.Partition] = kgo.NewOffset().At(p.Offset)
+			}
+		}
+	}
+	return nil
 }
 
 // change decodes a record into the change it is; ok is false for records

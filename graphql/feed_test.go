@@ -127,3 +127,68 @@ func TestNewKafkaFeedRefusesBadConfig(t *testing.T) {
 		}
 	}
 }
+
+// With the groups of the pipelines that fill the stores, the feed starts
+// where they are: a record they have not committed yet, written before
+// the feed started, still reaches a subscriber.
+func TestKafkaFeedStartsWhereTheSinksAre(t *testing.T) {
+	env := testenv.Start(t, "//studio/enricher")
+	const topic = "studio.title.materialized"
+	testenv.CreateTopics(t, env.Brokers, 1, topic)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	publish := func(id string, seq int64) {
+		t.Helper()
+		e := schema.NewEnvelope("//studio/enricher", schema.OpUpdate, "title", id)
+		e.Sequence = seq
+		var err error
+		if e.Data, e.DataSchema, err = schema.EncodeData(ctx, env.Registry, "test.feed.Title", titleSchema,
+			map[string]any{"id": id, "name": "Heat", "release_date": nil, "version": seq}); err != nil {
+			t.Fatal(err)
+		}
+		e.DataContentType = schema.ContentTypeAvro
+		if err := env.Producer.Publish(ctx, topic, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("t-0", 1) // applied and committed by the sink
+	publish("t-1", 1) // not yet
+	sinkGroup, err := kgo.NewClient(kgo.SeedBrokers(env.Brokers), kgo.ConsumerGroup("title-sink"), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := sinkGroup.PollRecords(ctx, 1)
+	if fs.NumRecords() != 1 {
+		t.Fatalf("the sink group read %d records: %v", fs.NumRecords(), fs.Errors())
+	}
+	if err := sinkGroup.CommitRecords(ctx, fs.Records()...); err != nil {
+		t.Fatal(err)
+	}
+	sinkGroup.Close()
+
+	feed, err := graphql.NewKafkaFeed(graphql.KafkaFeedConfig{Topics: []string{topic}, Registry: env.Registry,
+		Groups: []string{"title-sink", "a-group-that-never-committed"}, Client: []kgo.Opt{kgo.SeedBrokers(env.Brokers)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub, _ := graphql.NewHub(16, nil)
+	t0, _ := hub.Subscribe("title", "t-0")
+	t1, _ := hub.Subscribe("title", "t-1")
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() { _ = feed.Run(runCtx, hub) }()
+	select {
+	case c := <-t1.Changes():
+		if c.Version != 1 || c.Doc["id"] != "t-1" {
+			t.Errorf("t-1: %+v", c)
+		}
+	case <-ctx.Done():
+		t.Fatal("the record the sink had not committed never came")
+	}
+	select {
+	case c := <-t0.Changes():
+		t.Errorf("t-0, which the sink committed, came again: %+v", c)
+	case <-time.After(300 * time.Millisecond):
+	}
+}

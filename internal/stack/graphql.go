@@ -58,13 +58,19 @@ func (s *Stack) startGraphQL(ctx context.Context) error {
 	return nil
 }
 
-// graphqlFeed is the subscriptions' feed: one Kafka client, no group,
-// reading the topics of both views' sink pipelines from their end.
+// graphqlFeed is the subscriptions' feed: one Kafka client, no group of
+// its own, reading the topics of both views' sink pipelines from where
+// those pipelines' groups are.
 func (s *Stack) graphqlFeed() (*graphql.KafkaFeed, error) {
-	var topics []string
+	var topics, groups []string
 	for _, p := range s.Pipelines.Sink {
 		if p.Name == titleViewSink || p.Name == cashflowViewSink {
 			topics = append(topics, p.Inputs...)
+			g := p.Group
+			if g == "" {
+				g = p.Name
+			}
+			groups = append(groups, g)
 		}
 	}
 	slices.Sort(topics)
@@ -74,7 +80,7 @@ func (s *Stack) graphqlFeed() (*graphql.KafkaFeed, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stack: graphql feed: %w", err)
 	}
-	feed, err := graphql.NewKafkaFeed(graphql.KafkaFeedConfig{Topics: slices.Compact(topics), Registry: s.Registry, Client: opts, Log: s.cfg.Log})
+	feed, err := graphql.NewKafkaFeed(graphql.KafkaFeedConfig{Topics: slices.Compact(topics), Groups: groups, Registry: s.Registry, Client: opts, Log: s.cfg.Log})
 	if err != nil {
 		return nil, fmt.Errorf("stack: %w", err)
 	}
