@@ -25,6 +25,12 @@
 // complexity ([Config.MaxComplexity], where a page of titles costs its size
 // times its selection) and the size of a page ([Config.MaxPageSize]). Going
 // over any of them is a GraphQL error that names the limit.
+//
+// With a [Feed] (Config.Feed; [KafkaFeed] reads the materialized topics)
+// the server also serves subscriptions, titleChanged and cashFlowChanged,
+// over websockets at /query (graphql-transport-ws): [Server.Run] runs the
+// feed into a [Hub] that fans each change out to the subscribers of its
+// document and drops those that fall behind (see subscription.go).
 package graphql
 
 import (
@@ -107,6 +113,15 @@ type Config struct {
 	// Ready, if set, is what /healthz reports: nil is ready.
 	Ready func() error
 	Log   *slog.Logger
+	// Feed, if set, serves subscriptions (titleChanged, cashFlowChanged)
+	// over websockets at /query; [Server.Run] runs it. SubscriberBuffer
+	// is how many changes a subscription may fall behind before it is
+	// dropped (default [DefaultSubscriberBuffer]); KeepAlive how often
+	// websocket clients are pinged (default [DefaultKeepAlive]).
+	Feed             Feed
+	SubscriberBuffer int
+	KeepAlive        time.Duration
+	hub              *Hub // the subscriptions of Feed
 }
 
 // ValidateLimits reports the first limit that is negative (it wraps
@@ -124,6 +139,9 @@ func (c *Config) ValidateLimits() error {
 	}
 	if c.MinVersionWait < 0 {
 		return fmt.Errorf("%w: MinVersionWait %s is negative", ErrConfig, c.MinVersionWait)
+	}
+	if c.SubscriberBuffer < 0 || c.KeepAlive < 0 {
+		return fmt.Errorf("%w: SubscriberBuffer %d and KeepAlive %s may not be negative", ErrConfig, c.SubscriberBuffer, c.KeepAlive)
 	}
 	return validateOrigins(c.AllowedOrigins)
 }
@@ -181,6 +199,12 @@ func New(cfg Config) (*Server, error) {
 		}
 		cfg.Gatherer = g
 	}
+	if cfg.Feed != nil {
+		var err error
+		if cfg.hub, err = NewHub(cfg.SubscriberBuffer, cfg.Registerer); err != nil {
+			return nil, err
+		}
+	}
 
 	s := &Server{cfg: cfg,
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "slate_graphql_operation_duration_seconds",
@@ -202,8 +226,10 @@ func New(cfg Config) (*Server, error) {
 	gql.AddTransport(transport.Options{})
 	gql.AddTransport(transport.GET{})
 	gql.AddTransport(transport.POST{})
+	gql.AddTransport(websocket(cfg))
 	gql.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	gql.Use(extension.Introspection{})
+	gql.Use(websocketSubscriptions{})
 	gql.Use(depthLimit{max: cfg.MaxDepth})
 	gql.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
 	gql.AroundResponses(s.measure)
@@ -264,6 +290,9 @@ func (s *Server) measure(ctx context.Context, next gqlgen.ResponseHandler) *gqlg
 		}
 		if oc.Operation != nil {
 			op = rootFields(oc.Operation.SelectionSet)
+			if oc.Operation.Operation == ast.Subscription {
+				return next(ctx) // an event, measured by the hub's metrics
+			}
 		}
 	}
 	resp := next(ctx)

@@ -36,6 +36,8 @@ func graphqlLimitFlags(f *pflag.FlagSet, g *graphql.Config) {
 	f.IntVar(&g.MaxWindow, "graphql-max-window", graphql.DefaultMaxWindow, "how deep titles pages (after plus first), and the most titles cashFlowByMonth sums")
 	f.DurationVar(&g.MinVersionWait, "graphql-min-version-wait", graphql.DefaultMinVersionWait, "how long a GraphQL query with minVersion waits for the view to reach it")
 	f.StringSliceVar(&g.AllowedOrigins, "graphql-cors-origins", nil, "origins whose browser pages may call the GraphQL API (CORS), comma-separated: https://app.example.com, https://*.example.com or *; none answers no cross-origin request")
+	f.IntVar(&g.SubscriberBuffer, "graphql-subscriber-buffer", graphql.DefaultSubscriberBuffer, "changes a GraphQL subscription may fall behind before it is dropped")
+	f.DurationVar(&g.KeepAlive, "graphql-keepalive", graphql.DefaultKeepAlive, "how often GraphQL websocket clients are pinged (their pong must come within twice that)")
 }
 
 // esStartTimeout bounds slate graphql's first request to Elasticsearch.

@@ -27,6 +27,7 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	Query() QueryResolver
+	Subscription() SubscriptionResolver
 	Title() TitleResolver
 }
 
@@ -45,6 +46,7 @@ type ComplexityRoot struct {
 	CashFlow struct {
 		BudgetVersion   func(childComplexity int) int
 		Currency        func(childComplexity int) int
+		Deleted         func(childComplexity int) int
 		Freshness       func(childComplexity int) int
 		Months          func(childComplexity int) int
 		ProductionEnd   func(childComplexity int) int
@@ -118,9 +120,15 @@ type ComplexityRoot struct {
 		Version         func(childComplexity int) int
 	}
 
+	Subscription struct {
+		CashFlowChanged func(childComplexity int, titleID string) int
+		TitleChanged    func(childComplexity int, id string) int
+	}
+
 	Title struct {
 		Budget       func(childComplexity int) int
 		CashFlow     func(childComplexity int, from *string, to *string) int
+		Deleted      func(childComplexity int) int
 		Freshness    func(childComplexity int) int
 		ID           func(childComplexity int) int
 		Kind         func(childComplexity int) int
@@ -155,6 +163,10 @@ type QueryResolver interface {
 	Schedule(ctx context.Context, titleID string, minVersion *Int64) (*Schedule, error)
 	Budget(ctx context.Context, titleID string, minVersion *Int64) (*Budget, error)
 	CashFlowByMonth(ctx context.Context, from string, to string, status *string) (*PortfolioCashFlow, error)
+}
+type SubscriptionResolver interface {
+	TitleChanged(ctx context.Context, id string) (<-chan *Title, error)
+	CashFlowChanged(ctx context.Context, titleID string) (<-chan *CashFlow, error)
 }
 type TitleResolver interface {
 	CashFlow(ctx context.Context, obj *Title, from *string, to *string) (*CashFlow, error)
@@ -221,6 +233,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CashFlow.Currency(childComplexity), true
+	case "CashFlow.deleted":
+		if e.ComplexityRoot.CashFlow.Deleted == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CashFlow.Deleted(childComplexity), true
 	case "CashFlow.freshness":
 		if e.ComplexityRoot.CashFlow.Freshness == nil {
 			break
@@ -543,6 +561,29 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Schedule.Version(childComplexity), true
 
+	case "Subscription.cashFlowChanged":
+		if e.ComplexityRoot.Subscription.CashFlowChanged == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_cashFlowChanged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.CashFlowChanged(childComplexity, args["titleId"].(string)), true
+	case "Subscription.titleChanged":
+		if e.ComplexityRoot.Subscription.TitleChanged == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_titleChanged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.TitleChanged(childComplexity, args["id"].(string)), true
+
 	case "Title.budget":
 		if e.ComplexityRoot.Title.Budget == nil {
 			break
@@ -560,6 +601,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Title.CashFlow(childComplexity, args["from"].(*string), args["to"].(*string)), true
+	case "Title.deleted":
+		if e.ComplexityRoot.Title.Deleted == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Title.Deleted(childComplexity), true
 	case "Title.freshness":
 		if e.ComplexityRoot.Title.Freshness == nil {
 			break
@@ -689,6 +736,23 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			}
 
 			return &response
+		}
+	case ast.Subscription:
+		next := ec._Subscription(ctx, opCtx.Operation.SelectionSet)
+
+		var buf bytes.Buffer
+		return func(ctx context.Context) *graphql.Response {
+			buf.Reset()
+			data := next(ctx)
+
+			if data == nil {
+				return nil
+			}
+			data.MarshalGQL(&buf)
+
+			return &graphql.Response{
+				Data: buf.Bytes(),
+			}
 		}
 
 	default:
@@ -925,6 +989,34 @@ type PageInfo {
   hasNextPage: Boolean!
   endCursor: String
 }
+
+# Subscriptions (graphql-transport-ws at /query): the views' changes as
+# the enricher pipelines publish them.
+
+type Subscription {
+  """
+  The title view of id as it changes. The first event is the view as it is
+  now (if there is one), then every newer version, each the view at that
+  record's version, in increasing version order. A deletion is an event
+  with deleted true (only id, version and deleted are meaningful then); the
+  subscription stays open. A subscriber that falls the server's buffer
+  behind is dropped: the subscription ends with an error saying so.
+  """
+  titleChanged(id: ID!): Title!
+
+  "The cashflow view of titleId as it changes, as titleChanged."
+  cashFlowChanged(titleId: ID!): CashFlow!
+}
+
+extend type Title {
+  "True on a subscription's event of a deleted title; false in queries."
+  deleted: Boolean!
+}
+
+extend type CashFlow {
+  "True on a subscription's event of a deleted cash flow; false in queries."
+  deleted: Boolean!
+}
 `, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -979,6 +1071,8 @@ func (ec *executionContext) childFields_CashFlow(ctx context.Context, field grap
 		return ec.fieldContext_CashFlow_updatedAt(ctx, field)
 	case "freshness":
 		return ec.fieldContext_CashFlow_freshness(ctx, field)
+	case "deleted":
+		return ec.fieldContext_CashFlow_deleted(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CashFlow", field.Name)
 }
@@ -1109,6 +1203,8 @@ func (ec *executionContext) childFields_Title(ctx context.Context, field graphql
 		return ec.fieldContext_Title_budget(ctx, field)
 	case "cashFlow":
 		return ec.fieldContext_Title_cashFlow(ctx, field)
+	case "deleted":
+		return ec.fieldContext_Title_deleted(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Title", field.Name)
 }
@@ -1448,6 +1544,34 @@ func (ec *executionContext) field_Query_titles_args(ctx context.Context, rawArgs
 		return nil, err
 	}
 	args["after"] = arg5
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_cashFlowChanged_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "titleId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["titleId"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_titleChanged_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
 	return args, nil
 }
 
@@ -2000,6 +2124,29 @@ func (ec *executionContext) _CashFlow_freshness(ctx context.Context, field graph
 }
 func (ec *executionContext) fieldContext_CashFlow_freshness(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("CashFlow", field, false, false, "Float")
+}
+
+func (ec *executionContext) _CashFlow_deleted(ctx context.Context, field graphql.CollectedField, obj *CashFlow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CashFlow_deleted(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Deleted, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CashFlow_deleted(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CashFlow", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _LineItem_category(ctx context.Context, field graphql.CollectedField, obj *LineItem) (ret graphql.Marshaler) {
@@ -3027,6 +3174,94 @@ func (ec *executionContext) fieldContext_Schedule_freshness(_ context.Context, f
 	return graphql.NewScalarFieldContext("Schedule", field, false, false, "Float")
 }
 
+func (ec *executionContext) _Subscription_titleChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_titleChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().TitleChanged(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *Title) graphql.Marshaler {
+			return ec.marshalNTitle2ᚖgithubᚗcomᚋslatehqᚋslateᚋgraphqlᚋgenᚐTitle(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_titleChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Title(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_titleChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_cashFlowChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_cashFlowChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().CashFlowChanged(ctx, fc.Args["titleId"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *CashFlow) graphql.Marshaler {
+			return ec.marshalNCashFlow2ᚖgithubᚗcomᚋslatehqᚋslateᚋgraphqlᚋgenᚐCashFlow(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_cashFlowChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CashFlow(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_cashFlowChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Title_id(ctx context.Context, field graphql.CollectedField, obj *Title) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3340,6 +3575,29 @@ func (ec *executionContext) fieldContext_Title_cashFlow(ctx context.Context, fie
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Title_deleted(ctx context.Context, field graphql.CollectedField, obj *Title) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Title_deleted(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Deleted, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Title_deleted(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Title", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _TitleConnection_edges(ctx context.Context, field graphql.CollectedField, obj *TitleConnection) (ret graphql.Marshaler) {
@@ -4676,6 +4934,11 @@ func (ec *executionContext) _CashFlow(ctx context.Context, sel ast.SelectionSet,
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
+		case "deleted":
+			out.Values[i] = ec._CashFlow_deleted(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -5120,6 +5383,28 @@ func (ec *executionContext) _Schedule(ctx context.Context, sel ast.SelectionSet,
 	return out
 }
 
+var subscriptionImplementors = []string{"Subscription"}
+
+func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionImplementors)
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
+		Object: "Subscription",
+	})
+	if len(fields) != 1 {
+		graphql.AddErrorf(ctx, "must subscribe to exactly one stream")
+		return nil
+	}
+
+	switch fields[0].Name {
+	case "titleChanged":
+		return ec._Subscription_titleChanged(ctx, fields[0])
+	case "cashFlowChanged":
+		return ec._Subscription_cashFlowChanged(ctx, fields[0])
+	default:
+		panic("unknown field " + strconv.Quote(fields[0].Name))
+	}
+}
+
 var titleImplementors = []string{"Title"}
 
 func (ec *executionContext) _Title(ctx context.Context, sel ast.SelectionSet, obj *Title) graphql.Marshaler {
@@ -5192,6 +5477,11 @@ func (ec *executionContext) _Title(ctx context.Context, sel ast.SelectionSet, ob
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Title_cashFlow(ctx, field, obj)
 				})
+		case "deleted":
+			out.Values[i] = ec._Title_deleted(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -5683,6 +5973,14 @@ func (ec *executionContext) marshalNBudget2ᚖgithubᚗcomᚋslatehqᚋslateᚋg
 		return graphql.Null
 	}
 	return ec._Budget(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNCashFlow2ᚖgithubᚗcomᚋslatehqᚋslateᚋgraphqlᚋgenᚐCashFlow(ctx context.Context, sel ast.SelectionSet, v *CashFlow) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CashFlow!")
+		return graphql.Null
+	}
+	return ec._CashFlow(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNID2string(ctx context.Context, v any) (string, error) {

@@ -37,6 +37,8 @@ type CashFlow struct {
 	UpdatedAt *string `json:"updatedAt,omitempty"`
 	// Seconds since the source change the view reflects (null if the view does not say when it was).
 	Freshness *float64 `json:"freshness,omitempty"`
+	// True on a subscription's event of a deleted cash flow; false in queries.
+	Deleted bool `json:"deleted"`
 }
 
 // One line of a budget; amount is in minor units of currency.
@@ -112,6 +114,9 @@ type Schedule struct {
 	Freshness *float64 `json:"freshness,omitempty"`
 }
 
+type Subscription struct {
+}
+
 // A title with its schedule and budget: one document of the title view.
 type Title struct {
 	ID          string  `json:"id"`
@@ -133,6 +138,8 @@ type Title struct {
 	// both inclusive, both optional), or null if there is none. Loaded in
 	// batches: a page of titles reads their cash flows together.
 	CashFlow *CashFlow `json:"cashFlow,omitempty"`
+	// True on a subscription's event of a deleted title; false in queries.
+	Deleted bool `json:"deleted"`
 }
 
 // A page of titles.
