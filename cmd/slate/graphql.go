@@ -19,6 +19,7 @@ import (
 	"github.com/slatehq/slate/consumer/sink/es"
 	"github.com/slatehq/slate/graphql"
 	"github.com/slatehq/slate/internal/stack"
+	"github.com/slatehq/slate/schema"
 )
 
 // graphqlFlags are the flags of slate up's GraphQL API.
@@ -51,6 +52,9 @@ func graphqlCmd() *cobra.Command {
 		addr, prefix, apiKey string
 		urls                 []string
 		cfg                  graphql.Config
+		brokers, registryURL string
+		topics, groups       []string
+		kf                   kafkaFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "graphql",
@@ -58,11 +62,27 @@ func graphqlCmd() *cobra.Command {
 		Long: `slate graphql serves the GraphQL API of the title and cashflow views (GraphiQL at /,
 the API at /query, /metrics, and /healthz, 503 while Elasticsearch does not answer) as a
 process of its own. It reads the indices the es sink writes (--es-index-prefix + view:
-studio-title, studio-cashflow). Inside slate up the same API reads the embedded index instead.`,
+studio-title, studio-cashflow). Inside slate up the same API reads the embedded index instead.
+
+With --brokers, the subscriptions titleChanged and cashFlowChanged are served from the views'
+materialized topics (--feed-topics), read by one Kafka client without a group of its own,
+starting where the sink pipelines' groups (--feed-groups) are; without it, a subscription is
+refused with an error saying so.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := validateAddr("addr", addr); err != nil {
 				return err
+			}
+			if brokers == "" && kf.set() {
+				return errors.New("--kafka-* flags are set without --brokers: the subscriptions' feed needs the brokers")
+			}
+			if brokers != "" {
+				if err := kf.validate(brokers); err != nil {
+					return err
+				}
+				if len(topics) == 0 {
+					return errors.New("--feed-topics is empty: the subscriptions' feed needs the views' materialized topics")
+				}
 			}
 			if len(urls) == 0 {
 				return errors.New("--es-url is required: the Elasticsearch cluster the es sink writes")
@@ -93,28 +113,58 @@ studio-title, studio-cashflow). Inside slate up the same API reads the embedded 
 				defer cancel()
 				return store.Ping(ctx)
 			}
+			if brokers != "" {
+				k := kf.client(brokers)
+				k.ClientID = "slate-graphql"
+				opts, err := k.FranzOptions()
+				if err != nil {
+					return fmt.Errorf("--brokers: %w", err)
+				}
+				reg, err := schema.NewRegistryClient(registryURL)
+				if err != nil {
+					return fmt.Errorf("--registry-url: %w", err)
+				}
+				if cfg.Feed, err = graphql.NewKafkaFeed(graphql.KafkaFeedConfig{Topics: topics, Groups: groups,
+					Registry: reg, Client: opts, Log: log}); err != nil {
+					return err
+				}
+			}
 			srv, err := graphql.New(cfg)
 			if err != nil {
 				return fmt.Errorf("graphql flags: %w", err)
+			}
+			ctx, stop := context.WithCancel(cmd.Context())
+			defer stop()
+			var feedDone chan error // nil, never ready, without a feed
+			if cfg.Feed != nil {
+				feedDone = make(chan error, 1)
+				go func() { feedDone <- srv.Run(ctx) }()
 			}
 			lis, err := net.Listen("tcp", addr)
 			if err != nil {
 				return fmt.Errorf("--addr %s: %w", addr, err)
 			}
-			hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+			// Websockets outlive Shutdown; the end of ctx closes them.
+			hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second,
+				BaseContext: func(net.Listener) context.Context { return ctx }}
 			done := make(chan error, 1)
 			go func() { done <- hs.Serve(lis) }()
 			fmt.Fprintf(cmd.OutOrStdout(), "GraphQL at http://%s/ (views from Elasticsearch %s, indices %s*)\n",
 				lis.Addr(), strings.Join(urls, ","), store.Index(""))
 			log.Info("graphql listening", "addr", lis.Addr().String(), "es", strings.Join(urls, ","), "prefix", store.Index(""))
+			var ferr error
 			select {
 			case err := <-done:
 				return fmt.Errorf("graphql: %w", err)
+			case ferr = <-feedDone:
+				// The feed failed: every subscription has ended with its
+				// error; stop rather than serve queries without them.
 			case <-cmd.Context().Done():
 			}
+			stop()
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			return hs.Shutdown(sctx)
+			return errors.Join(ferr, hs.Shutdown(sctx))
 		},
 	}
 	f := cmd.Flags()
@@ -122,6 +172,13 @@ studio-title, studio-cashflow). Inside slate up the same API reads the embedded 
 	f.StringSliceVar(&urls, "es-url", nil, "Elasticsearch URL(s) the views are read from, comma-separated (required)")
 	f.StringVar(&prefix, "es-index-prefix", es.DefaultIndexPrefix, "prefix of the views' indices, as the es sink writes them")
 	f.StringVar(&apiKey, "es-api-key", "", "Elasticsearch API key (prefer SLATE_ES_API_KEY: flags show in ps)")
+	f.StringVar(&brokers, "brokers", "", "Kafka bootstrap servers of the subscriptions' feed (empty: no subscriptions)")
+	kf.bind(f)
+	f.StringVar(&registryURL, "registry-url", "http://127.0.0.1:8081", "schema registry URL of the feed's records")
+	f.StringSliceVar(&topics, "feed-topics", []string{"studio.title.materialized", "studio.cashflow.materialized"},
+		"the views' materialized topics the subscriptions are fed from")
+	f.StringSliceVar(&groups, "feed-groups", []string{"title-sink", "cashflow-sink"},
+		"consumer groups of the sink pipelines that write the views: the feed starts where they are")
 	graphqlLimitFlags(f, &cfg)
 	return cmd
 }

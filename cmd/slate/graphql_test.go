@@ -15,11 +15,14 @@ import (
 	"time"
 
 	"github.com/elastic/go-elasticsearch/v8"
+	"github.com/hamba/avro/v2"
 
 	"github.com/slatehq/slate/consumer/sink"
 	"github.com/slatehq/slate/consumer/sink/es"
 	"github.com/slatehq/slate/consumer/sink/es/estest"
 	"github.com/slatehq/slate/consumer/sink/sinktest"
+	"github.com/slatehq/slate/internal/gqlws"
+	"github.com/slatehq/slate/internal/testenv"
 	"github.com/slatehq/slate/schema"
 )
 
@@ -198,6 +201,9 @@ func TestGraphQLCommandBadFlags(t *testing.T) {
 		{[]string{"--es-url", "http://127.0.0.1:1", "--graphql-max-depth", "-1"}, "MaxDepth -1 is negative"},
 		{[]string{"--es-url", "http://127.0.0.1:1", "--graphql-cors-origins", "app.example.com"}, `AllowedOrigins: "app.example.com" is not an origin`},
 		{[]string{"--es-url", "http://127.0.0.1:1", "--graphql-min-version-wait", "-1s"}, "--graphql-min-version-wait -1s: must not be negative"},
+		{[]string{"--es-url", "http://127.0.0.1:1", "--kafka-sasl-user", "u"}, "--kafka-* flags are set without --brokers"},
+		{[]string{"--es-url", "http://127.0.0.1:1", "--brokers", "127.0.0.1:1", "--kafka-sasl-user", "u"}, "--kafka-sasl-password"},
+		{[]string{"--es-url", "http://127.0.0.1:1", "--brokers", "127.0.0.1:1", "--feed-topics", ""}, "--feed-topics is empty"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			err := execute(context.Background(), append([]string{"graphql", "--log-level", "error"}, tc.args...))
@@ -214,5 +220,88 @@ func TestGraphQLCORSFlagOfUp(t *testing.T) {
 	err := execute(context.Background(), []string{"up", "--data-dir", t.TempDir() + "/data", "--graphql-cors-origins", "https://a.example/x", "--log-level", "error"})
 	if err == nil || !strings.Contains(err.Error(), `AllowedOrigins: "https://a.example/x" is not an origin`) {
 		t.Errorf("slate up --graphql-cors-origins https://a.example/x = %v", err)
+	}
+}
+
+// With --brokers, slate graphql serves subscriptions from the views'
+// materialized topics: a title written to Elasticsearch arrives as it is
+// there, and a newer record on studio.title.materialized follows.
+// Without --brokers a subscription is refused, saying why.
+func TestGraphQLCommandSubscriptions(t *testing.T) {
+	env := testenv.Start(t, "//studio/enricher")
+	topic := "studio.title.materialized"
+	testenv.CreateTopics(t, env.Brokers, 1, topic, "studio.cashflow.materialized")
+	prefix := fmt.Sprintf("slatetest-%d-", time.Now().UnixNano())
+	url, client, _ := esCluster(t, prefix)
+	sk, err := es.New(t.Context(), client, es.WithIndexPrefix(prefix), es.WithRefresh("true"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sk.Write(t.Context(), []sink.Event{sinktest.Event(schema.OpCreate, "t1", 4,
+		map[string]any{"id": "t1", "name": "Heat", "kind": "FEATURE", "status": "PRODUCTION", "release_date": "2027-07-16"})}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const sub = `subscription { titleChanged(id: "t1") { name releaseDate version } }`
+
+	// Without a feed.
+	offCtx, stopOff := context.WithCancel(ctx)
+	base, offDone := startGraphQL(t, offCtx, "--es-url", url, "--es-index-prefix", prefix)
+	c, err := gqlws.Dial(ctx, strings.Replace(base, "http", "ws", 1)+"/query", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Subscribe(ctx, "1", sub, nil); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := c.Next(ctx); !strings.Contains(fmt.Sprint(err, r.Errors), "subscriptions are off") {
+		t.Errorf("a subscription without --brokers: %v %v, want it refused", r.Errors, err)
+	}
+	_ = c.Close()
+	stopOff()
+	<-offDone
+
+	base, done := startGraphQL(t, ctx, "--es-url", url, "--es-index-prefix", prefix,
+		"--brokers", env.Brokers, "--registry-url", env.RegistryURL, "--feed-groups", "")
+	c, err = gqlws.Dial(ctx, strings.Replace(base, "http", "ws", 1)+"/query", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Subscribe(ctx, "1", sub, nil); err != nil {
+		t.Fatal(err)
+	}
+	next := func() map[string]any {
+		t.Helper()
+		r, err := c.Next(ctx)
+		if err != nil || len(r.Errors) > 0 {
+			t.Fatalf("next: %v %v", r.Errors, err)
+		}
+		tc, _ := r.Data["titleChanged"].(map[string]any)
+		return tc
+	}
+	if got := next(); got["version"] != "4" || got["releaseDate"] != "2027-07-16" {
+		t.Fatalf("first event %v, want the stored view at version 4", got)
+	}
+	e := schema.NewEnvelope("//studio/enricher", schema.OpUpdate, "title", "t1")
+	e.Sequence = 5
+	titleSchema := avro.MustParse(`{"type": "record", "name": "Title", "namespace": "test.graphql", "fields": [
+		{"name": "id", "type": "string"}, {"name": "name", "type": "string"}, {"name": "release_date", "type": "string"}]}`)
+	if e.Data, e.DataSchema, err = schema.EncodeData(ctx, env.Registry, "test.graphql.Title", titleSchema,
+		map[string]any{"id": "t1", "name": "Heat", "release_date": "2027-06-10"}); err != nil {
+		t.Fatal(err)
+	}
+	e.DataContentType = schema.ContentTypeAvro
+	// The first event comes once the feed is live: the change follows it.
+	if err := env.Producer.Publish(ctx, topic, e); err != nil {
+		t.Fatal(err)
+	}
+	if g := next(); g["version"] != "5" || g["releaseDate"] != "2027-06-10" {
+		t.Fatalf("change %v, want the June release at version 5", g)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("slate graphql stopped with %v", err)
 	}
 }
