@@ -8,6 +8,7 @@ import (
 
 	gqlgen "github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
+	coderws "github.com/coder/websocket"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
@@ -65,6 +66,8 @@ func websocket(cfg Config) transport.Websocket {
 		keepAlive = DefaultKeepAlive
 	}
 	return transport.Websocket{
+		Implementation: transport.CoderWebsocketImplementation{
+			AcceptOptions: coderws.AcceptOptions{OriginPatterns: wsOrigins(cfg.AllowedOrigins)}},
 		InitTimeout:           wsInitTimeout,
 		KeepAlivePingInterval: keepAlive, // graphql-ws (the older protocol): ka messages
 		PingPongInterval:      keepAlive, // graphql-transport-ws: ping, expecting pong
@@ -72,6 +75,22 @@ func websocket(cfg Config) transport.Websocket {
 			cfg.Log.Debug("graphql websocket", "err", err)
 		},
 	}
+}
+
+// wsOrigins are the hosts of origins other than the server's own whose
+// pages may open a websocket: those of the CORS origins
+// ([Config.AllowedOrigins]), "*" for any. A page of the server's own
+// origin always may, and a client that sends no Origin (not a browser)
+// too. The websocket check matches hosts, not schemes.
+func wsOrigins(origins []string) []string {
+	out := make([]string, 0, len(origins))
+	for _, o := range origins {
+		if _, host, ok := strings.Cut(o, "://"); ok {
+			o = host
+		}
+		out = append(out, o)
+	}
+	return out
 }
 
 func (rt root) Subscription() gen.SubscriptionResolver { return rt.r }

@@ -3,11 +3,13 @@ package graphql_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	coderws "github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/slatehq/slate/consumer/sink"
@@ -228,6 +230,36 @@ func TestNewRefusesBadSubscriptionConfig(t *testing.T) {
 	} {
 		if _, err := graphql.New(cfg); !errors.Is(err, graphql.ErrConfig) || !strings.Contains(err.Error(), "may not be negative") {
 			t.Errorf("New(%+v) = %v, want ErrConfig naming the setting", cfg, err)
+		}
+	}
+}
+
+// A browser page opens a subscription's websocket from the server's own
+// origin or from one of the CORS origins; any other origin is refused at
+// the handshake.
+func TestSubscriptionOrigins(t *testing.T) {
+	hs, _, _, _ := feedServer(t, graphql.Config{AllowedOrigins: []string{"https://app.example.com"}})
+	ws := "ws" + strings.TrimPrefix(hs.URL, "http") + "/query"
+	for _, tc := range []struct {
+		origin string
+		ok     bool
+	}{
+		{hs.URL, true}, {"https://app.example.com", true}, {"", true}, {"https://evil.example.com", false},
+	} {
+		h := http.Header{}
+		if tc.origin != "" {
+			h.Set("Origin", tc.origin)
+		}
+		c, res, err := coderws.Dial(t.Context(), ws, &coderws.DialOptions{HTTPHeader: h, Subprotocols: []string{"graphql-transport-ws"}})
+		if c != nil {
+			_ = c.CloseNow()
+		}
+		if ok := err == nil; ok != tc.ok {
+			status := 0
+			if res != nil {
+				status = res.StatusCode
+			}
+			t.Errorf("Origin %q: handshake err %v (status %d), want ok %v", tc.origin, err, status, tc.ok)
 		}
 	}
 }
