@@ -1070,21 +1070,15 @@ func inRange(v any, op, bound string) bool {
 	} else {
 		cmp = strings.Compare(got, bound)
 	}
-	switch op {
-	case ">":
-		return cmp > 0
-	case ">=":
-		return cmp >= 0
-	case "<":
-		return cmp < 0
-	}
-	return cmp <= 0
+	return holds(cmp, op)
 }
 
 // keywordInRange compares a keyword as Elasticsearch does: as a string,
 // "" first.
-func keywordInRange(v, op, bound string) bool {
-	cmp := strings.Compare(v, bound)
+func keywordInRange(v, op, bound string) bool { return holds(strings.Compare(v, bound), op) }
+
+// holds reports whether a comparison's result cmp satisfies op.
+func holds(cmp int, op string) bool {
 	switch op {
 	case ">":
 		return cmp > 0
