@@ -1,11 +1,10 @@
 package graphql
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 
+	"github.com/slatehq/slate/consumer/sink"
 	"github.com/slatehq/slate/consumer/sink/bleve"
 )
 
@@ -95,9 +94,7 @@ func (b bleveStore) GetMany(ctx context.Context, view string, ids []string) (map
 // decodeDoc decodes a stored document with its numbers as json.Number.
 func decodeDoc(src []byte) (map[string]any, error) {
 	var doc map[string]any
-	dec := json.NewDecoder(bytes.NewReader(src))
-	dec.UseNumber()
-	if err := dec.Decode(&doc); err != nil {
+	if err := sink.DecodeJSON(src, &doc); err != nil {
 		return nil, fmt.Errorf("stored document: %w", err)
 	}
 	return doc, nil

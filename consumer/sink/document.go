@@ -41,9 +41,7 @@ func Document(ctx context.Context, reg schema.Registry, ev *Event, envField stri
 			// Numbers stay json.Number, so an integer past 2^53 is
 			// stored as it was sent, not rounded through a float64.
 			var v any
-			dec := json.NewDecoder(bytes.NewReader(ev.Data))
-			dec.UseNumber()
-			if err := decodeOne(dec, &v); err != nil {
+			if err := DecodeJSON(ev.Data, &v); err != nil {
 				return nil, fmt.Errorf("%w: event %s: %w", ErrData, ev.ID, err)
 			}
 			if m, ok := v.(map[string]any); ok {
@@ -70,9 +68,12 @@ func Document(ctx context.Context, reg schema.Registry, ev *Event, envField stri
 	return doc, nil
 }
 
-// decodeOne decodes the one JSON value dec reads; anything after it is an
-// error, as for json.Unmarshal.
-func decodeOne(dec *json.Decoder, v any) error {
+// DecodeJSON decodes data, one JSON value, into v as json.Unmarshal does,
+// but with numbers as json.Number: an integer past 2^53 (a version, an
+// amount in minor units) stays exact instead of becoming a float64.
+func DecodeJSON(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
 	if err := dec.Decode(v); err != nil {
 		return err
 	}

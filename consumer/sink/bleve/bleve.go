@@ -1,7 +1,6 @@
 package bleve
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -467,9 +466,7 @@ func (s *Sink) apply(ctx context.Context, cur *change, ev *sink.Event) (*change,
 	}
 	if len(ev.Unchanged) > 0 && cur.rec.live {
 		var prev map[string]any
-		dec := json.NewDecoder(bytes.NewReader(cur.rec.source))
-		dec.UseNumber() // kept fields stay exact
-		if err := dec.Decode(&prev); err != nil {
+		if err := sink.DecodeJSON(cur.rec.source, &prev); err != nil { // kept fields stay exact
 			return nil, false, fmt.Errorf("%w: stored source of %s: %w", ErrStore, ev.Subject, err)
 		}
 		sink.MergeUnchanged(doc, prev, ev)

@@ -73,6 +73,8 @@ import (
 	"sync"
 	"time"
 	"unicode"
+
+	"github.com/slatehq/slate/consumer/sink"
 )
 
 // Server is the double. It is an http.Handler; serve it with httptest.
@@ -931,9 +933,7 @@ func matches(source json.RawMessage, clauses []clause) bool {
 		return true
 	}
 	var doc map[string]any
-	dec := json.NewDecoder(bytes.NewReader(source))
-	dec.UseNumber()
-	if dec.Decode(&doc) != nil {
+	if sink.DecodeJSON(source, &doc) != nil {
 		return false
 	}
 	must, should, anyShould := false, false, false
