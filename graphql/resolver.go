@@ -14,6 +14,7 @@ import (
 
 	"github.com/slatehq/slate/consumer/sink/bleve"
 	"github.com/slatehq/slate/graphql/gen"
+	"github.com/slatehq/slate/internal/querystr"
 )
 
 // pollInterval is how often a query with minVersion reads the view again.
@@ -262,7 +263,7 @@ func (r *resolver) readAs(ctx context.Context, s Store, view, id string, minVers
 // the search is required, as is the status.
 func queryString(search, status string) string {
 	var terms []string
-	for _, t := range splitTerms(search) {
+	for _, t := range querystr.Split(search) {
 		if t == "*" {
 			continue
 		}
@@ -279,34 +280,6 @@ func queryString(search, status string) string {
 
 // phraseEscaper escapes a phrase of a query string.
 var phraseEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
-
-// splitTerms splits a query string at spaces outside quoted phrases.
-func splitTerms(s string) []string {
-	var out []string
-	var cur strings.Builder
-	quoted, escaped := false, false
-	for _, c := range s {
-		switch {
-		case escaped:
-			escaped = false
-		case c == '\\':
-			escaped = true
-		case c == '"':
-			quoted = !quoted
-		case !quoted && (c == ' ' || c == '\t' || c == '\n'):
-			if cur.Len() > 0 {
-				out = append(out, cur.String())
-				cur.Reset()
-			}
-			continue
-		}
-		cur.WriteRune(c)
-	}
-	if cur.Len() > 0 {
-		out = append(out, cur.String())
-	}
-	return out
-}
 
 func encodeCursor(offset int) string {
 	return base64.RawURLEncoding.EncodeToString([]byte("titles:" + strconv.Itoa(offset)))

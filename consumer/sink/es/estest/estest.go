@@ -75,6 +75,7 @@ import (
 	"unicode"
 
 	"github.com/slatehq/slate/consumer/sink"
+	"github.com/slatehq/slate/internal/querystr"
 )
 
 // Server is the double. It is an http.Handler; serve it with httptest.
@@ -835,7 +836,7 @@ type clause struct {
 // double supports; with and, a clause without a prefix is required.
 func parseQueryString(q string, and bool) ([]clause, error) {
 	var out []clause
-	for _, tok := range splitClauses(q) {
+	for _, tok := range querystr.Split(q) {
 		var c clause
 		if tok[0] == '+' || tok[0] == '-' {
 			c.occur, tok = tok[0], tok[1:]
@@ -897,34 +898,6 @@ func unescape(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
-}
-
-// splitClauses splits a query string at spaces outside quoted phrases.
-func splitClauses(s string) []string {
-	var out []string
-	var cur strings.Builder
-	quoted, escaped := false, false
-	for _, c := range s {
-		switch {
-		case escaped:
-			escaped = false
-		case c == '\\':
-			escaped = true
-		case c == '"':
-			quoted = !quoted
-		case !quoted && unicode.IsSpace(c):
-			if cur.Len() > 0 {
-				out = append(out, cur.String())
-				cur.Reset()
-			}
-			continue
-		}
-		cur.WriteRune(c)
-	}
-	if cur.Len() > 0 {
-		out = append(out, cur.String())
-	}
-	return out
 }
 
 // matches reports whether a document's source satisfies the clauses.
