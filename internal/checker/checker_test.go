@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/http/httptest"
 	"os"
@@ -183,7 +184,8 @@ func run(t *testing.T, cfg Config, ops []op) []string {
 	start := func(h consumer.Handler, group string, topics ...string) *incarnation {
 		copts := []consumer.Option{consumer.WithBrokers(shared.brokers), consumer.WithGroup(group), consumer.WithTopics(topics...),
 			consumer.WithRegistry(shared.reg), consumer.WithDeadLetter(pub), consumer.WithBackoff(5*time.Millisecond, 50*time.Millisecond),
-			consumer.WithBatch(20, 5*time.Millisecond)}
+			consumer.WithBatch(20, 5*time.Millisecond),
+			consumer.WithLogger(slog.New(journalHandler{f: flt}))}
 		if cfg.syncCommit() {
 			copts = append(copts, consumer.WithSyncCommit())
 		}
@@ -206,7 +208,7 @@ func run(t *testing.T, cfg Config, ops []op) []string {
 	startSink := func() *incarnation {
 		inc := &incarnation{}
 		k := &killer{name: "kill", f: flt, inc: inc, kills: &sinkKills}
-		h := consumer.Deduplicate(mortalStore{store, inc}, dcfg, consumer.ToSinks(hv, k, ess,
+		h := consumer.Deduplicate(mortalStore{store, inc, flt}, dcfg, consumer.ToSinks(hv, k, ess,
 			&faulty{Sink: bs, name: "bleve", f: flt}, ks))
 		started := start(h, sinkGroup, enr.Topic())
 		inc.cancel = started.cancel
@@ -253,6 +255,7 @@ func run(t *testing.T, cfg Config, ops []op) []string {
 		// consumers' batches, restarts and rebalances.
 		time.Sleep(time.Duration(r.IntN(20)) * time.Millisecond)
 		w.apply(o)
+		flt.note("op: %v", o)
 		revive()
 		switch o.Kind {
 		case "put", "del", "sched":
@@ -338,6 +341,7 @@ func run(t *testing.T, cfg Config, ops []op) []string {
 	replayed := 0
 	if err := consumer.ReadDeadLetters(ctx, shared.brokers, schema.DLQTopic(enr.Topic()), func(d consumer.DeadLetter) error {
 		replayed++
+		flt.note("consumer: replaying the dead letter of %s/%d@%d (%s)", d.OriginTopic, d.OriginPartition, d.OriginOffset, d.Error)
 		return consumer.Replay(ctx, pub, d)
 	}); err != nil {
 		diffs = append(diffs, "dead-letter replay: "+err.Error())
@@ -350,7 +354,8 @@ func run(t *testing.T, cfg Config, ops []op) []string {
 	refusedN := len(flt.refused)
 	for _, id := range sortedKeys(flt.refused) {
 		if !flt.accepted[id] {
-			diffs = append(diffs, fmt.Sprintf("bleve: refused event %s never written (%d dead letters replayed)", id, replayed))
+			diffs = append(diffs, fmt.Sprintf("bleve: refused event %s never written (%d dead letters replayed); its story:\n    %s",
+				id, replayed, strings.Join(flt.about(id), "\n    ")))
 		}
 	}
 	flt.mu.Unlock()

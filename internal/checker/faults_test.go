@@ -3,6 +3,10 @@ package checker
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,7 +28,57 @@ type faults struct {
 	killEnr   bool            // the next enricher publish dies after half of it
 	refused   map[string]bool // ids the search sink refused
 	accepted  map[string]bool // ids the search sink wrote
+
+	jmu     sync.Mutex
+	journal []string // what the sinks, the dedupe store and the consumers did, for a failure's report
 }
+
+// note adds a line to the journal.
+func (f *faults) note(format string, args ...any) {
+	line := time.Now().Format("15:04:05.000000 ") + fmt.Sprintf(format, args...)
+	f.jmu.Lock()
+	f.journal = append(f.journal, line)
+	f.jmu.Unlock()
+}
+
+// about returns the journal's lines that name id or are of the kinds
+// every story needs (restarts, rebalances, dead letters).
+func (f *faults) about(id string) []string {
+	f.jmu.Lock()
+	defer f.jmu.Unlock()
+	var out []string
+	for _, l := range f.journal {
+		if strings.Contains(l, id) || strings.Contains(l, "consumer:") || strings.Contains(l, "op:") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// journalHandler writes the consumers' log records to the journal.
+type journalHandler struct {
+	f     *faults
+	attrs []slog.Attr
+}
+
+func (h journalHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h journalHandler) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "consumer: %s %s", r.Level, r.Message)
+	for _, a := range h.attrs {
+		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+	}
+	r.Attrs(func(a slog.Attr) bool { fmt.Fprintf(&b, " %s=%v", a.Key, a.Value); return true })
+	h.f.note("%s", b.String())
+	return nil
+}
+
+func (h journalHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return journalHandler{f: h.f, attrs: append(slices.Clip(h.attrs), as...)}
+}
+
+func (h journalHandler) WithGroup(string) slog.Handler { return h }
 
 func (f *faults) down() bool {
 	f.mu.Lock()
@@ -47,6 +101,9 @@ func (s *faulty) Write(ctx context.Context, batch []sink.Event) error {
 	if s.f.down() {
 		return sink.NewUnavailable(s.name + ": outage")
 	}
+	for i := range batch {
+		s.f.note("%s write[%d] %s %s/%d@%d replayed=%q skip=%v", s.name, i, batch[i].ID, batch[i].Topic, batch[i].Partition, batch[i].Offset, batch[i].ReplayedFrom, batch[i].SkipSinks)
+	}
 	s.f.mu.Lock()
 	var refused []sink.Rejection
 	if s.f.refuse > 0 && len(batch) > 0 && batch[0].ReplayedFrom == "" {
@@ -56,7 +113,11 @@ func (s *faulty) Write(ctx context.Context, batch []sink.Event) error {
 		batch = batch[1:]
 	}
 	s.f.mu.Unlock()
+	if len(refused) > 0 {
+		s.f.note("%s refused %s", s.name, refused[0].Event.ID)
+	}
 	if err := s.Sink.Write(ctx, batch); err != nil {
+		s.f.note("%s write failed: %v", s.name, err)
 		return err
 	}
 	s.f.mu.Lock()
@@ -109,6 +170,7 @@ func (i *incarnation) kill() { i.dead.Store(true); i.cancel() }
 type mortalStore struct {
 	consumer.DedupeStore
 	inc *incarnation
+	f   *faults
 }
 
 var errDead = errors.New("checker: the process was killed")
@@ -117,21 +179,32 @@ func (s mortalStore) Claim(ctx context.Context, ids []string, lease time.Duratio
 	if s.inc.dead.Load() {
 		return nil, errDead
 	}
-	return s.DedupeStore.Claim(ctx, ids, lease)
+	st, err := s.DedupeStore.Claim(ctx, ids, lease)
+	for i := range st {
+		s.f.note("store claim %q %v", ids[i], st[i])
+	}
+	if err != nil {
+		s.f.note("store claim failed: %v", err)
+	}
+	return st, err
 }
 
 func (s mortalStore) Done(ctx context.Context, ids []string, ttl time.Duration) error {
 	if s.inc.dead.Load() {
 		return errDead
 	}
-	return s.DedupeStore.Done(ctx, ids, ttl)
+	err := s.DedupeStore.Done(ctx, ids, ttl)
+	s.f.note("store done %q err=%v", ids, err)
+	return err
 }
 
 func (s mortalStore) Release(ctx context.Context, ids []string) error {
 	if s.inc.dead.Load() {
 		return errDead
 	}
-	return s.DedupeStore.Release(ctx, ids)
+	err := s.DedupeStore.Release(ctx, ids)
+	s.f.note("store release %q err=%v", ids, err)
+	return err
 }
 
 // mortalPublisher is the enricher's publisher: an armed kill publishes half
