@@ -18,7 +18,9 @@ func TestHeldClaimWaitsForLeaseInsteadOfDropping(t *testing.T) {
 	store := dedupe.NewMemory()
 	defer store.Close()
 	envs := titleEvents(3, "held")
-	const lease = 2 * time.Second
+	// Longer than joining the group takes on a loaded machine, so that the
+	// consumer meets the claim while it is still held.
+	const lease = 6 * time.Second
 	// The dead consumer's claim on the second event.
 	st, err := store.Claim(t.Context(), []string{envs[1].ID}, lease)
 	if err != nil || st[0] != dedupe.Fresh {
